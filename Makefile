@@ -1,0 +1,59 @@
+# dm-pmcache: top-level build and test entry points.
+#   make / make module   build dm-pmcache/dm-pmcache.ko against KDIR
+#   make deps            install everything builds and tests need (Debian 12, root)
+#   make check           userspace tests, then the VM scenarios
+#   make demo            boot a VM and show the cache working
+#   make test-unit       userspace tests only
+#   make test-vm [T=name] [KERNEL=6.1|6.12]
+KDIR ?= /lib/modules/$(shell uname -r)/build
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+KERNEL ?= 6.12
+T ?=
+ROUNDS ?=
+QUICK ?=
+
+.PHONY: all module modules clean deps check demo test-unit test-vm crashtest bench microbench sparse
+
+all: module
+
+module modules:
+	$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache modules
+
+# Build the module for one of the test kernels into build/module-<ver>/.
+build/module-%/dm-pmcache.ko: FORCE
+	@scripts/build-module $*
+
+FORCE:
+
+sparse:
+	$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache C=2 CF="-D__CHECK_ENDIAN__" modules
+
+deps:
+	@scripts/deps
+
+test-unit:
+	@$(MAKE) -s -C tests/unit run
+
+test-vm:
+	@scripts/run-vm-tests --kernel $(KERNEL) $(if $(T),--only $(T)) $(if $(ROUNDS),--rounds $(ROUNDS))
+
+check:
+	@scripts/check
+
+demo:
+	@scripts/demo
+
+crashtest:
+	@$(MAKE) -s -C tests/unit crashtest
+
+bench:
+	@scripts/bench $(if $(QUICK),--quick)
+
+microbench:
+	@$(MAKE) -s -C tests/unit microbench
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache clean 2>/dev/null
+	-$(MAKE) -s -C tests/unit clean
+	rm -rf build/module-* build/initramfs-* build/vm

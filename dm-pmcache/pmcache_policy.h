@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Admission and replacement policy of dm-pmcache.
+ *
+ * The policy decides, it never acts: no I/O, no sleeping, no allocation after
+ * create, bounded memory. The mechanism (pmcache_target.c) calls it under no
+ * lock of its own; the policy protects its state itself, and the hit path
+ * takes no lock at all.
+ *
+ * Cache slots are numbered 0..nr_slots-1. A slot is "resident" between
+ * insert() and remove(). Whether a resident slot may be evicted right now
+ * (clean, not under I/O) only the mechanism knows: evict_candidate() asks it
+ * through the callback and skips slots it refuses.
+ */
+#ifndef PMCACHE_POLICY_H
+#define PMCACHE_POLICY_H
+
+#include "pmcache_os.h"
+
+#define PMC_NO_SLOT U32_MAX
+
+struct pmc_policy;
+
+/* Return true when the mechanism can evict @slot now. Must not sleep. */
+typedef bool (*pmc_evictable_fn)(void *ctx, u32 slot);
+
+struct pmc_policy_ops {
+	const char *name;
+	struct pmc_policy *(*create)(u32 nr_slots);
+	void (*destroy)(struct pmc_policy *p);
+	/* A read or write found @oblock cached in @slot. Lock-free. */
+	void (*hit)(struct pmc_policy *p, u32 slot);
+	/*
+	 * @oblock missed. Returns true when it should be admitted (promoted).
+	 * @have_free: a free slot exists, so admitting evicts nothing.
+	 */
+	bool (*miss)(struct pmc_policy *p, u64 oblock, bool have_free);
+	/* @slot now holds @oblock (promotion, or a write that cached it). */
+	void (*insert)(struct pmc_policy *p, u32 slot, u64 oblock);
+	/* @slot no longer holds a block (evicted, invalidated, superseded). */
+	void (*remove)(struct pmc_policy *p, u32 slot);
+	/*
+	 * Pick a resident slot to evict, consulting @evictable; PMC_NO_SLOT
+	 * when none is evictable. The slot stays resident until remove().
+	 */
+	u32 (*evict_candidate)(struct pmc_policy *p, pmc_evictable_fn evictable,
+			       void *ctx);
+	/* Periodic aging (called about once a second by the mechanism). */
+	void (*tick)(struct pmc_policy *p);
+	/* DRAM bytes used, for the memory budget check. */
+	size_t (*mem_bytes)(const struct pmc_policy *p);
+};
+
+/* The policy dm-pmcache uses. */
+extern const struct pmc_policy_ops pmc_policy_default;
+
+#endif /* PMCACHE_POLICY_H */

@@ -59,7 +59,9 @@ typedef uint64_t __le64;
 #define le64_to_cpu(x) le64toh(x)
 
 #define __packed __attribute__((packed))
+#ifndef __always_inline	/* glibc's <sys/cdefs.h> has one */
 #define __always_inline inline __attribute__((always_inline))
+#endif
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))

@@ -1,19 +1,1255 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Placeholder: registers the target so the test bench can load it. */
+/*
+ * dm-pmcache: a write-back block cache in persistent memory.
+ *
+ * Table line:
+ *   <start> <len> pmcache <cache_dev> <origin_dev> <#feature args> [args...]
+ *
+ * This file is the device-mapper glue: argument parsing, mapping the cache
+ * device through DAX, and the I/O path. Format and recovery live in
+ * pmcache_meta.c, the index in pmcache_index.c, free slots in
+ * pmcache_alloc.c, the policy in pmcache_policy.c and writeback in
+ * pmcache_writeback.c.
+ */
 #include <linux/module.h>
-#include <linux/device-mapper.h>
+#include <linux/init.h>
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/dax.h>
+#include <linux/pfn_t.h>
+#include <linux/random.h>
+#include <linux/sched.h>
+#include <linux/timekeeping.h>
+#include <linux/highmem.h>
 
-static int pmcache_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+#include "pmcache.h"
+#include "pmcache_pmem.h"
+
+#define PMC_DEFAULT_BLOCK_SIZE	4096u
+#define PMC_DEFAULT_HIGH_WM	50u
+#define PMC_DEFAULT_LOW_WM	45u
+#define PMC_DEFAULT_WB_JOBS	1024u
+#define PMC_DEFAULT_MAX_AGE_MS	30000u
+#define PMC_ALLOC_REGIONS	64u
+
+static const char * const pmc_mode_names[] = {
+	[PMC_MODE_WRITEBACK] = "writeback",
+	[PMC_MODE_WRITETHROUGH] = "writethrough",
+	[PMC_MODE_WRITEAROUND] = "writearound",
+	[PMC_MODE_PASSTHROUGH] = "passthrough",
+};
+
+static const char * const pmc_health_names[] = {
+	[PMC_HEALTH_OK] = "ok",
+	[PMC_HEALTH_DEGRADED] = "degraded",
+	[PMC_HEALTH_FAILED] = "failed",
+};
+
+/* Per-bio state, for bios that are remapped to the origin. */
+struct pmc_bio {
+	u32 flags;
+	u64 oblock;
+};
+
+#define PMC_BIO_BYPASS_WRITE	0x1	/* write of an uncached block to the origin */
+
+/* ---------------------------------------------------------------------------
+ * Table arguments: one row per feature argument.
+ */
+struct pmc_feature {
+	const char *name;
+	unsigned int nr_values;
+	int (*parse)(struct pmc_cache *c, char **values, char **error);
+};
+
+static int parse_u32(const char *s, u32 lo, u32 hi, u32 *out)
 {
-	ti->error = "pmcache: not implemented yet";
+	u32 v;
+
+	if (kstrtou32(s, 10, &v) || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int feat_block_size(struct pmc_cache *c, char **v, char **error)
+{
+	if (parse_u32(v[0], PMC_MIN_BLOCK_SIZE, PMC_MAX_BLOCK_SIZE, &c->block_size) ||
+	    !is_power_of_2(c->block_size) || c->block_size > PAGE_SIZE) {
+		*error = "pmcache: block_size must be a power of two from 512 to 4096";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int feat_high_wm(struct pmc_cache *c, char **v, char **error)
+{
+	if (parse_u32(v[0], 0, 100, &c->high_wm)) {
+		*error = "pmcache: high_watermark must be a percentage";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int feat_low_wm(struct pmc_cache *c, char **v, char **error)
+{
+	if (parse_u32(v[0], 0, 100, &c->low_wm)) {
+		*error = "pmcache: low_watermark must be a percentage";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int feat_wb_jobs(struct pmc_cache *c, char **v, char **error)
+{
+	if (parse_u32(v[0], 1, 65536, &c->wb_jobs)) {
+		*error = "pmcache: writeback_jobs must be 1..65536";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int feat_max_age(struct pmc_cache *c, char **v, char **error)
+{
+	if (parse_u32(v[0], 0, 3600000, &c->max_age_ms)) {
+		*error = "pmcache: max_dirty_age must be 0..3600000 ms";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int feat_format(struct pmc_cache *c, char **v, char **error)
+{
+	c->action = PMC_ACT_FORMAT;
+	return 0;
+}
+
+static int feat_mode(struct pmc_cache *c, char **v, char **error)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(pmc_mode_names); i++)
+		if (!strcmp(v[0], pmc_mode_names[i])) {
+			c->mode = i;
+			if (c->mode != PMC_MODE_WRITEBACK) {
+				*error = "pmcache: only mode writeback is implemented";
+				return -EINVAL;
+			}
+			return 0;
+		}
+	*error = "pmcache: mode must be writeback, writethrough, writearound or passthrough";
 	return -EINVAL;
+}
+
+static const struct pmc_feature pmc_features[] = {
+	{ "block_size",		1, feat_block_size },
+	{ "high_watermark",	1, feat_high_wm },
+	{ "low_watermark",	1, feat_low_wm },
+	{ "writeback_jobs",	1, feat_wb_jobs },
+	{ "max_dirty_age",	1, feat_max_age },
+	{ "mode",		1, feat_mode },
+	{ "format",		0, feat_format },
+};
+
+static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **argv,
+			      char **error)
+{
+	unsigned int i = 0, k, j;
+	int r;
+
+	c->feature_args = kcalloc(argc ? argc : 1, sizeof(char *), GFP_KERNEL);
+	if (!c->feature_args) {
+		*error = "pmcache: out of memory";
+		return -ENOMEM;
+	}
+	while (i < argc) {
+		const struct pmc_feature *f = NULL;
+
+		for (k = 0; k < ARRAY_SIZE(pmc_features); k++)
+			if (!strcasecmp(argv[i], pmc_features[k].name))
+				f = &pmc_features[k];
+		if (!f) {
+			*error = "pmcache: unknown feature argument";
+			return -EINVAL;
+		}
+		if (i + f->nr_values > argc - 1) {
+			*error = "pmcache: feature argument is missing its value";
+			return -EINVAL;
+		}
+		r = f->parse(c, &argv[i + 1], error);
+		if (r)
+			return r;
+		for (j = 0; j <= f->nr_values; j++) {
+			c->feature_args[c->nr_feature_args] = kstrdup(argv[i + j], GFP_KERNEL);
+			if (!c->feature_args[c->nr_feature_args]) {
+				*error = "pmcache: out of memory";
+				return -ENOMEM;
+			}
+			c->nr_feature_args++;
+		}
+		i += 1 + f->nr_values;
+	}
+	if (c->low_wm > c->high_wm) {
+		*error = "pmcache: low_watermark must not exceed high_watermark";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Mapping the cache device.
+ */
+static int pmc_map_pmem(struct pmc_cache *c, char **error)
+{
+	struct block_device *bdev = c->cache_dev->bdev;
+	long pages, got;
+	sector_t start;
+	pfn_t pfn;
+	void *kaddr;
+	int id;
+
+	c->dax_dev = c->cache_dev->dax_dev;
+	if (!c->dax_dev) {
+		*error = "pmcache: cache device does not support DAX (use an fsdax pmem namespace)";
+		return -EOPNOTSUPP;
+	}
+	if (!dax_synchronous(c->dax_dev)) {
+		*error = "pmcache: cache device DAX is not synchronous (CPU stores are not durable)";
+		return -EOPNOTSUPP;
+	}
+	start = get_start_sect(bdev);
+	if (start & (PAGE_SIZE / SECTOR_SIZE - 1)) {
+		*error = "pmcache: cache partition is not page aligned";
+		return -EINVAL;
+	}
+	c->pmem_size = bdev_nr_sectors(bdev) << SECTOR_SHIFT;
+	pages = c->pmem_size >> PAGE_SHIFT;
+	c->pmem_size = (u64)pages << PAGE_SHIFT;
+	if (pages < 4) {
+		*error = "pmcache: cache device too small";
+		return -EINVAL;
+	}
+	id = dax_read_lock();
+	got = dax_direct_access(c->dax_dev, start >> (PAGE_SHIFT - SECTOR_SHIFT), pages,
+				DAX_ACCESS, &kaddr, &pfn);
+	dax_read_unlock(id);
+	if (got < 0) {
+		*error = "pmcache: cannot map the cache device (dax_direct_access failed)";
+		return got;
+	}
+	if (got < pages) {
+		*error = "pmcache: cache device is not one contiguous DAX mapping";
+		return -EOPNOTSUPP;
+	}
+	if (!pfn_t_has_page(pfn)) {
+		*error = "pmcache: cache device has no struct pages (use fsdax mode with map=dev or mem)";
+		return -EOPNOTSUPP;
+	}
+	c->pmem = kaddr;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Slot life cycle.
+ */
+static bool pmc_evictable(void *ctx, u32 slot)
+{
+	struct pmc_cache *c = ctx;
+
+	return READ_ONCE(c->idx.state[slot]) == PMC_S_CLEAN;
+}
+
+/* Evict one clean block; its slot, its record cleared and persistent, is ours. */
+static u32 pmc_evict_one(struct pmc_cache *c)
+{
+	int tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		u32 slot = c->pops->evict_candidate(c->policy, pmc_evictable, c);
+		struct pmc_stripe *st;
+		u64 oblock;
+
+		if (slot == PMC_NO_SLOT)
+			return PMC_NO_SLOT;
+		oblock = pmc_key_oblock(READ_ONCE(c->idx.key[slot]));
+		st = pmc_index_stripe(&c->idx, oblock);
+		spin_lock(&st->lock);
+		if (c->idx.state[slot] != PMC_S_CLEAN ||
+		    pmc_key_oblock(c->idx.key[slot]) != oblock) {
+			spin_unlock(&st->lock);
+			continue;
+		}
+		pmc_index_remove(&c->idx, slot);
+		c->idx.state[slot] = PMC_S_BUSY;
+		pmc_rec_clear(&c->meta, slot);
+		spin_unlock(&st->lock);
+		/* Its next owner writes the key first: the clear must be durable. */
+		pmc_pmem_fence();
+		c->pops->remove(c->policy, slot);
+		atomic64_dec(&c->nr_used);
+		PMC_STAT_INC(c, evictions);
+		return slot;
+	}
+	return PMC_NO_SLOT;
+}
+
+static bool pmc_slot_available(struct pmc_cache *c)
+{
+	return pmc_alloc_nr_free(&c->alloc) ||
+	       atomic64_read(&c->nr_used) > atomic64_read(&c->nr_dirty);
+}
+
+/* A free slot for a write; waits for writeback when the cache is all dirty. */
+static u32 pmc_get_slot(struct pmc_cache *c)
+{
+	unsigned int hint = raw_smp_processor_id() * c->alloc_stride;
+	u32 slot;
+
+	for (;;) {
+		slot = pmc_alloc_get(&c->alloc, hint);
+		if (slot != PMC_NO_SLOT)
+			break;
+		slot = pmc_evict_one(c);
+		if (slot != PMC_NO_SLOT)
+			break;
+		atomic_inc(&c->free_waiters);
+		pmc_wb_kick(c);
+		wait_event_timeout(c->free_wait, pmc_slot_available(c), HZ / 10);
+		atomic_dec(&c->free_waiters);
+	}
+	c->idx.state[slot] = PMC_S_BUSY;
+	return slot;
+}
+
+void pmc_slot_free(struct pmc_cache *c, u32 slot)
+{
+	WRITE_ONCE(c->idx.state[slot], PMC_S_FREE);
+	pmc_alloc_put(&c->alloc, slot);
+	if (atomic_read(&c->free_waiters))
+		wake_up(&c->free_wait);
+}
+
+/*
+ * Make @slot (data already in pmem) the current copy of @oblock, dirty or
+ * clean. Called with the stripe lock held. The copy it replaces, if any, is
+ * cleared after the commit; returns it when it can be freed now (after a
+ * fence), PMC_NO_SLOT otherwise.
+ */
+static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
+		       bool dirty)
+{
+	u32 old = *old_p;
+	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
+	u16 gen = 0;
+	u32 to_free = PMC_NO_SLOT;
+
+	if (old != PMC_NO_SLOT) {
+		u8 os = c->idx.state[old];
+
+		gen = pmc_key_gen(c->idx.key[old]) + 1;
+		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
+			state |= PMC_S_WB_WAIT;
+	}
+	pmc_rec_commit(&c->meta, slot, pmc_key_make(oblock, gen), dirty);
+	if (old != PMC_NO_SLOT) {
+		u8 os = c->idx.state[old];
+
+		pmc_index_remove(&c->idx, old);
+		if (os & PMC_S_STALE) {
+			/* A tombstone: already cleared and gone from the policy. */
+			*old_p = PMC_NO_SLOT;
+		} else {
+			pmc_rec_clear(&c->meta, old);
+			if ((os & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+				atomic64_dec(&c->nr_dirty);
+			atomic64_dec(&c->nr_used);
+		}
+		if (os & PMC_S_WB) {
+			/* Writeback still reads its data: it frees the slot. */
+			c->idx.state[old] = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
+		} else {
+			c->idx.state[old] = PMC_S_BUSY;
+			to_free = old;
+		}
+	}
+	pmc_index_insert(&c->idx, slot, pmc_key_make(oblock, gen), state);
+	atomic64_inc(&c->nr_used);
+	if (dirty)
+		atomic64_inc(&c->nr_dirty);
+	return to_free;
+}
+
+/*
+ * After pmc_install, outside the lock: make the clear of the replaced copy
+ * durable, then free it and tell the policy. @old is what pmc_install left.
+ */
+static void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock, u32 old,
+			     u32 to_free)
+{
+	if (old != PMC_NO_SLOT) {
+		pmc_pmem_fence();
+		c->pops->remove(c->policy, old);
+	}
+	if (to_free != PMC_NO_SLOT)
+		pmc_slot_free(c, to_free);
+	c->pops->insert(c->policy, slot, oblock);
+}
+
+/* ---------------------------------------------------------------------------
+ * Copying between bios and pmem.
+ */
+static void pmc_bio_to_pmem(struct bio *bio, unsigned int bio_off, u8 *dst,
+			    unsigned int len)
+{
+	struct bvec_iter start = bio->bi_iter, it;
+	struct bio_vec bv;
+
+	bio_advance_iter(bio, &start, bio_off);
+	start.bi_size = len;
+	__bio_for_each_segment(bv, bio, it, start) {
+		void *p = bvec_kmap_local(&bv);
+
+		pmc_pmem_copy(dst, p, bv.bv_len);
+		kunmap_local(p);
+		dst += bv.bv_len;
+	}
+}
+
+static void pmc_bio_to_buf(struct bio *bio, unsigned int bio_off, u8 *dst,
+			   unsigned int len)
+{
+	struct bvec_iter start = bio->bi_iter, it;
+	struct bio_vec bv;
+
+	bio_advance_iter(bio, &start, bio_off);
+	start.bi_size = len;
+	__bio_for_each_segment(bv, bio, it, start) {
+		memcpy_from_bvec(dst, &bv);
+		dst += bv.bv_len;
+	}
+}
+
+static int pmc_pmem_to_bio(struct bio *bio, unsigned int bio_off, const u8 *src,
+			   unsigned int len)
+{
+	struct bvec_iter start = bio->bi_iter, it;
+	struct bio_vec bv;
+	int r = 0;
+
+	bio_advance_iter(bio, &start, bio_off);
+	start.bi_size = len;
+	__bio_for_each_segment(bv, bio, it, start) {
+		void *p = bvec_kmap_local(&bv);
+
+		if (!r)
+			r = pmc_pmem_read(p, src, bv.bv_len);
+		kunmap_local(p);
+		src += bv.bv_len;
+	}
+	return r;
+}
+
+/* ---------------------------------------------------------------------------
+ * The I/O path.
+ */
+
+/* Byte range of block @oblock covered by the bio starting at @bio_off. */
+struct pmc_chunk {
+	u64 oblock;
+	unsigned int bio_off;	/* bytes into the bio */
+	unsigned int blk_off;	/* bytes into the block */
+	unsigned int len;
+};
+
+static void pmc_chunk_first(struct pmc_cache *c, struct bio *bio,
+			    unsigned int bio_off, struct pmc_chunk *ch)
+{
+	u64 pos = ((u64)bio->bi_iter.bi_sector << SECTOR_SHIFT) + bio_off;
+
+	ch->oblock = pos >> c->block_shift;
+	ch->bio_off = bio_off;
+	ch->blk_off = pos & (c->block_size - 1);
+	ch->len = min_t(unsigned int, c->block_size - ch->blk_off,
+			bio->bi_iter.bi_size - bio_off);
+}
+
+static void pmc_remap_origin(struct pmc_cache *c, struct bio *bio)
+{
+	bio_set_dev(bio, c->origin_dev->bdev);
+}
+
+/* Finish the first @done bytes of @bio here; dm resubmits the rest. */
+static int pmc_complete_prefix(struct bio *bio, unsigned int done, int err)
+{
+	if (done < bio->bi_iter.bi_size)
+		dm_accept_partial_bio(bio, done >> SECTOR_SHIFT);
+	if (err)
+		bio->bi_status = errno_to_blk_status(err);
+	bio_endio(bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
+/* Send the first @len bytes of @bio to the origin. */
+static int pmc_prefix_to_origin(struct pmc_cache *c, struct bio *bio,
+				unsigned int len)
+{
+	if (len < bio->bi_iter.bi_size)
+		dm_accept_partial_bio(bio, len >> SECTOR_SHIFT);
+	pmc_remap_origin(c, bio);
+	return DM_MAPIO_REMAPPED;
+}
+
+static int pmc_map_read(struct pmc_cache *c, struct bio *bio)
+{
+	unsigned int off = 0, size = bio->bi_iter.bi_size;
+	struct pmc_chunk ch;
+	int err = 0;
+
+	/* Serve the cached prefix from pmem. */
+	while (off < size) {
+		struct pmc_stripe *st;
+		u32 slot;
+
+		pmc_chunk_first(c, bio, off, &ch);
+		st = pmc_index_stripe(&c->idx, ch.oblock);
+		spin_lock(&st->lock);
+		slot = pmc_index_lookup(&c->idx, ch.oblock);
+		if (slot == PMC_NO_SLOT || (c->idx.state[slot] & PMC_S_STALE)) {
+			spin_unlock(&st->lock);
+			break;
+		}
+		err = pmc_pmem_to_bio(bio, off, pmc_block_data(&c->meta, slot) + ch.blk_off,
+				      ch.len);
+		spin_unlock(&st->lock);
+		c->pops->hit(c->policy, slot);
+		PMC_STAT_INC(c, read_hits);
+		if (err) {
+			PMC_STAT_INC(c, errors);
+			c->health = max_t(int, c->health, PMC_HEALTH_DEGRADED);
+			DMERR_LIMIT("media error reading cached block %llu", ch.oblock);
+			return pmc_complete_prefix(bio, off + ch.len, err);
+		}
+		off += ch.len;
+	}
+	if (off)
+		return pmc_complete_prefix(bio, off, 0);
+
+	/* Not cached: send the uncached prefix to the origin. */
+	while (off < size) {
+		struct pmc_stripe *st;
+		bool cached;
+
+		pmc_chunk_first(c, bio, off, &ch);
+		st = pmc_index_stripe(&c->idx, ch.oblock);
+		spin_lock(&st->lock);
+		cached = pmc_index_lookup(&c->idx, ch.oblock) != PMC_NO_SLOT;
+		spin_unlock(&st->lock);
+		if (cached)
+			break;
+		PMC_STAT_INC(c, read_misses);
+		off += ch.len;
+	}
+	return pmc_prefix_to_origin(c, bio, off);
+}
+
+/*
+ * Write one chunk into the cache. Returns 0 on success, -EAGAIN when the
+ * chunk is a partial block that is not cached (the caller sends it to the
+ * origin), or a negative errno.
+ */
+static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
+			   const struct pmc_chunk *ch, u8 *bounce)
+{
+	bool full = ch->len == c->block_size;
+	struct pmc_stripe *st = pmc_index_stripe(&c->idx, ch->oblock);
+	u32 slot, old, to_free;
+	int r;
+
+	if (!full) {
+		/* Cheap check first: partial writes to uncached blocks bypass. */
+		spin_lock(&st->lock);
+		old = pmc_index_lookup(&c->idx, ch->oblock);
+		spin_unlock(&st->lock);
+		if (old == PMC_NO_SLOT)
+			return -EAGAIN;
+		pmc_bio_to_buf(bio, ch->bio_off, bounce + ch->blk_off, ch->len);
+	}
+
+	slot = pmc_get_slot(c);
+	if (full)
+		pmc_bio_to_pmem(bio, ch->bio_off, pmc_block_data(&c->meta, slot), ch->len);
+
+	spin_lock(&st->lock);
+	atomic_inc(&st->write_seq);
+	old = pmc_index_lookup(&c->idx, ch->oblock);
+	if (!full) {
+		u8 *src;
+		unsigned int tail = ch->blk_off + ch->len;
+
+		if (old == PMC_NO_SLOT || (c->idx.state[old] & PMC_S_STALE)) {
+			spin_unlock(&st->lock);
+			c->idx.state[slot] = PMC_S_BUSY;
+			pmc_slot_free(c, slot);
+			return -EAGAIN;
+		}
+		/* Merge: old head, new middle, old tail, written out of place. */
+		src = pmc_block_data(&c->meta, old);
+		r = pmc_pmem_read(bounce, src, ch->blk_off);
+		if (!r)
+			r = pmc_pmem_read(bounce + tail, src + tail, c->block_size - tail);
+		if (r) {
+			spin_unlock(&st->lock);
+			pmc_slot_free(c, slot);
+			return r;
+		}
+		pmc_pmem_copy(pmc_block_data(&c->meta, slot), bounce, c->block_size);
+	}
+	if (old != PMC_NO_SLOT && !(c->idx.state[old] & PMC_S_STALE))
+		PMC_STAT_INC(c, write_hits);
+	else
+		PMC_STAT_INC(c, write_misses);
+	to_free = pmc_install(c, slot, ch->oblock, &old, true);
+	spin_unlock(&st->lock);
+	pmc_install_done(c, slot, ch->oblock, old, to_free);
+	if (atomic64_read(&c->nr_dirty) > c->high_limit)
+		pmc_wb_kick(c);
+	return 0;
+}
+
+static int pmc_map_write(struct pmc_cache *c, struct bio *bio)
+{
+	unsigned int off = 0, size = bio->bi_iter.bi_size;
+	struct pmc_chunk ch;
+	u8 *bounce = NULL;
+	int r = 0;
+
+	while (off < size) {
+		pmc_chunk_first(c, bio, off, &ch);
+		if (ch.len < c->block_size && !bounce) {
+			bounce = kmalloc(c->block_size, GFP_NOIO);
+			if (!bounce) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		r = pmc_write_chunk(c, bio, &ch, bounce);
+		if (r)
+			break;
+		off += ch.len;
+	}
+	kfree(bounce);
+	if (r == -EAGAIN) {
+		if (off)
+			return pmc_complete_prefix(bio, off, 0);
+		/* A partial block that is not cached: write it to the origin. */
+		{
+			struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+			struct pmc_stripe *st = pmc_index_stripe(&c->idx, ch.oblock);
+
+			pb->flags = PMC_BIO_BYPASS_WRITE;
+			pb->oblock = ch.oblock;
+			atomic_inc(&st->bypass_inflight);
+			atomic_inc(&st->write_seq);
+		}
+		PMC_STAT_INC(c, write_misses);
+		return pmc_prefix_to_origin(c, bio, ch.len);
+	}
+	if (r) {
+		PMC_STAT_INC(c, errors);
+		return pmc_complete_prefix(bio, off ? off : size, r);
+	}
+	return pmc_complete_prefix(bio, off, 0);
+}
+
+/* Drop every cached block wholly inside [first, last]. */
+static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
+{
+	u64 b;
+
+	for (b = first; b <= last; b++) {
+		struct pmc_stripe *st = pmc_index_stripe(&c->idx, b);
+		u32 slot, to_free = PMC_NO_SLOT;
+		u8 s;
+
+		spin_lock(&st->lock);
+		slot = pmc_index_lookup(&c->idx, b);
+		if (slot == PMC_NO_SLOT || (c->idx.state[slot] & PMC_S_STALE)) {
+			spin_unlock(&st->lock);
+			continue;
+		}
+		atomic_inc(&st->write_seq);
+		s = c->idx.state[slot];
+		pmc_rec_clear(&c->meta, slot);
+		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+			atomic64_dec(&c->nr_dirty);
+		atomic64_dec(&c->nr_used);
+		if (s & PMC_S_WB) {
+			/* Keep it in the hash as a tombstone until writeback ends. */
+			c->idx.state[slot] = s | PMC_S_STALE;
+		} else {
+			pmc_index_remove(&c->idx, slot);
+			c->idx.state[slot] = PMC_S_BUSY;
+			to_free = slot;
+		}
+		spin_unlock(&st->lock);
+		pmc_pmem_fence();
+		c->pops->remove(c->policy, slot);
+		if (to_free != PMC_NO_SLOT)
+			pmc_slot_free(c, to_free);
+	}
+}
+
+static int pmc_map_discard(struct pmc_cache *c, struct bio *bio)
+{
+	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+	u64 end = start + bio->bi_iter.bi_size;
+	u64 first = DIV_ROUND_UP(start, c->block_size);
+	u64 last_excl = end >> c->block_shift;
+
+	if (first < last_excl)
+		pmc_invalidate_range(c, first, last_excl - 1);
+	if (bdev_max_discard_sectors(c->origin_dev->bdev)) {
+		pmc_remap_origin(c, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+	bio_endio(bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static int pmc_map(struct dm_target *ti, struct bio *bio)
+{
+	struct pmc_cache *c = ti->private;
+	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+
+	pb->flags = 0;
+	if (unlikely(c->health == PMC_HEALTH_FAILED))
+		return DM_MAPIO_KILL;
+	if (bio->bi_opf & REQ_PREFLUSH) {
+		/*
+		 * Cached writes are durable at completion; only what went to
+		 * the origin needs its flush. dm sends flushes without data.
+		 */
+		pmc_remap_origin(c, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+	switch (bio_op(bio)) {
+	case REQ_OP_READ:
+		return pmc_map_read(c, bio);
+	case REQ_OP_WRITE:
+		return pmc_map_write(c, bio);
+	case REQ_OP_DISCARD:
+		return pmc_map_discard(c, bio);
+	default:
+		/* Write-zeroes and the like: drop the blocks, let the origin do it. */
+		pmc_invalidate_range(c, pmc_sector_to_oblock(c, bio->bi_iter.bi_sector),
+				     pmc_sector_to_oblock(c, bio_end_sector(bio) - 1));
+		pmc_remap_origin(c, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+}
+
+static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct pmc_cache *c = ti->private;
+	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+
+	if (pb->flags & PMC_BIO_BYPASS_WRITE) {
+		struct pmc_stripe *st = pmc_index_stripe(&c->idx, pb->oblock);
+
+		atomic_inc(&st->write_seq);
+		atomic_dec(&st->bypass_inflight);
+	}
+	if (*error)
+		PMC_STAT_INC(c, errors);
+	return DM_ENDIO_DONE;
+}
+
+/* ---------------------------------------------------------------------------
+ * Construction, loading and teardown.
+ */
+static void pmc_free_index(struct pmc_cache *c)
+{
+	if (c->policy)
+		c->pops->destroy(c->policy);
+	c->policy = NULL;
+	pmc_alloc_exit(&c->alloc);
+	pmc_index_exit(&c->idx);
+	c->idx_ready = false;
+}
+
+static int pmc_alloc_index(struct pmc_cache *c)
+{
+	u32 nr = (u32)c->meta.geo.nr_blocks;
+	int r;
+
+	r = pmc_index_init(&c->idx, nr);
+	if (r)
+		return r;
+	r = pmc_alloc_init(&c->alloc, &c->idx, PMC_ALLOC_REGIONS);
+	if (r)
+		goto bad;
+	c->alloc_stride = max_t(u32, 1, c->alloc.nr_regions / num_possible_cpus());
+	c->pops = &pmc_policy_default;
+	c->policy = c->pops->create(nr);
+	if (!c->policy) {
+		r = -ENOMEM;
+		goto bad;
+	}
+	c->idx_ready = true;
+	return 0;
+bad:
+	pmc_free_index(c);
+	return r;
+}
+
+static void pmc_recover_free(void *ctx, u32 slot)
+{
+	struct pmc_cache *c = ctx;
+
+	c->idx.state[slot] = PMC_S_FREE;
+	pmc_alloc_put(&c->alloc, slot);
+}
+
+/* Build the in-DRAM state from pmem: the first resume of this table. */
+static int pmc_load(struct pmc_cache *c)
+{
+	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name };
+	struct pmc_recovery_stats st;
+	u64 t0 = ktime_get_ns();
+	u8 uuid[16];
+	u32 slot;
+	int r;
+
+	if (c->action == PMC_ACT_FORMAT) {
+		get_random_bytes(uuid, sizeof(uuid));
+		r = pmc_meta_format(&c->meta, c->pmem, c->pmem_size, c->block_size, &oid,
+				    uuid, ktime_get_real_seconds());
+		if (r)
+			return r;
+		DMINFO("%s: formatted %llu blocks of %u bytes for origin %s",
+		       dm_device_name(dm_table_get_md(c->ti->table)),
+		       c->meta.geo.nr_blocks, c->block_size, c->origin_name);
+	} else if (c->action == PMC_ACT_REBIND) {
+		pmc_meta_rebind(&c->meta, &oid);
+		DMWARN("cache held only clean blocks of another origin: dropped them, now bound to %s",
+		       c->origin_name);
+	}
+	r = pmc_meta_recover(&c->meta, &c->idx, c->origin_blocks, pmc_recover_free, c, &st);
+	if (r)
+		return r;
+	for (slot = 0; slot < c->idx.nr_slots; slot++)
+		if (pmc_slot_kind(&c->idx, slot) != PMC_S_FREE)
+			c->pops->insert(c->policy, slot, pmc_key_oblock(c->idx.key[slot]));
+	atomic64_set(&c->nr_used, st.used);
+	atomic64_set(&c->nr_dirty, st.dirty);
+	c->load_corrupt = st.corrupt + st.out_of_range;
+	if (c->load_corrupt) {
+		c->health = PMC_HEALTH_DEGRADED;
+		DMERR("%llu corrupt or out-of-range records dropped at load", c->load_corrupt);
+	}
+	c->high_limit = div_u64(c->meta.geo.nr_blocks * c->high_wm, 100);
+	c->action = PMC_ACT_LOAD;
+	c->loaded = true;
+	DMINFO("loaded %llu blocks (%llu dirty, %llu duplicates resolved) in %llu ms",
+	       st.used, st.dirty, st.duplicates, (ktime_get_ns() - t0) / 1000000);
+	return 0;
+}
+
+/* Decide, without changing pmem, what the first resume will do. */
+static int pmc_probe(struct pmc_cache *c, char **error)
+{
+	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name };
+	enum pmc_probe_result res;
+	const char *why;
+
+	if (c->action == PMC_ACT_FORMAT)
+		goto format;
+	res = pmc_meta_probe(&c->meta, c->pmem, c->pmem_size, &why);
+	switch (res) {
+	case PMC_PROBE_BLANK:
+		c->action = PMC_ACT_FORMAT;
+		goto format;
+	case PMC_PROBE_VALID:
+		break;
+	case PMC_PROBE_FOREIGN:
+		*error = "pmcache: not a pmcache device; zero it or pass format";
+		return -EINVAL;
+	default:
+		DMERR("cache device: %s", why);
+		*error = "pmcache: cache superblock is unusable (see the kernel log); pass format to start over";
+		return -EINVAL;
+	}
+	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
+		u64 dirty = pmc_meta_count_dirty(&c->meta);
+
+		if (dirty) {
+			DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors), not %s (%llu sectors)",
+			      dirty, c->meta.origin_name, c->meta.origin_sectors,
+			      c->origin_name, c->origin_sectors);
+			*error = "pmcache: cache holds dirty data of another origin (see the kernel log for which); refusing";
+			return -EINVAL;
+		}
+		c->action = PMC_ACT_REBIND;
+	}
+	return 0;
+format:
+	if (pmc_geometry_compute(c->pmem_size, c->block_size, &c->meta.geo)) {
+		*error = "pmcache: cache device too small";
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static void pmc_dtr(struct dm_target *ti)
+{
+	struct pmc_cache *c = ti->private;
+	unsigned int i;
+
+	if (!c)
+		return;
+	if (c->wq)
+		destroy_workqueue(c->wq);
+	pmc_free_index(c);
+	if (c->cache_dev)
+		dm_put_device(ti, c->cache_dev);
+	if (c->origin_dev)
+		dm_put_device(ti, c->origin_dev);
+	if (c->feature_args) {
+		for (i = 0; i < c->nr_feature_args; i++)
+			kfree(c->feature_args[i]);
+		kfree(c->feature_args);
+	}
+	free_percpu(c->stats);
+	kfree(c);
+	ti->private = NULL;
+}
+
+static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct pmc_cache *c;
+	unsigned int nr_feat;
+	u32 user_block_size;
+	bool block_size_set;
+	unsigned int i;
+	int r;
+
+	if (argc < 3) {
+		ti->error = "pmcache: expected <cache_dev> <origin_dev> <#feature args> [args...]";
+		return -EINVAL;
+	}
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c) {
+		ti->error = "pmcache: out of memory";
+		return -ENOMEM;
+	}
+	ti->private = c;
+	c->ti = ti;
+	c->block_size = PMC_DEFAULT_BLOCK_SIZE;
+	c->high_wm = PMC_DEFAULT_HIGH_WM;
+	c->low_wm = PMC_DEFAULT_LOW_WM;
+	c->wb_jobs = PMC_DEFAULT_WB_JOBS;
+	c->max_age_ms = PMC_DEFAULT_MAX_AGE_MS;
+	c->mode = PMC_MODE_WRITEBACK;
+	c->action = PMC_ACT_LOAD;
+	atomic64_set(&c->nr_used, 0);
+	atomic64_set(&c->nr_dirty, 0);
+	atomic_set(&c->wb_inflight, 0);
+	atomic_set(&c->free_waiters, 0);
+	atomic_set(&c->flush_requests, 0);
+	atomic_set(&c->wb_errors, 0);
+	init_waitqueue_head(&c->free_wait);
+	init_waitqueue_head(&c->clean_wait);
+	mutex_init(&c->wb_mutex);
+	INIT_WORK(&c->wb_work, pmc_wb_work);
+	INIT_DELAYED_WORK(&c->age_work, pmc_age_work);
+
+	c->stats = alloc_percpu(struct pmc_stats);
+	if (!c->stats) {
+		ti->error = "pmcache: out of memory";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	if (kstrtouint(argv[2], 10, &nr_feat) || nr_feat > argc - 3) {
+		ti->error = "pmcache: invalid number of feature arguments";
+		r = -EINVAL;
+		goto bad;
+	}
+	if (nr_feat != argc - 3) {
+		ti->error = "pmcache: too many arguments";
+		r = -EINVAL;
+		goto bad;
+	}
+	r = pmc_parse_features(c, nr_feat, argv + 3, &ti->error);
+	if (r)
+		goto bad;
+	user_block_size = c->block_size;
+	block_size_set = false;
+	for (i = 0; i < c->nr_feature_args; i++)
+		if (!strcasecmp(c->feature_args[i], "block_size"))
+			block_size_set = true;
+
+	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &c->cache_dev);
+	if (r) {
+		ti->error = "pmcache: cannot open the cache device";
+		goto bad;
+	}
+	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table), &c->origin_dev);
+	if (r) {
+		ti->error = "pmcache: cannot open the origin device";
+		goto bad;
+	}
+	if (c->cache_dev->bdev == c->origin_dev->bdev) {
+		ti->error = "pmcache: cache and origin are the same device";
+		r = -EINVAL;
+		goto bad;
+	}
+	c->origin_sectors = bdev_nr_sectors(c->origin_dev->bdev);
+	if (ti->len > c->origin_sectors || ti->begin) {
+		ti->error = "pmcache: the target must start at 0 and not exceed the origin";
+		r = -EINVAL;
+		goto bad;
+	}
+	snprintf(c->origin_name, sizeof(c->origin_name), "%pg", c->origin_dev->bdev);
+
+	r = pmc_map_pmem(c, &ti->error);
+	if (r)
+		goto bad;
+	r = pmc_probe(c, &ti->error);
+	if (r)
+		goto bad;
+	if (c->action != PMC_ACT_FORMAT) {
+		if (block_size_set && user_block_size != c->meta.geo.block_size) {
+			ti->error = "pmcache: block_size differs from the one the cache was formatted with; pass format to change it";
+			r = -EINVAL;
+			goto bad;
+		}
+		c->block_size = c->meta.geo.block_size;
+	}
+	c->block_shift = ilog2(c->block_size);
+	c->sect_shift = c->block_shift - SECTOR_SHIFT;
+	c->origin_blocks = c->origin_sectors >> c->sect_shift;
+	if (c->origin_sectors & ((1u << c->sect_shift) - 1)) {
+		ti->error = "pmcache: origin size must be a multiple of block_size";
+		r = -EINVAL;
+		goto bad;
+	}
+
+	r = pmc_alloc_index(c);
+	if (r) {
+		ti->error = "pmcache: cannot allocate the index";
+		goto bad;
+	}
+	c->wq = alloc_workqueue("pmcache-%s", WQ_MEM_RECLAIM | WQ_UNBOUND, 0,
+				c->origin_name);
+	if (!c->wq) {
+		ti->error = "pmcache: cannot allocate a workqueue";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	ti->num_flush_bios = 1;
+	ti->flush_supported = true;
+	ti->num_discard_bios = 1;
+	ti->discards_supported = true;
+	ti->num_write_zeroes_bios = 0;
+	ti->per_io_data_size = sizeof(struct pmc_bio);
+	return 0;
+bad:
+	pmc_dtr(ti);
+	return r;
+}
+
+static int pmc_preresume(struct dm_target *ti)
+{
+	struct pmc_cache *c = ti->private;
+	int r;
+
+	if (c->loaded)
+		return 0;
+	r = pmc_load(c);
+	if (r)
+		DMERR("cannot load the cache: %d", r);
+	return r;
+}
+
+static void pmc_resume(struct dm_target *ti)
+{
+	struct pmc_cache *c = ti->private;
+
+	WRITE_ONCE(c->running, true);
+	pmc_wb_kick(c);
+	if (c->max_age_ms)
+		queue_delayed_work(c->wq, &c->age_work, msecs_to_jiffies(c->max_age_ms / 2 + 1));
+}
+
+static void pmc_postsuspend(struct dm_target *ti)
+{
+	struct pmc_cache *c = ti->private;
+
+	WRITE_ONCE(c->running, false);
+	cancel_delayed_work_sync(&c->age_work);
+	flush_workqueue(c->wq);
+}
+
+/* ---------------------------------------------------------------------------
+ * Status and messages.
+ */
+static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
+{
+	int cpu;
+
+	memset(sum, 0, sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		struct pmc_stats *s = per_cpu_ptr(c->stats, cpu);
+
+		sum->read_hits += s->read_hits;
+		sum->read_misses += s->read_misses;
+		sum->write_hits += s->write_hits;
+		sum->write_misses += s->write_misses;
+		sum->promotions += s->promotions;
+		sum->evictions += s->evictions;
+		sum->seq_bypass += s->seq_bypass;
+		sum->writebacks += s->writebacks;
+		sum->errors += s->errors;
+	}
+}
+
+/*
+ * Status (STATUSTYPE_INFO), space separated, in this order:
+ *   <block_size> <blocks_total> <blocks_used> <blocks_dirty>
+ *   <read_hits> <read_misses> <write_hits> <write_misses>
+ *   <writebacks_done> <writebacks_in_flight> <errors> <health>
+ *   <mode> <promotions> <evictions> <sequential_bypasses>
+ * health is ok, degraded (errors seen, data still served) or failed.
+ * Counters count cache blocks, except read/write hits and misses, which
+ * count block-sized (or smaller) pieces of bios.
+ */
+static void pmc_status(struct dm_target *ti, status_type_t type,
+		       unsigned int status_flags, char *result, unsigned int maxlen)
+{
+	struct pmc_cache *c = ti->private;
+	unsigned int sz = 0, i;
+	struct pmc_stats s;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		pmc_sum_stats(c, &s);
+		DMEMIT("%u %llu %lld %lld %llu %llu %llu %llu %llu %d %llu %s %s %llu %llu %llu",
+		       c->block_size, c->meta.geo.nr_blocks,
+		       (long long)atomic64_read(&c->nr_used),
+		       (long long)atomic64_read(&c->nr_dirty),
+		       s.read_hits, s.read_misses, s.write_hits, s.write_misses,
+		       s.writebacks, atomic_read(&c->wb_inflight),
+		       s.errors + c->load_corrupt, pmc_health_names[c->health],
+		       pmc_mode_names[c->mode], s.promotions, s.evictions,
+		       s.seq_bypass);
+		break;
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s %s %u", c->cache_dev->name, c->origin_dev->name,
+		       c->nr_feature_args);
+		for (i = 0; i < c->nr_feature_args; i++)
+			DMEMIT(" %s", c->feature_args[i]);
+		break;
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",cache_device=%s,origin_device=%s,block_size=%u,mode=%s,high_watermark=%u,low_watermark=%u,writeback_jobs=%u,max_dirty_age=%u,health=%s;",
+		       c->cache_dev->name, c->origin_dev->name, c->block_size,
+		       pmc_mode_names[c->mode], c->high_wm, c->low_wm, c->wb_jobs,
+		       c->max_age_ms, pmc_health_names[c->health]);
+		break;
+	}
+}
+
+/* Write back every dirty block; returns when the cache is clean. */
+static int pmc_flush_all(struct pmc_cache *c)
+{
+	int errors = atomic_read(&c->wb_errors);
+	long r = 0;
+
+	if (!c->loaded || !READ_ONCE(c->running)) {
+		DMERR("flush: the device is suspended");
+		return -EBUSY;
+	}
+	atomic_inc(&c->flush_requests);
+	while (atomic64_read(&c->nr_dirty)) {
+		if (atomic_read(&c->wb_errors) != errors ||
+		    c->health == PMC_HEALTH_FAILED || !READ_ONCE(c->running)) {
+			r = -EIO;
+			break;
+		}
+		pmc_wb_kick(c);
+		r = wait_event_killable_timeout(c->clean_wait,
+						!atomic64_read(&c->nr_dirty), HZ);
+		if (r < 0)
+			break;
+		r = 0;
+	}
+	atomic_dec(&c->flush_requests);
+	if (r)
+		return r;
+	return blkdev_issue_flush(c->origin_dev->bdev);
+}
+
+static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
+		       char *result, unsigned int maxlen)
+{
+	struct pmc_cache *c = ti->private;
+	int cpu;
+	u32 ms;
+
+	if (argc == 1 && !strcasecmp(argv[0], "flush"))
+		return pmc_flush_all(c);
+	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
+		for_each_possible_cpu(cpu)
+			memset(per_cpu_ptr(c->stats, cpu), 0, sizeof(struct pmc_stats));
+		return 0;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "writeback_pause")) {
+		if (kstrtou32(argv[1], 10, &ms))
+			return -EINVAL;
+		WRITE_ONCE(c->wb_pause_until, jiffies + msecs_to_jiffies(ms));
+		return 0;
+	}
+	DMERR("unknown message; expected flush, clear_stats or writeback_pause <ms>");
+	return -EINVAL;
+}
+
+static int pmc_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn,
+			       void *data)
+{
+	struct pmc_cache *c = ti->private;
+
+	return fn(ti, c->origin_dev, 0, ti->len, data);
+}
+
+static void pmc_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct pmc_cache *c = ti->private;
+
+	if (limits->physical_block_size < c->block_size)
+		limits->physical_block_size = c->block_size;
+	if (limits->io_min < c->block_size)
+		limits->io_min = c->block_size;
+	limits->discard_granularity = max_t(unsigned int, limits->discard_granularity,
+					    c->block_size);
 }
 
 static struct target_type pmcache_target = {
 	.name = "pmcache",
-	.version = {0, 1, 0},
+	.version = {1, 0, 0},
 	.module = THIS_MODULE,
-	.ctr = pmcache_ctr,
+	.ctr = pmc_ctr,
+	.dtr = pmc_dtr,
+	.map = pmc_map,
+	.end_io = pmc_end_io,
+	.preresume = pmc_preresume,
+	.resume = pmc_resume,
+	.postsuspend = pmc_postsuspend,
+	.status = pmc_status,
+	.message = pmc_message,
+	.iterate_devices = pmc_iterate_devices,
+	.io_hints = pmc_io_hints,
 };
 
 static int __init dm_pmcache_init(void)
@@ -28,5 +1264,6 @@ static void __exit dm_pmcache_exit(void)
 
 module_init(dm_pmcache_init);
 module_exit(dm_pmcache_exit);
-MODULE_DESCRIPTION("device-mapper write-back cache in persistent memory");
+MODULE_DESCRIPTION(DM_NAME " write-back cache in persistent memory");
+MODULE_AUTHOR("dm-pmcache developers");
 MODULE_LICENSE("GPL");

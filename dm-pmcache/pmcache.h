@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dm-pmcache kernel-side state shared by the target glue and writeback.
+ */
+#ifndef PMCACHE_H
+#define PMCACHE_H
+
+#include <linux/device-mapper.h>
+#include <linux/workqueue.h>
+#include <linux/wait.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+
+#include "pmcache_meta.h"
+#include "pmcache_index.h"
+#include "pmcache_alloc.h"
+#include "pmcache_policy.h"
+
+#define DM_MSG_PREFIX "pmcache"
+
+enum pmc_mode {
+	PMC_MODE_WRITEBACK,
+	PMC_MODE_WRITETHROUGH,
+	PMC_MODE_WRITEAROUND,
+	PMC_MODE_PASSTHROUGH,
+};
+
+enum pmc_health {
+	PMC_HEALTH_OK,
+	PMC_HEALTH_DEGRADED,	/* errors seen, data still served */
+	PMC_HEALTH_FAILED,	/* the cache can no longer be trusted: I/O fails */
+};
+
+/* What the first resume does with the cache device. */
+enum pmc_action {
+	PMC_ACT_LOAD,
+	PMC_ACT_FORMAT,
+	PMC_ACT_REBIND,
+};
+
+struct pmc_stats {
+	u64 read_hits;
+	u64 read_misses;
+	u64 write_hits;
+	u64 write_misses;
+	u64 promotions;
+	u64 evictions;
+	u64 seq_bypass;
+	u64 writebacks;
+	u64 errors;
+};
+
+#define PMC_STAT_INC(c, field) this_cpu_inc((c)->stats->field)
+
+struct pmc_cache {
+	struct dm_target *ti;
+	struct dm_dev *cache_dev;
+	struct dm_dev *origin_dev;
+	struct dax_device *dax_dev;
+	u8 *pmem;
+	u64 pmem_size;
+
+	struct pmc_meta meta;
+	struct pmc_index idx;
+	struct pmc_alloc alloc;
+	const struct pmc_policy_ops *pops;
+	struct pmc_policy *policy;
+	bool idx_ready;
+
+	u32 block_size;
+	unsigned int block_shift;	/* log2(block_size) */
+	unsigned int sect_shift;	/* log2(sectors per block) */
+	u64 origin_sectors;
+	u64 origin_blocks;
+	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
+
+	/* Table arguments. */
+	u32 high_wm;			/* percent dirty: writeback urgent */
+	u32 low_wm;			/* percent dirty: writeback relaxes */
+	u32 wb_jobs;			/* blocks per writeback batch */
+	u32 max_age_ms;
+	enum pmc_mode mode;
+	unsigned int nr_feature_args;
+	char **feature_args;		/* as given, for the table line */
+	enum pmc_action action;
+
+	/* Counters that drive writeback and allocation. */
+	atomic64_t nr_used;
+	atomic64_t nr_dirty;
+	atomic_t wb_inflight;
+	atomic_t free_waiters;
+	atomic_t flush_requests;	/* message flush in progress */
+	atomic_t wb_errors;		/* failed writeback batches */
+	u64 high_limit;			/* high_wm in blocks */
+	unsigned long wb_pause_until;	/* jiffies */
+	wait_queue_head_t free_wait;
+	wait_queue_head_t clean_wait;
+
+	struct workqueue_struct *wq;
+	struct work_struct wb_work;
+	struct delayed_work age_work;
+	struct mutex wb_mutex;
+	bool running;			/* between resume and postsuspend */
+	bool loaded;
+
+	int health;
+	u64 load_corrupt;
+	struct pmc_stats __percpu *stats;
+	u32 alloc_stride;
+};
+
+static inline u64 pmc_sector_to_oblock(const struct pmc_cache *c, sector_t s)
+{
+	return s >> c->sect_shift;
+}
+
+static inline sector_t pmc_oblock_to_sector(const struct pmc_cache *c, u64 b)
+{
+	return (sector_t)b << c->sect_shift;
+}
+
+/* pmcache_writeback.c */
+void pmc_wb_kick(struct pmc_cache *c);
+void pmc_wb_work(struct work_struct *w);
+void pmc_age_work(struct work_struct *w);
+bool pmc_wb_needed(struct pmc_cache *c);
+void pmc_slot_free(struct pmc_cache *c, u32 slot);
+
+#endif /* PMCACHE_H */

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Free-slot allocator: per-region stacks.
+ */
+#include "pmcache_alloc.h"
+
+int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions)
+{
+	u32 i;
+
+	memset(a, 0, sizeof(*a));
+	if (!nr_regions)
+		nr_regions = 1;
+	if (nr_regions > idx->nr_slots)
+		nr_regions = idx->nr_slots;
+	a->nr_regions = nr_regions;
+	a->slots_per_region = DIV_ROUND_UP(idx->nr_slots, nr_regions);
+	a->link = idx->link;
+	a->regions = kvcalloc(nr_regions, sizeof(*a->regions), GFP_KERNEL);
+	if (!a->regions)
+		return -ENOMEM;
+	for (i = 0; i < nr_regions; i++) {
+		spin_lock_init(&a->regions[i].lock);
+		a->regions[i].head = PMC_NO_SLOT;
+	}
+	atomic_set(&a->nr_free, 0);
+	return 0;
+}
+
+void pmc_alloc_exit(struct pmc_alloc *a)
+{
+	kvfree(a->regions);
+	a->regions = NULL;
+}
+
+static u32 region_pop(struct pmc_alloc *a, struct pmc_region *r)
+{
+	u32 slot;
+
+	if (!READ_ONCE(r->count))
+		return PMC_NO_SLOT;
+	spin_lock(&r->lock);
+	slot = r->head;
+	if (slot != PMC_NO_SLOT) {
+		r->head = a->link[slot];
+		a->link[slot] = PMC_NO_SLOT;
+		r->count--;
+	}
+	spin_unlock(&r->lock);
+	return slot;
+}
+
+u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int hint)
+{
+	u32 i, start, slot;
+
+	if (!pmc_alloc_nr_free(a))
+		return PMC_NO_SLOT;
+	start = hint % a->nr_regions;
+	for (i = 0; i < a->nr_regions; i++) {
+		u32 r = start + i;
+
+		if (r >= a->nr_regions)
+			r -= a->nr_regions;
+		slot = region_pop(a, &a->regions[r]);
+		if (slot != PMC_NO_SLOT) {
+			atomic_dec(&a->nr_free);
+			return slot;
+		}
+	}
+	return PMC_NO_SLOT;
+}
+
+void pmc_alloc_put(struct pmc_alloc *a, u32 slot)
+{
+	struct pmc_region *r = &a->regions[slot / a->slots_per_region];
+
+	spin_lock(&r->lock);
+	a->link[slot] = r->head;
+	r->head = slot;
+	r->count++;
+	spin_unlock(&r->lock);
+	atomic_inc(&a->nr_free);
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Free cache slots. The slots are split into regions, each with its own
+ * lock and free stack, so CPUs allocating at once rarely meet. The stack
+ * links reuse pmc_index.link (a free slot is in no hash chain).
+ *
+ * A slot handed to pmc_alloc_put() must have a zero commit word in pmem
+ * that is already persistent: its next owner writes the key word first.
+ */
+#ifndef PMCACHE_ALLOC_H
+#define PMCACHE_ALLOC_H
+
+#include "pmcache_index.h"
+
+struct pmc_region {
+	spinlock_t lock;
+	u32 head;
+	u32 count;
+} __aligned(64);
+
+struct pmc_alloc {
+	u32 nr_regions;
+	u32 slots_per_region;
+	u32 *link;
+	struct pmc_region *regions;
+	atomic_t nr_free;
+};
+
+int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions);
+void pmc_alloc_exit(struct pmc_alloc *a);
+/* A free slot, preferring the region of @hint (a CPU number); PMC_NO_SLOT if none. */
+u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int hint);
+void pmc_alloc_put(struct pmc_alloc *a, u32 slot);
+
+static inline u32 pmc_alloc_nr_free(struct pmc_alloc *a)
+{
+	return (u32)atomic_read(&a->nr_free);
+}
+
+#endif /* PMCACHE_ALLOC_H */

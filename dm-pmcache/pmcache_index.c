@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Origin block -> cache slot hash index with striped locks.
+ */
+#include "pmcache_index.h"
+#include "pmcache_format.h"
+
+#define PMC_MAX_STRIPES 1024u
+
+int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
+{
+	u32 nr_buckets, nr_stripes, i;
+
+	memset(idx, 0, sizeof(*idx));
+	/* Between one half and one bucket per slot: short chains, <= 4 B/slot. */
+	nr_buckets = (u32)roundup_pow_of_two(nr_slots) / 2;
+	if (nr_buckets < 2)
+		nr_buckets = 2;
+	nr_stripes = min(nr_buckets, PMC_MAX_STRIPES);
+	idx->nr_slots = nr_slots;
+	idx->hash_shift = 64 - ilog2(nr_buckets);
+	idx->stripe_mask = nr_stripes - 1;
+	idx->buckets = kvmalloc_array(nr_buckets, sizeof(u32), GFP_KERNEL);
+	idx->link = kvmalloc_array(nr_slots, sizeof(u32), GFP_KERNEL);
+	idx->key = kvcalloc(nr_slots, sizeof(u64), GFP_KERNEL);
+	idx->state = kvcalloc(nr_slots, sizeof(u8), GFP_KERNEL);
+	idx->stripes = kvcalloc(nr_stripes, sizeof(struct pmc_stripe), GFP_KERNEL);
+	if (!idx->buckets || !idx->link || !idx->key || !idx->state ||
+	    !idx->stripes) {
+		pmc_index_exit(idx);
+		return -ENOMEM;
+	}
+	for (i = 0; i < nr_buckets; i++)
+		idx->buckets[i] = PMC_NO_SLOT;
+	for (i = 0; i < nr_slots; i++)
+		idx->link[i] = PMC_NO_SLOT;
+	for (i = 0; i < nr_stripes; i++)
+		spin_lock_init(&idx->stripes[i].lock);
+	return 0;
+}
+
+void pmc_index_exit(struct pmc_index *idx)
+{
+	kvfree(idx->buckets);
+	kvfree(idx->link);
+	kvfree(idx->key);
+	kvfree(idx->state);
+	kvfree(idx->stripes);
+	memset(idx, 0, sizeof(*idx));
+}
+
+size_t pmc_index_mem_bytes(const struct pmc_index *idx)
+{
+	size_t nr_buckets = (size_t)1 << (64 - idx->hash_shift);
+
+	return nr_buckets * sizeof(u32) +
+	       (size_t)idx->nr_slots * (sizeof(u32) + sizeof(u64) + sizeof(u8)) +
+	       (idx->stripe_mask + 1) * sizeof(struct pmc_stripe);
+}
+
+u32 pmc_index_lookup(const struct pmc_index *idx, u64 oblock)
+{
+	u32 slot = idx->buckets[pmc_index_bucket(idx, oblock)];
+
+	while (slot != PMC_NO_SLOT) {
+		if (pmc_key_oblock(idx->key[slot]) == oblock)
+			return slot;
+		slot = idx->link[slot];
+	}
+	return PMC_NO_SLOT;
+}
+
+void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key, u8 state)
+{
+	u32 b = pmc_index_bucket(idx, pmc_key_oblock(key));
+
+	idx->key[slot] = key;
+	WRITE_ONCE(idx->state[slot], state);
+	idx->link[slot] = idx->buckets[b];
+	idx->buckets[b] = slot;
+}
+
+void pmc_index_remove(struct pmc_index *idx, u32 slot)
+{
+	u32 *p = &idx->buckets[pmc_index_bucket(idx, pmc_key_oblock(idx->key[slot]))];
+
+	while (*p != PMC_NO_SLOT) {
+		if (*p == slot) {
+			*p = idx->link[slot];
+			idx->link[slot] = PMC_NO_SLOT;
+			return;
+		}
+		p = &idx->link[*p];
+	}
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * In-DRAM index of the cache: origin block -> cache slot, and per-slot state.
+ *
+ * Memory per cache block: 8 (key) + 4 (hash chain / free list link) + 1
+ * (state) + at most 4 (bucket head) = 17 bytes, plus the lock stripes.
+ *
+ * Concurrency: the buckets are split into stripes, each with its own lock.
+ * Everything about a slot that holds origin block B (its chain, its state)
+ * is changed only under the stripe lock of B. A free slot belongs to the
+ * allocator. There is no global lock.
+ */
+#ifndef PMCACHE_INDEX_H
+#define PMCACHE_INDEX_H
+
+#include "pmcache_os.h"
+#include "pmcache_policy.h"
+
+/* Slot state: a kind and flags. */
+#define PMC_S_KIND_MASK	0x03
+#define PMC_S_FREE	0x00
+#define PMC_S_CLEAN	0x01
+#define PMC_S_DIRTY	0x02
+#define PMC_S_WB	0x04	/* writeback of this slot in flight */
+#define PMC_S_STALE	0x08	/* superseded while under writeback: free when it ends */
+#define PMC_S_WB_WAIT	0x10	/* an older copy of the block is still under writeback */
+#define PMC_S_AGED	0x20	/* dirty through a whole age period */
+#define PMC_S_BUSY	0x40	/* being filled or evicted; not in the hash */
+
+struct pmc_stripe {
+	spinlock_t lock;
+	/* Bumped by every write to a block of this stripe (promotion races). */
+	atomic_t write_seq;
+	/* Writes to the origin of uncached blocks still in flight. */
+	atomic_t bypass_inflight;
+} __aligned(64);
+
+struct pmc_index {
+	u32 nr_slots;
+	u32 hash_shift;
+	u32 stripe_mask;
+	u32 *buckets;
+	u32 *link;	/* hash chain while cached, free list while free */
+	u64 *key;	/* pmc_key_make(oblock, gen) */
+	u8 *state;
+	struct pmc_stripe *stripes;
+};
+
+int pmc_index_init(struct pmc_index *idx, u32 nr_slots);
+void pmc_index_exit(struct pmc_index *idx);
+/* DRAM bytes used. */
+size_t pmc_index_mem_bytes(const struct pmc_index *idx);
+
+static inline u64 pmc_hash64(u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static inline u32 pmc_index_bucket(const struct pmc_index *idx, u64 oblock)
+{
+	return (u32)(pmc_hash64(oblock) >> idx->hash_shift);
+}
+
+static inline struct pmc_stripe *pmc_index_stripe(const struct pmc_index *idx,
+						  u64 oblock)
+{
+	return &idx->stripes[pmc_index_bucket(idx, oblock) & idx->stripe_mask];
+}
+
+static inline u8 pmc_slot_kind(const struct pmc_index *idx, u32 slot)
+{
+	return READ_ONCE(idx->state[slot]) & PMC_S_KIND_MASK;
+}
+
+/* The following need the stripe lock of @oblock. */
+u32 pmc_index_lookup(const struct pmc_index *idx, u64 oblock);
+void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key, u8 state);
+void pmc_index_remove(struct pmc_index *idx, u32 slot);
+
+#endif /* PMCACHE_INDEX_H */

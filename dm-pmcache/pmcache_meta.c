@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Superblock and record handling: format, probe, commit, recovery.
+ */
+#include "pmcache_meta.h"
+#include "pmcache_pmem.h"
+#include "pmcache_index.h"
+
+static struct pmc_sb *sb_copy(u8 *base, unsigned int copy)
+{
+	return (struct pmc_sb *)(base + (size_t)copy * PMC_SB_SIZE);
+}
+
+static u32 sb_crc(const struct pmc_sb *sb)
+{
+	struct pmc_sb tmp;
+
+	memcpy(&tmp, sb, sizeof(tmp));
+	tmp.crc = 0;
+	return pmc_crc32c(~0u, &tmp, sizeof(tmp));
+}
+
+static bool all_zero(const u8 *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void meta_set_origin(struct pmc_meta *m, const struct pmc_origin_id *o)
+{
+	m->origin_sectors = o->sectors;
+	memset(m->origin_name, 0, sizeof(m->origin_name));
+	strncpy(m->origin_name, o->name, PMC_ORIGIN_NAME_LEN);
+}
+
+static void meta_set_geometry(struct pmc_meta *m, u8 *base,
+			      const struct pmc_geometry *g)
+{
+	m->base = base;
+	m->geo = *g;
+	m->recs = (struct pmc_rec *)(base + g->rec_offset);
+	m->data = base + g->data_offset;
+}
+
+/* Check one superblock copy; 0 when usable, else -EINVAL with *why set. */
+static int sb_check(const struct pmc_sb *sb, u64 size, struct pmc_geometry *g,
+		    enum pmc_probe_result *res, const char **why)
+{
+	struct pmc_geometry want;
+	u32 bs;
+
+	if (le64_to_cpu(sb->magic) != PMC_SB_MAGIC) {
+		*res = PMC_PROBE_FOREIGN;
+		*why = "no pmcache superblock";
+		return -EINVAL;
+	}
+	if (le32_to_cpu(sb->crc) != sb_crc(sb)) {
+		*res = PMC_PROBE_CORRUPT;
+		*why = "superblock checksum mismatch";
+		return -EINVAL;
+	}
+	if (le16_to_cpu(sb->version_major) != PMC_VERSION_MAJOR ||
+	    (le32_to_cpu(sb->incompat_flags) & ~PMC_INCOMPAT_SUPP)) {
+		*res = PMC_PROBE_UNSUPPORTED;
+		*why = "unsupported on-media version or incompatible features";
+		return -EINVAL;
+	}
+	bs = le32_to_cpu(sb->block_size);
+	if (bs < PMC_MIN_BLOCK_SIZE || bs > PMC_MAX_BLOCK_SIZE || !is_power_of_2(bs) ||
+	    le64_to_cpu(sb->pmem_size) > size ||
+	    pmc_geometry_compute(le64_to_cpu(sb->pmem_size), bs, &want) ||
+	    want.nr_blocks != le64_to_cpu(sb->nr_blocks) ||
+	    want.rec_offset != le64_to_cpu(sb->rec_offset) ||
+	    want.data_offset != le64_to_cpu(sb->data_offset)) {
+		*res = PMC_PROBE_MISMATCH;
+		*why = "superblock geometry does not fit the cache device";
+		return -EINVAL;
+	}
+	*g = want;
+	return 0;
+}
+
+enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
+				     const char **why)
+{
+	enum pmc_probe_result res[PMC_SB_COPIES], best_res = PMC_PROBE_FOREIGN;
+	const char *reason[PMC_SB_COPIES];
+	struct pmc_geometry g, best_g;
+	struct pmc_sb sb, best_sb;
+	int best = -1;
+	unsigned int i;
+
+	memset(m, 0, sizeof(*m));
+	*why = NULL;
+	if (size < PMC_REC_OFFSET) {
+		*why = "cache device too small";
+		return PMC_PROBE_MISMATCH;
+	}
+	for (i = 0; i < PMC_SB_COPIES; i++) {
+		if (pmc_pmem_read(&sb, sb_copy(base, i), sizeof(sb))) {
+			res[i] = PMC_PROBE_CORRUPT;
+			reason[i] = "media error in superblock";
+			continue;
+		}
+		if (sb_check(&sb, size, &g, &res[i], &reason[i]))
+			continue;
+		res[i] = PMC_PROBE_VALID;
+		if (best < 0 || le64_to_cpu(sb.seq) > le64_to_cpu(best_sb.seq)) {
+			best = i;
+			best_sb = sb;
+			best_g = g;
+		}
+	}
+	if (best < 0) {
+		/* Report the most telling reason. */
+		for (i = 0; i < PMC_SB_COPIES; i++)
+			if (res[i] != PMC_PROBE_FOREIGN) {
+				*why = reason[i];
+				return res[i];
+			}
+		if (all_zero(base, PMC_SB_SIZE)) {
+			*why = "blank";
+			return PMC_PROBE_BLANK;
+		}
+		*why = "not a pmcache device; zero it or pass format";
+		return best_res;
+	}
+	meta_set_geometry(m, base, &best_g);
+	m->sb_seq = le64_to_cpu(best_sb.seq);
+	m->sb_copy = best;
+	m->origin_sectors = le64_to_cpu(best_sb.origin_sectors);
+	memcpy(m->origin_name, best_sb.origin_name, PMC_ORIGIN_NAME_LEN);
+	m->origin_name[PMC_ORIGIN_NAME_LEN] = 0;
+	memcpy(m->uuid, best_sb.cache_uuid, sizeof(m->uuid));
+	return PMC_PROBE_VALID;
+}
+
+/* Write the superblock into the copy that is not current; durable on return. */
+static void meta_write_sb(struct pmc_meta *m, u64 now)
+{
+	struct pmc_sb sb;
+	unsigned int copy = m->sb_seq ? !m->sb_copy : 0;
+
+	BUILD_BUG_ON(sizeof(struct pmc_sb) != PMC_SB_STRUCT_SIZE);
+	BUILD_BUG_ON(sizeof(struct pmc_rec) != PMC_REC_SIZE);
+	memset(&sb, 0, sizeof(sb));
+	sb.magic = cpu_to_le64(PMC_SB_MAGIC);
+	sb.version_major = cpu_to_le16(PMC_VERSION_MAJOR);
+	sb.version_minor = cpu_to_le16(PMC_VERSION_MINOR);
+	sb.block_size = cpu_to_le32(m->geo.block_size);
+	sb.seq = cpu_to_le64(m->sb_seq + 1);
+	sb.nr_blocks = cpu_to_le64(m->geo.nr_blocks);
+	sb.rec_offset = cpu_to_le64(m->geo.rec_offset);
+	sb.data_offset = cpu_to_le64(m->geo.data_offset);
+	sb.pmem_size = cpu_to_le64(m->geo.pmem_size);
+	sb.origin_sectors = cpu_to_le64(m->origin_sectors);
+	memcpy(sb.origin_name, m->origin_name, PMC_ORIGIN_NAME_LEN);
+	memcpy(sb.cache_uuid, m->uuid, sizeof(sb.cache_uuid));
+	sb.format_time = cpu_to_le64(now);
+	sb.crc = cpu_to_le32(sb_crc(&sb));
+	pmc_pmem_copy(sb_copy(m->base, copy), &sb, sizeof(sb));
+	pmc_pmem_fence();
+	m->sb_seq++;
+	m->sb_copy = copy;
+}
+
+int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
+		    const struct pmc_origin_id *origin, const u8 uuid[16],
+		    u64 now)
+{
+	struct pmc_geometry g;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	r = pmc_geometry_compute(size, block_size, &g);
+	if (r)
+		return r;
+	meta_set_geometry(m, base, &g);
+	meta_set_origin(m, origin);
+	memcpy(m->uuid, uuid, sizeof(m->uuid));
+	/* Invalidate both superblocks first: a crash mid-format is not a cache. */
+	pmc_pmem_zero(base, PMC_SB_SIZE * PMC_SB_COPIES);
+	pmc_pmem_zero(m->recs, g.nr_blocks * PMC_REC_SIZE);
+	pmc_pmem_fence();
+	meta_write_sb(m, now);
+	return 0;
+}
+
+void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin)
+{
+	pmc_pmem_zero(m->recs, m->geo.nr_blocks * PMC_REC_SIZE);
+	pmc_pmem_fence();
+	meta_set_origin(m, origin);
+	meta_write_sb(m, 0);
+}
+
+bool pmc_meta_origin_matches(const struct pmc_meta *m,
+			     const struct pmc_origin_id *origin)
+{
+	return m->origin_sectors == origin->sectors &&
+	       !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
+}
+
+void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
+{
+	struct pmc_rec *rec = &m->recs[slot];
+
+	pmc_pmem_store64(&rec->key, cpu_to_le64(key));
+	/* The data and the key must be persistent before the commit word. */
+	pmc_pmem_fence();
+	pmc_pmem_store64(&rec->commit,
+			 cpu_to_le64(pmc_commit_make(slot, key,
+						     dirty ? PMC_REC_DIRTY : 0)));
+	pmc_pmem_fence();
+}
+
+void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key)
+{
+	pmc_pmem_store64(&m->recs[slot].commit,
+			 cpu_to_le64(pmc_commit_make(slot, key, 0)));
+}
+
+void pmc_rec_clear(struct pmc_meta *m, u32 slot)
+{
+	pmc_pmem_store64(&m->recs[slot].commit, 0);
+}
+
+u64 pmc_meta_count_dirty(const struct pmc_meta *m)
+{
+	u64 n = 0, i;
+
+	for (i = 0; i < m->geo.nr_blocks; i++) {
+		u64 commit = pmc_rec_commit_word(m, i);
+		u64 key = le64_to_cpu(READ_ONCE(m->recs[i].key));
+
+		if ((commit & PMC_REC_DIRTY) && pmc_commit_ok(i, key, commit))
+			n++;
+	}
+	return n;
+}
+
+int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
+		     u64 origin_blocks,
+		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
+		     struct pmc_recovery_stats *st)
+{
+	u32 slot, nr = (u32)m->geo.nr_blocks;
+	bool cleared = false;
+
+	memset(st, 0, sizeof(*st));
+	for (slot = 0; slot < nr; slot++) {
+		struct pmc_rec rec;
+		u64 key, commit, oblock;
+		u32 other;
+		bool dirty;
+
+		if (pmc_pmem_read(&rec, &m->recs[slot], sizeof(rec))) {
+			/* Unreadable record: the slot is lost, not reused. */
+			st->corrupt++;
+			continue;
+		}
+		commit = le64_to_cpu(rec.commit);
+		key = le64_to_cpu(rec.key);
+		if (!commit) {
+			free_slot(ctx, slot);
+			continue;
+		}
+		oblock = pmc_key_oblock(key);
+		if (!pmc_commit_ok(slot, key, commit) || oblock >= origin_blocks) {
+			if (pmc_commit_ok(slot, key, commit))
+				st->out_of_range++;
+			else
+				st->corrupt++;
+			pmc_rec_clear(m, slot);
+			cleared = true;
+			free_slot(ctx, slot);
+			continue;
+		}
+		dirty = commit & PMC_REC_DIRTY;
+		other = pmc_index_lookup(idx, oblock);
+		if (other != PMC_NO_SLOT) {
+			u32 loser = slot;
+
+			st->duplicates++;
+			if (pmc_gen_after(pmc_key_gen(key), pmc_key_gen(idx->key[other]))) {
+				/* This one is newer: it replaces the one found. */
+				loser = other;
+				st->used--;
+				if (pmc_slot_kind(idx, other) == PMC_S_DIRTY)
+					st->dirty--;
+				pmc_index_remove(idx, other);
+				idx->state[other] = PMC_S_FREE;
+				pmc_index_insert(idx, slot, key,
+						 dirty ? PMC_S_DIRTY : PMC_S_CLEAN);
+				st->used++;
+				if (dirty)
+					st->dirty++;
+			}
+			pmc_rec_clear(m, loser);
+			cleared = true;
+			free_slot(ctx, loser);
+			continue;
+		}
+		pmc_index_insert(idx, slot, key, dirty ? PMC_S_DIRTY : PMC_S_CLEAN);
+		st->used++;
+		if (dirty)
+			st->dirty++;
+	}
+	if (cleared)
+		pmc_pmem_fence();
+	return 0;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Superblock and per-block records: format, load, commit, recovery.
+ * Pure logic over a mapping of the cache device; all pmem writes go through
+ * pmcache_pmem.h. Builds in the kernel and in userspace.
+ */
+#ifndef PMCACHE_META_H
+#define PMCACHE_META_H
+
+#include "pmcache_format.h"
+
+struct pmc_index;
+
+/* In-memory view of a mapped cache device. */
+struct pmc_meta {
+	u8 *base;			/* start of the mapping */
+	struct pmc_geometry geo;
+	struct pmc_rec *recs;
+	u8 *data;
+	u64 sb_seq;			/* seq of the current superblock copy */
+	unsigned int sb_copy;		/* which copy is current */
+	u64 origin_sectors;
+	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
+	u8 uuid[16];
+};
+
+enum pmc_probe_result {
+	PMC_PROBE_VALID,	/* a pmcache superblock we can use */
+	PMC_PROBE_BLANK,	/* first 4 KiB zero: free to format */
+	PMC_PROBE_FOREIGN,	/* something else lives there */
+	PMC_PROBE_CORRUPT,	/* pmcache magic, but no copy checks out */
+	PMC_PROBE_UNSUPPORTED,	/* newer version or unknown incompat flags */
+	PMC_PROBE_MISMATCH,	/* geometry does not fit this device */
+};
+
+/* Origin identity a cache is bound to. */
+struct pmc_origin_id {
+	u64 sectors;
+	const char *name;
+};
+
+/*
+ * Read the superblock of the mapped device at @base (@size bytes). On
+ * PMC_PROBE_VALID @m describes the cache; otherwise *@why says what is wrong.
+ */
+enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
+				     const char **why);
+
+/* Format: clear every record, then write the superblock. */
+int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
+		    const struct pmc_origin_id *origin, const u8 uuid[16],
+		    u64 now);
+
+/* Bind a cache holding no dirty data to another origin: drops every block. */
+void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin);
+
+/* Does the superblock's origin match? */
+bool pmc_meta_origin_matches(const struct pmc_meta *m,
+			     const struct pmc_origin_id *origin);
+
+static inline u8 *pmc_block_data(const struct pmc_meta *m, u32 slot)
+{
+	return m->data + (size_t)slot * m->geo.block_size;
+}
+
+static inline u64 pmc_rec_commit_word(const struct pmc_meta *m, u32 slot)
+{
+	return le64_to_cpu(READ_ONCE(m->recs[slot].commit));
+}
+
+/*
+ * Commit @slot (free, its data already copied) as holding @key. Durable when
+ * this returns: key store, fence, commit store, fence.
+ */
+void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty);
+/* Mark a committed slot clean; persistent after the next fence. */
+void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key);
+/* Free a slot's record; persistent after the next fence. */
+void pmc_rec_clear(struct pmc_meta *m, u32 slot);
+
+/* What recovery found. */
+struct pmc_recovery_stats {
+	u64 used;
+	u64 dirty;
+	u64 corrupt;		/* records that failed their checksum */
+	u64 duplicates;		/* older copies superseded by a newer one */
+	u64 out_of_range;	/* blocks beyond the origin's end */
+};
+
+/*
+ * Rebuild @idx from the records: every committed slot goes in, older
+ * duplicates and corrupt records are cleared. Free slots are reported to
+ * @free_slot. Durable when it returns.
+ */
+int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
+		     u64 origin_blocks,
+		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
+		     struct pmc_recovery_stats *st);
+
+/* Count committed dirty records without changing anything. */
+u64 pmc_meta_count_dirty(const struct pmc_meta *m);
+
+#endif /* PMCACHE_META_H */

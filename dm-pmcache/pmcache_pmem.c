@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Persistence helpers: the one file that stores to, flushes and fences
+ * persistent memory. See pmcache_pmem.h for the model.
+ */
+#include "pmcache_pmem.h"
+
+#ifdef __KERNEL__
+
+#include <linux/libnvdimm.h>
+#include <linux/uaccess.h>
+
+void pmc_pmem_copy(void *dst, const void *src, size_t len)
+{
+	memcpy_flushcache(dst, src, len);
+}
+
+void pmc_pmem_zero(void *dst, size_t len)
+{
+	static const u8 zeroes[256] __aligned(64);
+
+	while (len) {
+		size_t n = min_t(size_t, len, sizeof(zeroes));
+
+		memcpy_flushcache(dst, zeroes, n);
+		dst += n;
+		len -= n;
+	}
+}
+
+void pmc_pmem_store64(__le64 *dst, __le64 val)
+{
+	/* An aligned 8-byte memcpy_flushcache is one movnti: atomic. */
+	memcpy_flushcache(dst, &val, sizeof(val));
+}
+
+void pmc_pmem_fence(void)
+{
+	pmem_wmb();
+}
+
+int pmc_pmem_read(void *dst, const void *src, size_t len)
+{
+	return copy_mc_to_kernel(dst, src, len) ? -EIO : 0;
+}
+
+#else /* userspace */
+
+#include <immintrin.h>
+
+static const struct pmc_pmem_hooks *pmc_hooks;
+
+void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks)
+{
+	pmc_hooks = hooks;
+}
+
+/* Non-temporal copy, as the kernel's memcpy_flushcache does on x86. */
+static void native_copy(void *dst, const void *src, size_t len)
+{
+	u8 *d = dst;
+	const u8 *s = src;
+
+	while (len && ((uintptr_t)d & 7)) {
+		*d++ = *s++;
+		len--;
+	}
+	for (; len >= 8; len -= 8, d += 8, s += 8) {
+		long long v;
+
+		memcpy(&v, s, 8);
+		_mm_stream_si64((long long *)d, v);
+	}
+	if (len) {
+		u8 *line = (u8 *)((uintptr_t)d & ~63UL);
+
+		memcpy(d, s, len);
+		_mm_clflush(line);
+	}
+}
+
+void pmc_pmem_copy(void *dst, const void *src, size_t len)
+{
+	if (pmc_hooks)
+		pmc_hooks->copy(dst, src, len);
+	else
+		native_copy(dst, src, len);
+}
+
+void pmc_pmem_zero(void *dst, size_t len)
+{
+	if (pmc_hooks) {
+		pmc_hooks->zero(dst, len);
+		return;
+	}
+	memset(dst, 0, len);
+	for (size_t off = 0; off < len; off += 64)
+		_mm_clflush((u8 *)dst + off);
+}
+
+void pmc_pmem_store64(__le64 *dst, __le64 val)
+{
+	if (pmc_hooks)
+		pmc_hooks->store64(dst, val);
+	else
+		_mm_stream_si64((long long *)dst, (long long)val);
+}
+
+void pmc_pmem_fence(void)
+{
+	if (pmc_hooks)
+		pmc_hooks->fence();
+	else
+		_mm_sfence();
+}
+
+int pmc_pmem_read(void *dst, const void *src, size_t len)
+{
+	memcpy(dst, src, len);
+	return 0;
+}
+
+#endif /* __KERNEL__ */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The only way dm-pmcache touches persistent memory. Every store, flush and
+ * fence to the cache device goes through these helpers, so that the
+ * persistence rules live in one place and the userspace crash explorer can
+ * observe every step (see pmcache_pmem.c).
+ *
+ * Model: a store reaches the persistence domain only after it was flushed
+ * (pmc_pmem_copy and pmc_pmem_store64 flush for you) and a later
+ * pmc_pmem_fence() returned. Until then any subset of the written 8-byte
+ * words may have persisted.
+ */
+#ifndef PMCACHE_PMEM_H
+#define PMCACHE_PMEM_H
+
+#include "pmcache_os.h"
+
+/* Copy @len bytes to pmem; persistent after the next fence. */
+void pmc_pmem_copy(void *dst, const void *src, size_t len);
+/* Fill @len bytes of pmem with zero; persistent after the next fence. */
+void pmc_pmem_zero(void *dst, size_t len);
+/* One atomic 8-byte store (@dst 8-byte aligned); persistent after the next fence. */
+void pmc_pmem_store64(__le64 *dst, __le64 val);
+/* Order: everything copied or stored before is persistent when this returns. */
+void pmc_pmem_fence(void);
+/* Read from pmem; -EIO on a media error instead of a machine check. */
+int pmc_pmem_read(void *dst, const void *src, size_t len);
+
+#ifndef __KERNEL__
+/*
+ * Userspace: by default the helpers use this CPU's real non-temporal stores
+ * and fences on ordinary memory (for the microbenchmark). The crash explorer
+ * installs hooks to observe every step.
+ */
+struct pmc_pmem_hooks {
+	void (*copy)(void *dst, const void *src, size_t len);
+	void (*zero)(void *dst, size_t len);
+	void (*store64)(__le64 *dst, __le64 val);
+	void (*fence)(void);
+};
+void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks);
+#endif
+
+#endif /* PMCACHE_PMEM_H */

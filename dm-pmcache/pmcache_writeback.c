@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Writeback: copy dirty blocks to the origin, in origin-block order, with
+ * adjacent blocks merged into one bio, a batch of bios in flight at once.
+ * A block turns clean only after the batch is on the origin and the origin
+ * has been flushed.
+ *
+ * Writeback runs when dirty data passes the high watermark (until the low
+ * watermark), when writers wait for a slot, on "message flush", and for
+ * blocks dirty longer than max_dirty_age (the age work marks dirty blocks
+ * AGED each half period and writeback takes AGED blocks).
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/sort.h>
+#include <linux/completion.h>
+#include <linux/mm.h>
+#include <linux/vmalloc.h>
+
+#include "pmcache.h"
+#include "pmcache_pmem.h"
+
+struct pmc_wb_item {
+	u64 oblock;
+	u32 slot;
+	bool free_slot;		/* stale at the end: free it after the fence */
+};
+
+struct pmc_wb_batch {
+	struct pmc_cache *c;
+	atomic_t pending;
+	struct completion done;
+	blk_status_t status;
+};
+
+static int wb_item_cmp(const void *a, const void *b)
+{
+	const struct pmc_wb_item *x = a, *y = b;
+
+	return x->oblock < y->oblock ? -1 : x->oblock > y->oblock;
+}
+
+static u64 pmc_dirty_limit(struct pmc_cache *c, u32 pct)
+{
+	return div_u64(c->meta.geo.nr_blocks * pct, 100);
+}
+
+/* Why writeback should run now; 0 = not needed, 2 = everything, 1 = aged only. */
+static int pmc_wb_reason(struct pmc_cache *c, bool *in_burst)
+{
+	u64 dirty = atomic64_read(&c->nr_dirty);
+
+	if (!dirty)
+		return 0;
+	if (atomic_read(&c->flush_requests) || atomic_read(&c->free_waiters))
+		return 2;
+	if (time_before(jiffies, READ_ONCE(c->wb_pause_until)))
+		return 0;
+	if (dirty > pmc_dirty_limit(c, c->high_wm))
+		*in_burst = true;
+	if (*in_burst && dirty > pmc_dirty_limit(c, c->low_wm))
+		return 2;
+	*in_burst = false;
+	return 1;
+}
+
+bool pmc_wb_needed(struct pmc_cache *c)
+{
+	bool burst = false;
+
+	return pmc_wb_reason(c, &burst) != 0;
+}
+
+void pmc_wb_kick(struct pmc_cache *c)
+{
+	if (READ_ONCE(c->running) && c->wq)
+		queue_work(c->wq, &c->wb_work);
+}
+
+/* Pick up to @max dirty blocks and mark them under writeback. */
+static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *items,
+				   unsigned int max, bool aged_only, u32 *cursor)
+{
+	u32 nr = c->idx.nr_slots, scanned, slot = *cursor;
+	unsigned int n = 0;
+
+	for (scanned = 0; scanned < nr && n < max; scanned++, slot++) {
+		struct pmc_stripe *st;
+		u64 oblock;
+		u8 s;
+
+		if (slot >= nr)
+			slot = 0;
+		s = READ_ONCE(c->idx.state[slot]);
+		if ((s & PMC_S_KIND_MASK) != PMC_S_DIRTY ||
+		    (s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)))
+			continue;
+		if (aged_only && !(s & PMC_S_AGED))
+			continue;
+		oblock = pmc_key_oblock(READ_ONCE(c->idx.key[slot]));
+		st = pmc_index_stripe(&c->idx, oblock);
+		spin_lock(&st->lock);
+		s = c->idx.state[slot];
+		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY &&
+		    !(s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)) &&
+		    pmc_key_oblock(c->idx.key[slot]) == oblock) {
+			c->idx.state[slot] = s | PMC_S_WB;
+			items[n].oblock = oblock;
+			items[n].slot = slot;
+			items[n].free_slot = false;
+			n++;
+		}
+		spin_unlock(&st->lock);
+	}
+	*cursor = slot;
+	return n;
+}
+
+static void pmc_wb_endio(struct bio *bio)
+{
+	struct pmc_wb_batch *b = bio->bi_private;
+
+	if (bio->bi_status)
+		b->status = bio->bi_status;
+	bio_put(bio);
+	if (atomic_dec_and_test(&b->pending))
+		complete(&b->done);
+}
+
+/* Write the sorted items to the origin; returns once all bios completed. */
+static blk_status_t pmc_wb_write(struct pmc_cache *c, struct pmc_wb_item *items,
+				 unsigned int n)
+{
+	struct pmc_wb_batch b;
+	struct blk_plug plug;
+	unsigned int i = 0;
+
+	b.c = c;
+	atomic_set(&b.pending, 1);
+	init_completion(&b.done);
+	b.status = BLK_STS_OK;
+
+	blk_start_plug(&plug);
+	while (i < n) {
+		unsigned int run = 1, k;
+		struct bio *bio;
+
+		while (i + run < n && run < BIO_MAX_VECS &&
+		       items[i + run].oblock == items[i].oblock + run)
+			run++;
+		bio = bio_alloc(c->origin_dev->bdev, run, REQ_OP_WRITE, GFP_NOIO);
+		bio->bi_iter.bi_sector = pmc_oblock_to_sector(c, items[i].oblock);
+		bio->bi_private = &b;
+		bio->bi_end_io = pmc_wb_endio;
+		for (k = 0; k < run; k++) {
+			u8 *data = pmc_block_data(&c->meta, items[i + k].slot);
+
+			__bio_add_page(bio, virt_to_page(data), c->block_size,
+				       offset_in_page(data));
+		}
+		atomic_inc(&b.pending);
+		submit_bio(bio);
+		i += run;
+	}
+	blk_finish_plug(&plug);
+	if (atomic_dec_and_test(&b.pending))
+		complete(&b.done);
+	wait_for_completion_io(&b.done);
+	return b.status;
+}
+
+/* After the batch is durable on the origin: mark clean or free each block. */
+static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
+			  unsigned int n, bool ok)
+{
+	unsigned int i, cleaned = 0;
+
+	for (i = 0; i < n; i++) {
+		u32 slot = items[i].slot, cur;
+		struct pmc_stripe *st = pmc_index_stripe(&c->idx, items[i].oblock);
+		u8 s;
+
+		spin_lock(&st->lock);
+		s = c->idx.state[slot];
+		if (s & PMC_S_STALE) {
+			/* Superseded or discarded meanwhile; its record is gone. */
+			if (pmc_index_lookup(&c->idx, items[i].oblock) == slot)
+				pmc_index_remove(&c->idx, slot);
+			c->idx.state[slot] = PMC_S_BUSY;
+			items[i].free_slot = true;
+		} else if (ok) {
+			pmc_rec_set_clean(&c->meta, slot, c->idx.key[slot]);
+			c->idx.state[slot] = PMC_S_CLEAN;
+			cleaned++;
+		} else {
+			c->idx.state[slot] = s & ~PMC_S_WB;
+		}
+		/* A newer copy waited for this writeback to land first. */
+		cur = pmc_index_lookup(&c->idx, items[i].oblock);
+		if (cur != PMC_NO_SLOT && cur != slot)
+			c->idx.state[cur] &= ~PMC_S_WB_WAIT;
+		spin_unlock(&st->lock);
+	}
+	pmc_pmem_fence();
+	atomic64_sub(cleaned, &c->nr_dirty);
+	this_cpu_add(c->stats->writebacks, cleaned);
+	for (i = 0; i < n; i++)
+		if (items[i].free_slot)
+			pmc_slot_free(c, items[i].slot);
+	if (cleaned && atomic_read(&c->free_waiters))
+		wake_up(&c->free_wait);
+}
+
+void pmc_wb_work(struct work_struct *w)
+{
+	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
+	struct pmc_wb_item *items;
+	bool burst = false;
+	u32 cursor = 0;
+	int reason;
+
+	items = kvmalloc_array(c->wb_jobs, sizeof(*items), GFP_NOIO);
+	if (!items)
+		return;
+	mutex_lock(&c->wb_mutex);
+	while (READ_ONCE(c->running) && c->health != PMC_HEALTH_FAILED) {
+		unsigned int n;
+		blk_status_t st;
+		int err;
+
+		reason = pmc_wb_reason(c, &burst);
+		if (!reason)
+			break;
+		n = pmc_wb_collect(c, items, c->wb_jobs, reason == 1, &cursor);
+		if (!n)
+			break;
+		sort(items, n, sizeof(*items), wb_item_cmp, NULL);
+		atomic_add(n, &c->wb_inflight);
+		st = pmc_wb_write(c, items, n);
+		err = blk_status_to_errno(st);
+		if (!err)
+			err = blkdev_issue_flush(c->origin_dev->bdev);
+		if (err) {
+			this_cpu_inc(c->stats->errors);
+			atomic_inc(&c->wb_errors);
+			if (c->health == PMC_HEALTH_OK)
+				c->health = PMC_HEALTH_DEGRADED;
+			DMERR_LIMIT("writeback to the origin failed: %d", err);
+		}
+		pmc_wb_finish(c, items, n, !err);
+		atomic_sub(n, &c->wb_inflight);
+		wake_up_all(&c->clean_wait);
+		if (err) {
+			/* Retry later rather than spin on a failing origin. */
+			break;
+		}
+		cond_resched();
+	}
+	mutex_unlock(&c->wb_mutex);
+	kvfree(items);
+	wake_up_all(&c->clean_wait);
+	wake_up_all(&c->free_wait);
+}
+
+/*
+ * Every half max_dirty_age: write back the blocks marked at the previous
+ * tick, then mark the ones dirty now. A block is written back between one
+ * half and one whole max_dirty_age after it was written.
+ */
+void pmc_age_work(struct work_struct *w)
+{
+	struct pmc_cache *c = container_of(to_delayed_work(w), struct pmc_cache,
+					   age_work);
+	u32 slot;
+
+	if (!READ_ONCE(c->running))
+		return;
+	pmc_wb_kick(c);
+	flush_work(&c->wb_work);
+	for (slot = 0; slot < c->idx.nr_slots; slot++) {
+		u8 s = READ_ONCE(c->idx.state[slot]);
+
+		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY && !(s & PMC_S_AGED)) {
+			struct pmc_stripe *st =
+				pmc_index_stripe(&c->idx,
+						 pmc_key_oblock(READ_ONCE(c->idx.key[slot])));
+
+			spin_lock(&st->lock);
+			if ((c->idx.state[slot] & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+				c->idx.state[slot] |= PMC_S_AGED;
+			spin_unlock(&st->lock);
+		}
+		if (!(slot & 4095))
+			cond_resched();
+	}
+	if (READ_ONCE(c->running) && c->max_age_ms)
+		queue_delayed_work(c->wq, &c->age_work,
+				   msecs_to_jiffies(c->max_age_ms / 2 + 1));
+}

@@ -5,6 +5,7 @@
 #include "pmcache_meta.h"
 #include "pmcache_pmem.h"
 #include "pmcache_index.h"
+#include "pmcache_policy.h"
 
 static struct pmc_sb *sb_copy(u8 *base, unsigned int copy)
 {
@@ -215,6 +216,22 @@ void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
 	pmc_pmem_store64(&rec->commit,
 			 cpu_to_le64(pmc_commit_make(slot, key,
 						     dirty ? PMC_REC_DIRTY : 0)));
+	pmc_pmem_fence();
+}
+
+void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old)
+{
+	pmc_rec_commit(m, slot, key, dirty);
+	if (old == PMC_NO_SLOT)
+		return;
+	/* Only now: clearing before the commit would lose the block. */
+	pmc_rec_clear(m, old);
+	pmc_pmem_fence();
+}
+
+void pmc_rec_free(struct pmc_meta *m, u32 slot)
+{
+	pmc_rec_clear(m, slot);
 	pmc_pmem_fence();
 }
 

@@ -73,6 +73,14 @@ static inline u64 pmc_rec_commit_word(const struct pmc_meta *m, u32 slot)
  * this returns: key store, fence, commit store, fence.
  */
 void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty);
+/*
+ * Out-of-place update: commit @slot as the copy of @key, then clear @old
+ * (PMC_NO_SLOT: none), which held the previous copy. Durable on return;
+ * @old is free for reuse then.
+ */
+void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old);
+/* Free a slot's record; durable on return, so the slot may be reused. */
+void pmc_rec_free(struct pmc_meta *m, u32 slot);
 /* Mark a committed slot clean; persistent after the next fence. */
 void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key);
 /* Free a slot's record; persistent after the next fence. */

@@ -281,10 +281,9 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		}
 		pmc_index_remove(&c->idx, slot);
 		c->idx.state[slot] = PMC_S_BUSY;
-		pmc_rec_clear(&c->meta, slot);
-		spin_unlock(&st->lock);
 		/* Its next owner writes the key first: the clear must be durable. */
-		pmc_pmem_fence();
+		pmc_rec_free(&c->meta, slot);
+		spin_unlock(&st->lock);
 		c->pops->remove(c->policy, slot);
 		atomic64_dec(&c->nr_used);
 		PMC_STAT_INC(c, evictions);
@@ -331,35 +330,33 @@ void pmc_slot_free(struct pmc_cache *c, u32 slot)
 
 /*
  * Make @slot (data already in pmem) the current copy of @oblock, dirty or
- * clean. Called with the stripe lock held. The copy it replaces, if any, is
- * cleared after the commit; returns it when it can be freed now (after a
- * fence), PMC_NO_SLOT otherwise.
+ * clean, durably. Called with the stripe lock held. Returns the copy it
+ * replaced when that can be freed now, PMC_NO_SLOT otherwise; *@old_p is
+ * left naming the replaced copy the policy must forget (or PMC_NO_SLOT).
  */
 static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 		       bool dirty)
 {
-	u32 old = *old_p;
 	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
+	u32 old = *old_p, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
 	u16 gen = 0;
-	u32 to_free = PMC_NO_SLOT;
+	u8 os = 0;
 
 	if (old != PMC_NO_SLOT) {
-		u8 os = c->idx.state[old];
-
+		os = c->idx.state[old];
 		gen = pmc_key_gen(c->idx.key[old]) + 1;
 		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
 			state |= PMC_S_WB_WAIT;
+		/* A tombstone's record is already gone. */
+		if (!(os & PMC_S_STALE))
+			retire = old;
 	}
-	pmc_rec_commit(&c->meta, slot, pmc_key_make(oblock, gen), dirty);
+	pmc_rec_replace(&c->meta, slot, pmc_key_make(oblock, gen), dirty, retire);
 	if (old != PMC_NO_SLOT) {
-		u8 os = c->idx.state[old];
-
 		pmc_index_remove(&c->idx, old);
 		if (os & PMC_S_STALE) {
-			/* A tombstone: already cleared and gone from the policy. */
 			*old_p = PMC_NO_SLOT;
 		} else {
-			pmc_rec_clear(&c->meta, old);
 			if ((os & PMC_S_KIND_MASK) == PMC_S_DIRTY)
 				atomic64_dec(&c->nr_dirty);
 			atomic64_dec(&c->nr_used);
@@ -379,17 +376,12 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 	return to_free;
 }
 
-/*
- * After pmc_install, outside the lock: make the clear of the replaced copy
- * durable, then free it and tell the policy. @old is what pmc_install left.
- */
+/* After pmc_install, outside the lock: tell the policy, free the old slot. */
 static void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock, u32 old,
 			     u32 to_free)
 {
-	if (old != PMC_NO_SLOT) {
-		pmc_pmem_fence();
+	if (old != PMC_NO_SLOT)
 		c->pops->remove(c->policy, old);
-	}
 	if (to_free != PMC_NO_SLOT)
 		pmc_slot_free(c, to_free);
 	c->pops->insert(c->policy, slot, oblock);
@@ -679,7 +671,7 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 		}
 		atomic_inc(&st->write_seq);
 		s = c->idx.state[slot];
-		pmc_rec_clear(&c->meta, slot);
+		pmc_rec_free(&c->meta, slot);
 		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY)
 			atomic64_dec(&c->nr_dirty);
 		atomic64_dec(&c->nr_used);
@@ -692,7 +684,6 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 			to_free = slot;
 		}
 		spin_unlock(&st->lock);
-		pmc_pmem_fence();
 		c->pops->remove(c->policy, slot);
 		if (to_free != PMC_NO_SLOT)
 			pmc_slot_free(c, to_free);

@@ -10,6 +10,7 @@
 #include <linux/wait.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
+#include <linux/percpu_counter.h>
 
 #include "pmcache_meta.h"
 #include "pmcache_index.h"
@@ -85,8 +86,8 @@ struct pmc_cache {
 	enum pmc_action action;
 
 	/* Counters that drive writeback and allocation. */
-	atomic64_t nr_used;
-	atomic64_t nr_dirty;
+	struct percpu_counter nr_used;	/* blocks holding data */
+	struct percpu_counter nr_dirty;
 	atomic_t wb_inflight;
 	atomic_t free_waiters;
 	atomic_t flush_requests;	/* message flush in progress */
@@ -117,6 +118,33 @@ static inline u64 pmc_sector_to_oblock(const struct pmc_cache *c, sector_t s)
 static inline sector_t pmc_oblock_to_sector(const struct pmc_cache *c, u64 b)
 {
 	return (sector_t)b << c->sect_shift;
+}
+
+#define PMC_COUNTER_BATCH 64
+
+static inline void pmc_count(struct pmc_cache *c, s64 used, s64 dirty)
+{
+	if (used)
+		percpu_counter_add_batch(&c->nr_used, used, PMC_COUNTER_BATCH);
+	if (dirty)
+		percpu_counter_add_batch(&c->nr_dirty, dirty, PMC_COUNTER_BATCH);
+}
+
+/* Cheap, approximate (per-CPU slack): for heuristics on the I/O path. */
+static inline s64 pmc_nr_dirty_approx(struct pmc_cache *c)
+{
+	return percpu_counter_read_positive(&c->nr_dirty);
+}
+
+/* Exact: for status, flush and writeback decisions. */
+static inline s64 pmc_nr_dirty(struct pmc_cache *c)
+{
+	return percpu_counter_sum_positive(&c->nr_dirty);
+}
+
+static inline s64 pmc_nr_used(struct pmc_cache *c)
+{
+	return percpu_counter_sum_positive(&c->nr_used);
 }
 
 /* pmcache_writeback.c */

@@ -285,7 +285,7 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		pmc_rec_free(&c->meta, slot);
 		spin_unlock(&st->lock);
 		c->pops->remove(c->policy, slot);
-		atomic64_dec(&c->nr_used);
+		pmc_count(c, -1, 0);
 		PMC_STAT_INC(c, evictions);
 		return slot;
 	}
@@ -295,7 +295,7 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 static bool pmc_slot_available(struct pmc_cache *c)
 {
 	return pmc_alloc_nr_free(&c->alloc) ||
-	       atomic64_read(&c->nr_used) > atomic64_read(&c->nr_dirty);
+	       percpu_counter_read_positive(&c->nr_used) > pmc_nr_dirty_approx(c);
 }
 
 /* A free slot for a write; waits for writeback when the cache is all dirty. */
@@ -339,6 +339,7 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 {
 	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
 	u32 old = *old_p, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
+	s64 d_used = 1, d_dirty = dirty;
 	u16 gen = 0;
 	u8 os = 0;
 
@@ -358,8 +359,8 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 			*old_p = PMC_NO_SLOT;
 		} else {
 			if ((os & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-				atomic64_dec(&c->nr_dirty);
-			atomic64_dec(&c->nr_used);
+				d_dirty--;
+			d_used--;
 		}
 		if (os & PMC_S_WB) {
 			/* Writeback still reads its data: it frees the slot. */
@@ -370,9 +371,7 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 		}
 	}
 	pmc_index_insert(&c->idx, slot, pmc_key_make(oblock, gen), state);
-	atomic64_inc(&c->nr_used);
-	if (dirty)
-		atomic64_inc(&c->nr_dirty);
+	pmc_count(c, d_used, d_dirty);
 	return to_free;
 }
 
@@ -603,7 +602,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	to_free = pmc_install(c, slot, ch->oblock, &old, true);
 	spin_unlock(&st->lock);
 	pmc_install_done(c, slot, ch->oblock, old, to_free);
-	if (atomic64_read(&c->nr_dirty) > c->high_limit)
+	if (pmc_nr_dirty_approx(c) > c->high_limit)
 		pmc_wb_kick(c);
 	return 0;
 }
@@ -648,7 +647,7 @@ static int pmc_map_write(struct pmc_cache *c, struct bio *bio)
 	}
 	if (r) {
 		PMC_STAT_INC(c, errors);
-		return pmc_complete_prefix(bio, off ? off : size, r);
+		return pmc_complete_prefix(bio, size, r);
 	}
 	return pmc_complete_prefix(bio, off, 0);
 }
@@ -672,9 +671,7 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 		atomic_inc(&st->write_seq);
 		s = c->idx.state[slot];
 		pmc_rec_free(&c->meta, slot);
-		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-			atomic64_dec(&c->nr_dirty);
-		atomic64_dec(&c->nr_used);
+		pmc_count(c, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
 		if (s & PMC_S_WB) {
 			/* Keep it in the hash as a tombstone until writeback ends. */
 			c->idx.state[slot] = s | PMC_S_STALE;
@@ -831,8 +828,8 @@ static int pmc_load(struct pmc_cache *c)
 	for (slot = 0; slot < c->idx.nr_slots; slot++)
 		if (pmc_slot_kind(&c->idx, slot) != PMC_S_FREE)
 			c->pops->insert(c->policy, slot, pmc_key_oblock(c->idx.key[slot]));
-	atomic64_set(&c->nr_used, st.used);
-	atomic64_set(&c->nr_dirty, st.dirty);
+	percpu_counter_set(&c->nr_used, st.used);
+	percpu_counter_set(&c->nr_dirty, st.dirty);
 	c->load_corrupt = st.corrupt + st.out_of_range;
 	if (c->load_corrupt) {
 		c->health = PMC_HEALTH_DEGRADED;
@@ -910,6 +907,8 @@ static void pmc_dtr(struct dm_target *ti)
 			kfree(c->feature_args[i]);
 		kfree(c->feature_args);
 	}
+	percpu_counter_destroy(&c->nr_used);
+	percpu_counter_destroy(&c->nr_dirty);
 	free_percpu(c->stats);
 	kfree(c);
 	ti->private = NULL;
@@ -942,8 +941,6 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	c->max_age_ms = PMC_DEFAULT_MAX_AGE_MS;
 	c->mode = PMC_MODE_WRITEBACK;
 	c->action = PMC_ACT_LOAD;
-	atomic64_set(&c->nr_used, 0);
-	atomic64_set(&c->nr_dirty, 0);
 	atomic_set(&c->wb_inflight, 0);
 	atomic_set(&c->free_waiters, 0);
 	atomic_set(&c->flush_requests, 0);
@@ -955,7 +952,8 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	INIT_DELAYED_WORK(&c->age_work, pmc_age_work);
 
 	c->stats = alloc_percpu(struct pmc_stats);
-	if (!c->stats) {
+	if (!c->stats || percpu_counter_init(&c->nr_used, 0, GFP_KERNEL) ||
+	    percpu_counter_init(&c->nr_dirty, 0, GFP_KERNEL)) {
 		ti->error = "pmcache: out of memory";
 		r = -ENOMEM;
 		goto bad;
@@ -1128,8 +1126,7 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 		pmc_sum_stats(c, &s);
 		DMEMIT("%u %llu %lld %lld %llu %llu %llu %llu %llu %d %llu %s %s %llu %llu %llu",
 		       c->block_size, c->meta.geo.nr_blocks,
-		       (long long)atomic64_read(&c->nr_used),
-		       (long long)atomic64_read(&c->nr_dirty),
+		       (long long)pmc_nr_used(c), (long long)pmc_nr_dirty(c),
 		       s.read_hits, s.read_misses, s.write_hits, s.write_misses,
 		       s.writebacks, atomic_read(&c->wb_inflight),
 		       s.errors + c->load_corrupt, pmc_health_names[c->health],
@@ -1163,7 +1160,7 @@ static int pmc_flush_all(struct pmc_cache *c)
 		return -EBUSY;
 	}
 	atomic_inc(&c->flush_requests);
-	while (atomic64_read(&c->nr_dirty)) {
+	while (pmc_nr_dirty(c)) {
 		if (atomic_read(&c->wb_errors) != errors ||
 		    c->health == PMC_HEALTH_FAILED || !READ_ONCE(c->running)) {
 			r = -EIO;
@@ -1171,7 +1168,7 @@ static int pmc_flush_all(struct pmc_cache *c)
 		}
 		pmc_wb_kick(c);
 		r = wait_event_killable_timeout(c->clean_wait,
-						!atomic64_read(&c->nr_dirty), HZ);
+						!pmc_nr_dirty(c), HZ);
 		if (r < 0)
 			break;
 		r = 0;

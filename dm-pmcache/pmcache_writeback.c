@@ -48,7 +48,7 @@ static u64 pmc_dirty_limit(struct pmc_cache *c, u32 pct)
 /* Why writeback should run now; 0 = not needed, 2 = everything, 1 = aged only. */
 static int pmc_wb_reason(struct pmc_cache *c, bool *in_burst)
 {
-	u64 dirty = atomic64_read(&c->nr_dirty);
+	u64 dirty = pmc_nr_dirty(c);
 
 	if (!dirty)
 		return 0;
@@ -202,7 +202,7 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 		spin_unlock(&st->lock);
 	}
 	pmc_pmem_fence();
-	atomic64_sub(cleaned, &c->nr_dirty);
+	pmc_count(c, 0, -(s64)cleaned);
 	this_cpu_add(c->stats->writebacks, cleaned);
 	for (i = 0; i < n; i++)
 		if (items[i].free_slot)

@@ -1,0 +1,97 @@
+# Guest-side helpers for VM scenarios (busybox ash). Source it first:
+#   . "$SCRIPTDIR/lib.sh"
+# It turns on `set -eu`: any failing command fails the scenario.
+#
+# Environment from the VM's /init (scripts/vm-init):
+#   PMEM        /dev/pmem0 (fsdax namespace)
+#   ORIGIN      the slow origin disk (virtio-blk, throttled by vm-run)
+#   STATE_DISK  a small (64 MiB) disk that survives reboots with --state;
+#               state_mount puts an ext4 file system on it
+#   TESTDIR=/tests  SCRIPTDIR=/tests/vm  FIODIR=/tests/fio  EXTRADIR=/vmrun/extra
+#   KERNEL      6.1 or 6.12; ROUNDS, QUICK if set on the host; --env extras
+#   DM_DISABLE_UDEV=1 so that dmsetup creates /dev/mapper nodes itself
+set -eu
+
+# --- reporting ---------------------------------------------------------------
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "== $*"; }
+
+# --- assertions --------------------------------------------------------------
+assert_blockdev() { # NAME or /path: the device node must exist as a block device
+	case $1 in /*) d=$1 ;; *) d=/dev/mapper/$1 ;; esac
+	[ -b "$d" ] || fail "$d is not a block device"
+}
+assert_eq() { # ACTUAL EXPECTED [what]
+	[ "$1" = "$2" ] || fail "${3:-value}: got '$1', expected '$2'"
+}
+
+# --- device-mapper -----------------------------------------------------------
+sectors() { blockdev --getsz "$1"; }
+
+# pmcache_table [ARG...]: the table line of a pmcache device over the whole
+# origin, with feature ARGs. Devices from CACHE_DEV / ORIGIN_DEV, default
+# $PMEM / $ORIGIN. The one place that knows the target's argument layout:
+#   <cache dev> <origin dev> <#feature args> [<feature args>...]
+pmcache_table() {
+	c=${CACHE_DEV:-$PMEM} o=${ORIGIN_DEV:-$ORIGIN}
+	echo "0 $(sectors "$o") pmcache $c $o $# $*"
+}
+pmcache_create() { # NAME [ARG...]: create, assert the node exists
+	n=$1; shift
+	dmsetup create "$n" --table "$(pmcache_table "$@")" || fail "dmsetup create $n failed"
+	assert_blockdev "$n"
+}
+dm_remove() { # NAME: remove, retrying while the device is busy
+	i=0
+	until dmsetup remove "$1" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 50 ] || fail "dmsetup remove $1 failed"
+		sleep 0.1
+	done
+}
+# dm_status_field NAME N: Nth word (from 1) of the target's own status,
+# i.e. after "<start> <length> <target>".
+dm_status_field() {
+	dmsetup status "$1" | awk -v n="$2" '{ print $(n + 3) }'
+}
+# dm_table_field NAME N: same for `dmsetup table`.
+dm_table_field() {
+	dmsetup table "$1" | awk -v n="$2" '{ print $(n + 3) }'
+}
+
+# --- fio -----------------------------------------------------------------------
+# fio_run JOBFILE [fio args]: JOBFILE is a path or a name in $FIODIR
+# (name.fio). Fails the scenario when fio fails.
+fio_run() {
+	j=$1; shift
+	case $j in */*) ;; *) j=$FIODIR/${j%.fio}.fio ;; esac
+	fio "$j" "$@" || fail "fio $j failed"
+}
+
+# --- persistent state across boots --------------------------------------------
+# state_mount: mount $STATE_DISK on /state (mkfs.ext4 on first use); prints /state.
+mounted() { grep -q " $1 " /proc/mounts; }
+state_mount() {
+	mkdir -p /state
+	if ! mounted /state; then
+		if ! mount -t ext4 "$STATE_DISK" /state 2>/dev/null; then
+			mkfs.ext4 -q -F "$STATE_DISK" >/dev/null
+			mount -t ext4 "$STATE_DISK" /state
+		fi
+	fi
+	echo /state
+}
+state_umount() { sync; if mounted /state; then umount /state; fi; }
+
+# --- power cuts ----------------------------------------------------------------
+# power_cut: power the VM off now, without sync or any clean-up (sysrq o).
+# vm-run reports this as success when the kernel log is clean.
+power_cut() {
+	echo "@@VMRUN-POWERCUT@@"
+	echo "<5>@@VMRUN-POWERCUT@@" > /dev/kmsg
+	stty -F /dev/ttyS1 raw 2>/dev/null || true	# drain the console first
+	echo o > /proc/sysrq-trigger
+	sleep 60
+	fail "sysrq power-off did not happen"
+}
+# power_cut_after SEC: power_cut in the background after SEC seconds.
+power_cut_after() { (sleep "$1"; power_cut) & }

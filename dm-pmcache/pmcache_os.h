@@ -64,8 +64,17 @@ typedef uint64_t __le64;
 #endif
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+#if defined(__SANITIZE_THREAD__)
+/*
+ * Marked accesses are intended races (as KCSAN treats them): make them
+ * relaxed atomics so ThreadSanitizer reports only unmarked ones. Scalars only.
+ */
+#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#else
 #define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+#endif
 #define BUILD_BUG_ON(c) _Static_assert(!(c), #c)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))

@@ -76,7 +76,7 @@ static int feat_block_size(struct pmc_cache *c, char **v, char **error)
 {
 	if (parse_u32(v[0], PMC_MIN_BLOCK_SIZE, PMC_MAX_BLOCK_SIZE, &c->block_size) ||
 	    !is_power_of_2(c->block_size) || c->block_size > PAGE_SIZE) {
-		*error = "pmcache: block_size must be a power of two from 512 to 4096";
+		*error = "block_size must be a power of two from 512 to 4096";
 		return -EINVAL;
 	}
 	return 0;
@@ -85,7 +85,7 @@ static int feat_block_size(struct pmc_cache *c, char **v, char **error)
 static int feat_high_wm(struct pmc_cache *c, char **v, char **error)
 {
 	if (parse_u32(v[0], 0, 100, &c->high_wm)) {
-		*error = "pmcache: high_watermark must be a percentage";
+		*error = "high_watermark must be a percentage";
 		return -EINVAL;
 	}
 	return 0;
@@ -94,7 +94,7 @@ static int feat_high_wm(struct pmc_cache *c, char **v, char **error)
 static int feat_low_wm(struct pmc_cache *c, char **v, char **error)
 {
 	if (parse_u32(v[0], 0, 100, &c->low_wm)) {
-		*error = "pmcache: low_watermark must be a percentage";
+		*error = "low_watermark must be a percentage";
 		return -EINVAL;
 	}
 	return 0;
@@ -103,7 +103,7 @@ static int feat_low_wm(struct pmc_cache *c, char **v, char **error)
 static int feat_wb_jobs(struct pmc_cache *c, char **v, char **error)
 {
 	if (parse_u32(v[0], 1, 65536, &c->wb_jobs)) {
-		*error = "pmcache: writeback_jobs must be 1..65536";
+		*error = "writeback_jobs must be 1..65536";
 		return -EINVAL;
 	}
 	return 0;
@@ -112,7 +112,7 @@ static int feat_wb_jobs(struct pmc_cache *c, char **v, char **error)
 static int feat_max_age(struct pmc_cache *c, char **v, char **error)
 {
 	if (parse_u32(v[0], 0, 3600000, &c->max_age_ms)) {
-		*error = "pmcache: max_dirty_age must be 0..3600000 ms";
+		*error = "max_dirty_age must be 0..3600000 ms";
 		return -EINVAL;
 	}
 	return 0;
@@ -132,12 +132,12 @@ static int feat_mode(struct pmc_cache *c, char **v, char **error)
 		if (!strcmp(v[0], pmc_mode_names[i])) {
 			c->mode = i;
 			if (c->mode != PMC_MODE_WRITEBACK) {
-				*error = "pmcache: only mode writeback is implemented";
+				*error = "only mode writeback is implemented";
 				return -EINVAL;
 			}
 			return 0;
 		}
-	*error = "pmcache: mode must be writeback, writethrough, writearound or passthrough";
+	*error = "mode must be writeback, writethrough, writearound or passthrough";
 	return -EINVAL;
 }
 
@@ -159,7 +159,7 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 
 	c->feature_args = kcalloc(argc ? argc : 1, sizeof(char *), GFP_KERNEL);
 	if (!c->feature_args) {
-		*error = "pmcache: out of memory";
+		*error = "out of memory";
 		return -ENOMEM;
 	}
 	while (i < argc) {
@@ -169,11 +169,11 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 			if (!strcasecmp(argv[i], pmc_features[k].name))
 				f = &pmc_features[k];
 		if (!f) {
-			*error = "pmcache: unknown feature argument";
+			*error = "unknown feature argument";
 			return -EINVAL;
 		}
 		if (i + f->nr_values > argc - 1) {
-			*error = "pmcache: feature argument is missing its value";
+			*error = "feature argument is missing its value";
 			return -EINVAL;
 		}
 		r = f->parse(c, &argv[i + 1], error);
@@ -182,7 +182,7 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 		for (j = 0; j <= f->nr_values; j++) {
 			c->feature_args[c->nr_feature_args] = kstrdup(argv[i + j], GFP_KERNEL);
 			if (!c->feature_args[c->nr_feature_args]) {
-				*error = "pmcache: out of memory";
+				*error = "out of memory";
 				return -ENOMEM;
 			}
 			c->nr_feature_args++;
@@ -190,7 +190,7 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 		i += 1 + f->nr_values;
 	}
 	if (c->low_wm > c->high_wm) {
-		*error = "pmcache: low_watermark must not exceed high_watermark";
+		*error = "low_watermark must not exceed high_watermark";
 		return -EINVAL;
 	}
 	return 0;
@@ -210,23 +210,23 @@ static int pmc_map_pmem(struct pmc_cache *c, char **error)
 
 	c->dax_dev = c->cache_dev->dax_dev;
 	if (!c->dax_dev) {
-		*error = "pmcache: cache device does not support DAX (use an fsdax pmem namespace)";
+		*error = "cache device does not support DAX (use an fsdax pmem namespace)";
 		return -EOPNOTSUPP;
 	}
 	if (!dax_synchronous(c->dax_dev)) {
-		*error = "pmcache: cache device DAX is not synchronous (CPU stores are not durable)";
+		*error = "cache device DAX is not synchronous (CPU stores are not durable)";
 		return -EOPNOTSUPP;
 	}
 	start = get_start_sect(bdev);
 	if (start & (PAGE_SIZE / SECTOR_SIZE - 1)) {
-		*error = "pmcache: cache partition is not page aligned";
+		*error = "cache partition is not page aligned";
 		return -EINVAL;
 	}
 	c->pmem_size = bdev_nr_sectors(bdev) << SECTOR_SHIFT;
 	pages = c->pmem_size >> PAGE_SHIFT;
 	c->pmem_size = (u64)pages << PAGE_SHIFT;
 	if (pages < 4) {
-		*error = "pmcache: cache device too small";
+		*error = "cache device too small";
 		return -EINVAL;
 	}
 	id = dax_read_lock();
@@ -234,15 +234,15 @@ static int pmc_map_pmem(struct pmc_cache *c, char **error)
 				DAX_ACCESS, &kaddr, &pfn);
 	dax_read_unlock(id);
 	if (got < 0) {
-		*error = "pmcache: cannot map the cache device (dax_direct_access failed)";
+		*error = "cannot map the cache device (dax_direct_access failed)";
 		return got;
 	}
 	if (got < pages) {
-		*error = "pmcache: cache device is not one contiguous DAX mapping";
+		*error = "cache device is not one contiguous DAX mapping";
 		return -EOPNOTSUPP;
 	}
 	if (!pfn_t_has_page(pfn)) {
-		*error = "pmcache: cache device has no struct pages (use fsdax mode with map=dev or mem)";
+		*error = "cache device has no struct pages (use fsdax mode with map=dev or mem)";
 		return -EOPNOTSUPP;
 	}
 	c->pmem = kaddr;
@@ -860,11 +860,11 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	case PMC_PROBE_VALID:
 		break;
 	case PMC_PROBE_FOREIGN:
-		*error = "pmcache: not a pmcache device; zero it or pass format";
+		*error = "not a pmcache device; zero it or pass format";
 		return -EINVAL;
 	default:
 		DMERR("cache device: %s", why);
-		*error = "pmcache: cache superblock is unusable (see the kernel log); pass format to start over";
+		*error = "cache superblock is unusable (see the kernel log); pass format to start over";
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
@@ -874,7 +874,7 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 			DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors), not %s (%llu sectors)",
 			      dirty, c->meta.origin_name, c->meta.origin_sectors,
 			      c->origin_name, c->origin_sectors);
-			*error = "pmcache: cache holds dirty data of another origin (see the kernel log for which); refusing";
+			*error = "cache holds dirty data of another origin (see the kernel log for which); refusing";
 			return -EINVAL;
 		}
 		c->action = PMC_ACT_REBIND;
@@ -882,7 +882,7 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	return 0;
 format:
 	if (pmc_geometry_compute(c->pmem_size, c->block_size, &c->meta.geo)) {
-		*error = "pmcache: cache device too small";
+		*error = "cache device too small";
 		return -ENOSPC;
 	}
 	return 0;
@@ -924,12 +924,12 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	int r;
 
 	if (argc < 3) {
-		ti->error = "pmcache: expected <cache_dev> <origin_dev> <#feature args> [args...]";
+		ti->error = "expected <cache_dev> <origin_dev> <#feature args> [args...]";
 		return -EINVAL;
 	}
 	c = kzalloc(sizeof(*c), GFP_KERNEL);
 	if (!c) {
-		ti->error = "pmcache: out of memory";
+		ti->error = "out of memory";
 		return -ENOMEM;
 	}
 	ti->private = c;
@@ -954,18 +954,18 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	c->stats = alloc_percpu(struct pmc_stats);
 	if (!c->stats || percpu_counter_init(&c->nr_used, 0, GFP_KERNEL) ||
 	    percpu_counter_init(&c->nr_dirty, 0, GFP_KERNEL)) {
-		ti->error = "pmcache: out of memory";
+		ti->error = "out of memory";
 		r = -ENOMEM;
 		goto bad;
 	}
 
 	if (kstrtouint(argv[2], 10, &nr_feat) || nr_feat > argc - 3) {
-		ti->error = "pmcache: invalid number of feature arguments";
+		ti->error = "invalid number of feature arguments";
 		r = -EINVAL;
 		goto bad;
 	}
 	if (nr_feat != argc - 3) {
-		ti->error = "pmcache: too many arguments";
+		ti->error = "too many arguments";
 		r = -EINVAL;
 		goto bad;
 	}
@@ -980,22 +980,22 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &c->cache_dev);
 	if (r) {
-		ti->error = "pmcache: cannot open the cache device";
+		ti->error = "cannot open the cache device";
 		goto bad;
 	}
 	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table), &c->origin_dev);
 	if (r) {
-		ti->error = "pmcache: cannot open the origin device";
+		ti->error = "cannot open the origin device";
 		goto bad;
 	}
 	if (c->cache_dev->bdev == c->origin_dev->bdev) {
-		ti->error = "pmcache: cache and origin are the same device";
+		ti->error = "cache and origin are the same device";
 		r = -EINVAL;
 		goto bad;
 	}
 	c->origin_sectors = bdev_nr_sectors(c->origin_dev->bdev);
 	if (ti->len > c->origin_sectors || ti->begin) {
-		ti->error = "pmcache: the target must start at 0 and not exceed the origin";
+		ti->error = "the target must start at 0 and not exceed the origin";
 		r = -EINVAL;
 		goto bad;
 	}
@@ -1009,7 +1009,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	if (c->action != PMC_ACT_FORMAT) {
 		if (block_size_set && user_block_size != c->meta.geo.block_size) {
-			ti->error = "pmcache: block_size differs from the one the cache was formatted with; pass format to change it";
+			ti->error = "block_size differs from the one the cache was formatted with; pass format to change it";
 			r = -EINVAL;
 			goto bad;
 		}
@@ -1019,20 +1019,20 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	c->sect_shift = c->block_shift - SECTOR_SHIFT;
 	c->origin_blocks = c->origin_sectors >> c->sect_shift;
 	if (c->origin_sectors & ((1u << c->sect_shift) - 1)) {
-		ti->error = "pmcache: origin size must be a multiple of block_size";
+		ti->error = "origin size must be a multiple of block_size";
 		r = -EINVAL;
 		goto bad;
 	}
 
 	r = pmc_alloc_index(c);
 	if (r) {
-		ti->error = "pmcache: cannot allocate the index";
+		ti->error = "cannot allocate the index";
 		goto bad;
 	}
 	c->wq = alloc_workqueue("pmcache-%s", WQ_MEM_RECLAIM | WQ_UNBOUND, 0,
 				c->origin_name);
 	if (!c->wq) {
-		ti->error = "pmcache: cannot allocate a workqueue";
+		ti->error = "cannot allocate a workqueue";
 		r = -ENOMEM;
 		goto bad;
 	}

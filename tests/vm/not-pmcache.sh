@@ -1,0 +1,48 @@
+#!/bin/sh
+# vm-run: --pmem-size 64M --origin-iops 0
+# not-pmcache: a cache device holding something else is refused (nothing is
+# written to it) unless "format" is given; a device without DAX and a pmem
+# namespace in raw mode are refused with a clear message, not an oops.
+. "$SCRIPTDIR/lib.sh"
+
+expect_refusal() { # what, pattern, table: dmsetup fails, the kernel log says why
+	dmesg -c >/dev/null
+	if dmsetup create pc --table "$3" 2>/tmp/err; then
+		dm_remove pc
+		fail "$1 was accepted"
+	fi
+	dmesg >/tmp/err
+	grep -q "pmcache: $2" /tmp/err || { cat /tmp/err; fail "$1: message lacks '$2'"; }
+	log "$1 refused: $(grep -o "pmcache: $2.*" /tmp/err | head -1)"
+	[ ! -e /dev/mapper/pc ] || fail "$1: device left behind"
+}
+
+# Foreign data in the first 4 KiB.
+printf 'XFSB this is some other file system' | dd of="$PMEM" conv=notrunc 2>/dev/null
+sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
+expect_refusal "foreign cache device" "not a pmcache device" "$(pmcache_table)"
+assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" "refused device changed"
+
+# format overrides.
+pmcache_create pc format
+fio --name=w --filename=/dev/mapper/pc --direct=1 --rw=write --bs=4k --size=4M --verify=crc32c >/dev/null || fail "fio after format"
+dm_remove pc
+# The table with format is not needed again; without it the cache loads.
+pmcache_create pc
+assert_eq "$(dm_status_field pc 3)" 1024 "blocks after reload"
+dm_remove pc
+
+# Bad arguments.
+expect_refusal "block size 1000" "block_size" "$(pmcache_table block_size 1000)"
+expect_refusal "unknown argument" "unknown feature" "$(pmcache_table frobnicate)"
+expect_refusal "changed block size" "block_size differs" "$(pmcache_table block_size 512)"
+
+# A block device without DAX.
+CACHE_DEV=$STATE_DISK expect_refusal "non-DAX cache device" "cache device does not support DAX" \
+	"$(CACHE_DEV=$STATE_DISK pmcache_table)"
+
+# A raw (non-fsdax) pmem namespace: dm-writecache oopses here.
+ndctl create-namespace -f -e namespace0.0 -m raw >/dev/null || fail "ndctl raw"
+expect_refusal "raw pmem namespace" "cache device does not support DAX" "$(pmcache_table)"
+ndctl create-namespace -f -e namespace0.0 -m fsdax -a 4k >/dev/null || fail "ndctl fsdax"
+log "ok"

@@ -1,0 +1,14 @@
+#!/bin/sh
+. "$SCRIPTDIR/lib.sh"
+. "$SCRIPTDIR/reboot/common.sh"
+pmcache_create pc max_dirty_age 600000
+log "after reboot: $(dmsetup status pc)"
+[ "$(dm_status_field pc 3)" -gt 0 ] || fail "the cache came back empty"
+fio $JOB_RAND --verify_only=1 >/tmp/fio.out || { cat /tmp/fio.out; fail "random blocks"; }
+fio $JOB_SEQ --verify_only=1 >/tmp/fio.out || { cat /tmp/fio.out; fail "sequential blocks"; }
+dmsetup message pc 0 flush
+dm_remove pc
+# And the origin alone holds it all after the flush.
+JOB_RAND=$(echo "$JOB_RAND" | sed "s|/dev/mapper/pc|$ORIGIN|")
+fio $JOB_RAND --verify_only=1 >/dev/null || fail "origin after flush"
+log "ok"

@@ -1,0 +1,39 @@
+#!/bin/sh
+# vm-run: --pmem-size 64M --origin-iops 0
+# wrong-origin: a cache holding dirty blocks of one origin refuses another
+# origin, saying which one it expects; the right origin still finds its data.
+# A clean cache may move to another origin: it drops its blocks.
+. "$SCRIPTDIR/lib.sh"
+
+half=$(( $(sectors "$ORIGIN") / 2 ))
+dmsetup create oa --table "0 $half linear $ORIGIN 0"
+dmsetup create ob --table "0 $half linear $ORIGIN $half"
+assert_blockdev oa; assert_blockdev ob
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+job="--name=w --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=8M --verify=crc32c --verify_fatal=1"
+fio $job >/dev/null || fail "write"
+[ "$(dm_status_field pc 4)" -gt 0 ] || fail "nothing dirty"
+dm_remove pc
+
+dmesg -c >/dev/null
+if ORIGIN_DEV=/dev/mapper/ob pmcache_table | dmsetup create pc 2>/tmp/err; then
+	fail "a dirty cache accepted another origin"
+fi
+dmesg | grep "pmcache" | tail -3
+dmesg | grep -q "dirty blocks of origin dm-0" || { dmesg | tail; fail "the kernel log does not name the expected origin"; }
+dmesg | grep -q "pmcache: cache holds dirty data of another origin" || fail "the table error does not say why"
+[ ! -e /dev/mapper/pc ] || fail "device left behind"
+
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+fio $job --verify_only=1 >/dev/null || fail "data lost after the refused attempt"
+dmsetup message pc 0 flush
+dm_remove pc
+
+# Clean now: binding to the other origin drops the blocks.
+ORIGIN_DEV=/dev/mapper/ob pmcache_create pc
+assert_eq "$(dm_status_field pc 3)" 0 "blocks kept for the wrong origin"
+fio --name=r --filename=/dev/mapper/pc --direct=1 --rw=read --bs=64k --size=8M >/dev/null
+dm_remove pc
+dm_remove oa; dm_remove ob
+log "ok"

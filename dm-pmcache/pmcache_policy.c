@@ -196,7 +196,7 @@ static void pmc_age_sketch(struct pmc_policy *p, u32 n)
 /* Reuse miss number @n halves its share of the slots. Lock-free, racy. */
 static void pmc_age_slots(struct pmc_policy *p, u32 n)
 {
-	u32 slot = (u32)(((u64)n * PMC_SLOT_AGE_STEP) % p->nr_slots);
+	u32 slot = (n * PMC_SLOT_AGE_STEP) % p->nr_slots;	/* wraps: fine */
 	u32 k;
 	u8 f;
 

@@ -21,7 +21,11 @@
 
 struct pmc_policy;
 
-/* Return true when the mechanism can evict @slot now. Must not sleep. */
+/*
+ * Return true when the mechanism can evict @slot now. Called with the
+ * policy's spinlock held and interrupts disabled: it must not sleep, must not
+ * call into the policy, and may only read flags (READ_ONCE) or trylock.
+ */
 typedef bool (*pmc_evictable_fn)(void *ctx, u32 slot);
 
 struct pmc_policy_ops {
@@ -32,10 +36,18 @@ struct pmc_policy_ops {
 	void (*hit)(struct pmc_policy *p, u32 slot);
 	/*
 	 * @oblock missed. Returns true when it should be admitted (promoted).
-	 * @have_free: a free slot exists, so admitting evicts nothing.
+	 * @have_free: a free slot exists, so admitting evicts nothing (the
+	 * default policy then always admits). Misses are what the policy
+	 * learns reuse from: call it on read misses even when the answer is
+	 * ignored (promote always), but not for I/O bypassed as sequential (a
+	 * stream teaches nothing and would only age what was learnt).
+	 * Lock-free.
 	 */
 	bool (*miss)(struct pmc_policy *p, u64 oblock, bool have_free);
-	/* @slot now holds @oblock (promotion, or a write that cached it). */
+	/*
+	 * @slot now holds @oblock (promotion, a write that cached it, or a
+	 * block found at load).
+	 */
 	void (*insert)(struct pmc_policy *p, u32 slot, u64 oblock);
 	/* @slot no longer holds a block (evicted, invalidated, superseded). */
 	void (*remove)(struct pmc_policy *p, u32 slot);

@@ -32,6 +32,19 @@ enum pmc_health {
 	PMC_HEALTH_FAILED,	/* the cache can no longer be trusted: I/O fails */
 };
 
+enum pmc_promote {
+	PMC_PROMOTE_REUSE,	/* on evidence of reuse (the policy decides) */
+	PMC_PROMOTE_ALWAYS,
+	PMC_PROMOTE_NEVER,
+};
+
+/* Sequential stream detection table. */
+#define PMC_STREAM_BITS 6
+struct pmc_stream {
+	sector_t next;		/* where the stream would continue */
+	u64 bytes;		/* its length so far */
+};
+
 /* What the first resume does with the cache device. */
 enum pmc_action {
 	PMC_ACT_LOAD,
@@ -81,6 +94,9 @@ struct pmc_cache {
 	u32 wb_jobs;			/* blocks per writeback batch */
 	u32 max_age_ms;
 	enum pmc_mode mode;
+	enum pmc_promote promote;
+	u64 seq_cutoff;			/* bytes; 0 = never bypass */
+	struct pmc_stream streams[1 << PMC_STREAM_BITS];
 	unsigned int nr_feature_args;
 	char **feature_args;		/* as given, for the table line */
 	enum pmc_action action;

@@ -91,7 +91,7 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	enum pmc_probe_result res[PMC_SB_COPIES], best_res = PMC_PROBE_FOREIGN;
 	const char *reason[PMC_SB_COPIES];
 	struct pmc_geometry g, best_g;
-	struct pmc_sb sb, best_sb;
+	struct pmc_sb sb, best_sb = {};
 	int best = -1;
 	unsigned int i;
 

@@ -47,6 +47,7 @@ typedef uint32_t u32;
 typedef uint64_t u64;
 typedef int64_t s64;
 typedef int32_t s32;
+typedef int16_t s16;
 typedef uint16_t __le16;
 typedef uint32_t __le32;
 typedef uint64_t __le64;
@@ -59,6 +60,7 @@ typedef uint64_t __le64;
 #define le64_to_cpu(x) le64toh(x)
 
 #define __packed __attribute__((packed))
+#define __aligned(x) __attribute__((aligned(x)))
 #ifndef __always_inline	/* glibc's <sys/cdefs.h> has one */
 #define __always_inline inline __attribute__((always_inline))
 #endif
@@ -160,6 +162,20 @@ static inline void atomic64_inc(atomic64_t *a) { __atomic_add_fetch(&a->counter,
 static inline void atomic64_dec(atomic64_t *a) { __atomic_sub_fetch(&a->counter, 1, __ATOMIC_RELAXED); }
 static inline void atomic64_add(s64 v, atomic64_t *a) { __atomic_add_fetch(&a->counter, v, __ATOMIC_RELAXED); }
 static inline void atomic64_sub(s64 v, atomic64_t *a) { __atomic_sub_fetch(&a->counter, v, __ATOMIC_RELAXED); }
+
+static inline bool test_and_set_bit(unsigned long nr, unsigned long *addr)
+{
+	unsigned long bit = 1UL << (nr % 64);
+
+	return __atomic_fetch_or(&addr[nr / 64], bit, __ATOMIC_SEQ_CST) & bit;
+}
+
+static inline bool test_and_clear_bit(unsigned long nr, unsigned long *addr)
+{
+	unsigned long bit = 1UL << (nr % 64);
+
+	return __atomic_fetch_and(&addr[nr / 64], ~bit, __ATOMIC_SEQ_CST) & bit;
+}
 
 static inline unsigned int raw_smp_processor_id(void)
 {

@@ -70,8 +70,10 @@
  * counter saturates). miss() takes no lock: sketch and aging updates are racy
  * read-modify-writes with READ_ONCE/WRITE_ONCE, which may lose an increment
  * or a halving but never reach outside the tables (every index is reduced
- * into range before use). insert(), remove() and evict_candidate() take the
- * policy spinlock with interrupts disabled, for a bounded time. The evictable
+ * into range before use). insert() and remove() flip a bit in the resident
+ * bitmap with atomic bit operations and take no lock either.
+ * evict_candidate() takes the policy spinlock (one hand, one evictor at a
+ * time) with interrupts disabled, for a bounded time. The evictable
  * callback is called with that lock held and interrupts disabled: it must
  * not sleep, must not call into the policy, and may only read flags or do a
  * trylock.
@@ -87,9 +89,9 @@
 #define PMC_SLOT_AGE_STEP	4	/* slot bytes halved per reuse miss */
 
 struct pmc_policy {
-	spinlock_t lock;	/* resident bitmap, nr_resident, hand writes */
+	spinlock_t lock;	/* the hand: one evictor at a time */
 	u32 nr_slots;
-	u32 nr_resident;	/* under lock */
+	atomic_t nr_resident;
 	u32 hand;		/* next slot evict_candidate() looks at */
 	u32 row_words;		/* u64 words per sketch row */
 	u32 row_width;		/* counters per sketch row: row_words * 16 */
@@ -97,7 +99,7 @@ struct pmc_policy {
 	atomic_t misses;	/* all misses: ages the sketch */
 	atomic_t reuse_misses;	/* misses with evidence of reuse: the slots */
 	u8 *freq;		/* per slot, 0..PMC_FREQ_MAX */
-	u64 *resident;		/* bitmap, written under lock */
+	u64 *resident;		/* bitmap, atomic bit operations */
 	u64 *sketch;		/* PMC_SKETCH_ROWS * row_words words */
 };
 
@@ -298,38 +300,22 @@ static bool pmc_miss(struct pmc_policy *p, u64 oblock, bool have_free)
 static void pmc_insert(struct pmc_policy *p, u32 slot, u64 oblock)
 {
 	u32 est = pmc_sketch_estimate(p, oblock);
-	unsigned long flags;
-	u64 *w, bit;
 
 	if (unlikely(slot >= p->nr_slots))
 		return;
-	w = &p->resident[slot / 64];
-	bit = 1ULL << (slot % 64);
-	spin_lock_irqsave(&p->lock, flags);
-	if (!(*w & bit)) {
-		WRITE_ONCE(*w, *w | bit);
-		p->nr_resident++;
-	}
 	WRITE_ONCE(p->freq[slot], (u8)est);
-	spin_unlock_irqrestore(&p->lock, flags);
+	/* Lock-free: the I/O path inserts and removes on every CPU at once. */
+	if (!test_and_set_bit(slot, (unsigned long *)p->resident))
+		atomic_inc(&p->nr_resident);
 }
 
 static void pmc_remove(struct pmc_policy *p, u32 slot)
 {
-	unsigned long flags;
-	u64 *w, bit;
-
 	if (unlikely(slot >= p->nr_slots))
 		return;
-	w = &p->resident[slot / 64];
-	bit = 1ULL << (slot % 64);
-	spin_lock_irqsave(&p->lock, flags);
-	if (*w & bit) {
-		WRITE_ONCE(*w, *w & ~bit);
-		p->nr_resident--;
-	}
+	if (test_and_clear_bit(slot, (unsigned long *)p->resident))
+		atomic_dec(&p->nr_resident);
 	WRITE_ONCE(p->freq[slot], 0);
-	spin_unlock_irqrestore(&p->lock, flags);
 }
 
 /*
@@ -347,11 +333,11 @@ static u32 pmc_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 	unsigned long flags;
 
 	spin_lock_irqsave(&p->lock, flags);
-	if (!p->nr_resident)
+	if (!atomic_read(&p->nr_resident))
 		goto out;
 	slot = p->hand < p->nr_slots ? p->hand : 0;
 	while (looked < limit && (seen < PMC_SAMPLES || best == PMC_NO_SLOT)) {
-		word = p->resident[slot / 64] >> (slot % 64);
+		word = READ_ONCE(p->resident[slot / 64]) >> (slot % 64);
 		if (!word) {
 			/* Nothing resident up to the end of this word. */
 			skip = 64 - slot % 64;

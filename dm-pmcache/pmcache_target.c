@@ -21,6 +21,8 @@
 #include <linux/sched.h>
 #include <linux/timekeeping.h>
 #include <linux/highmem.h>
+#include <linux/hash.h>
+#include <linux/overflow.h>
 
 #include "pmcache.h"
 #include "pmcache_pmem.h"
@@ -31,6 +33,7 @@
 #define PMC_DEFAULT_WB_JOBS	1024u
 #define PMC_DEFAULT_MAX_AGE_MS	30000u
 #define PMC_ALLOC_REGIONS	64u
+#define PMC_DEFAULT_SEQ_CUTOFF	(4ULL << 20)
 
 static const char * const pmc_mode_names[] = {
 	[PMC_MODE_WRITEBACK] = "writeback",
@@ -45,13 +48,32 @@ static const char * const pmc_health_names[] = {
 	[PMC_HEALTH_FAILED] = "failed",
 };
 
+/* Most blocks one bio promotes (read miss, or writethrough write). */
+#define PMC_PROMOTE_MAX		32
+
 /* Per-bio state, for bios that are remapped to the origin. */
 struct pmc_bio {
 	u32 flags;
-	u64 oblock;
+	u32 nr_blocks;		/* origin write: [first, first + nr_blocks) */
+	u64 first;
+	u64 promote_first;	/* promotion: bit i of promote is block promote_first + i */
+	u32 promote;
+	struct bvec_iter iter;	/* the bio's data as mapped (completion consumes bi_iter) */
+	u32 seq[PMC_PROMOTE_MAX];	/* stripe write_seq when the data was read */
 };
 
-#define PMC_BIO_BYPASS_WRITE	0x1	/* write of an uncached block to the origin */
+#define PMC_BIO_ORIGIN_WRITE	0x1	/* holds bypass_inflight on its blocks */
+#define PMC_BIO_PROMOTE		0x2
+
+/* Data of a finished origin I/O on its way into the cache. */
+struct pmc_promotion {
+	struct work_struct work;
+	struct pmc_cache *c;
+	u64 first;
+	u32 mask;
+	u32 seq[PMC_PROMOTE_MAX];
+	u8 data[];		/* block i of the mask at i * block_size */
+};
 
 /* ---------------------------------------------------------------------------
  * Table arguments: one row per feature argument.
@@ -131,17 +153,43 @@ static int feat_mode(struct pmc_cache *c, char **v, char **error)
 	for (i = 0; i < ARRAY_SIZE(pmc_mode_names); i++)
 		if (!strcmp(v[0], pmc_mode_names[i])) {
 			c->mode = i;
-			if (c->mode != PMC_MODE_WRITEBACK) {
-				*error = "only mode writeback is implemented";
-				return -EINVAL;
-			}
 			return 0;
 		}
 	*error = "mode must be writeback, writethrough, writearound or passthrough";
 	return -EINVAL;
 }
 
+static int feat_seq_cutoff(struct pmc_cache *c, char **v, char **error)
+{
+	if (kstrtou64(v[0], 10, &c->seq_cutoff)) {
+		*error = "sequential_cutoff must be a number of bytes (0 disables)";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const char * const pmc_promote_names[] = {
+	[PMC_PROMOTE_REUSE] = "reuse",
+	[PMC_PROMOTE_ALWAYS] = "always",
+	[PMC_PROMOTE_NEVER] = "never",
+};
+
+static int feat_promote(struct pmc_cache *c, char **v, char **error)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(pmc_promote_names); i++)
+		if (!strcmp(v[0], pmc_promote_names[i])) {
+			c->promote = i;
+			return 0;
+		}
+	*error = "promote must be always, reuse or never";
+	return -EINVAL;
+}
+
 static const struct pmc_feature pmc_features[] = {
+	{ "sequential_cutoff",	1, feat_seq_cutoff },
+	{ "promote",		1, feat_promote },
 	{ "block_size",		1, feat_block_size },
 	{ "high_watermark",	1, feat_high_wm },
 	{ "low_watermark",	1, feat_low_wm },
@@ -406,10 +454,10 @@ static void pmc_bio_to_pmem(struct bio *bio, unsigned int bio_off, u8 *dst,
 	}
 }
 
-static void pmc_bio_to_buf(struct bio *bio, unsigned int bio_off, u8 *dst,
-			   unsigned int len)
+static void pmc_iter_to_buf(struct bio *bio, struct bvec_iter start,
+			    unsigned int bio_off, u8 *dst, unsigned int len)
 {
-	struct bvec_iter start = bio->bi_iter, it;
+	struct bvec_iter it;
 	struct bio_vec bv;
 
 	bio_advance_iter(bio, &start, bio_off);
@@ -480,69 +528,6 @@ static int pmc_complete_prefix(struct bio *bio, unsigned int done, int err)
 	return DM_MAPIO_SUBMITTED;
 }
 
-/* Send the first @len bytes of @bio to the origin. */
-static int pmc_prefix_to_origin(struct pmc_cache *c, struct bio *bio,
-				unsigned int len)
-{
-	if (len < bio->bi_iter.bi_size)
-		dm_accept_partial_bio(bio, len >> SECTOR_SHIFT);
-	pmc_remap_origin(c, bio);
-	return DM_MAPIO_REMAPPED;
-}
-
-static int pmc_map_read(struct pmc_cache *c, struct bio *bio)
-{
-	unsigned int off = 0, size = bio->bi_iter.bi_size;
-	struct pmc_chunk ch;
-	int err = 0;
-
-	/* Serve the cached prefix from pmem. */
-	while (off < size) {
-		struct pmc_stripe *st;
-		u32 slot;
-
-		pmc_chunk_first(c, bio, off, &ch);
-		st = pmc_index_stripe(&c->idx, ch.oblock);
-		spin_lock(&st->lock);
-		slot = pmc_index_lookup(&c->idx, ch.oblock);
-		if (slot == PMC_NO_SLOT || (c->idx.state[slot] & PMC_S_STALE)) {
-			spin_unlock(&st->lock);
-			break;
-		}
-		err = pmc_pmem_to_bio(bio, off, pmc_block_data(&c->meta, slot) + ch.blk_off,
-				      ch.len);
-		spin_unlock(&st->lock);
-		c->pops->hit(c->policy, slot);
-		PMC_STAT_INC(c, read_hits);
-		if (err) {
-			PMC_STAT_INC(c, errors);
-			c->health = max_t(int, c->health, PMC_HEALTH_DEGRADED);
-			DMERR_LIMIT("media error reading cached block %llu", ch.oblock);
-			return pmc_complete_prefix(bio, off + ch.len, err);
-		}
-		off += ch.len;
-	}
-	if (off)
-		return pmc_complete_prefix(bio, off, 0);
-
-	/* Not cached: send the uncached prefix to the origin. */
-	while (off < size) {
-		struct pmc_stripe *st;
-		bool cached;
-
-		pmc_chunk_first(c, bio, off, &ch);
-		st = pmc_index_stripe(&c->idx, ch.oblock);
-		spin_lock(&st->lock);
-		cached = pmc_index_lookup(&c->idx, ch.oblock) != PMC_NO_SLOT;
-		spin_unlock(&st->lock);
-		if (cached)
-			break;
-		PMC_STAT_INC(c, read_misses);
-		off += ch.len;
-	}
-	return pmc_prefix_to_origin(c, bio, off);
-}
-
 /*
  * Write one chunk into the cache. Returns 0 on success, -EAGAIN when the
  * chunk is a partial block that is not cached (the caller sends it to the
@@ -563,7 +548,8 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		spin_unlock(&st->lock);
 		if (old == PMC_NO_SLOT)
 			return -EAGAIN;
-		pmc_bio_to_buf(bio, ch->bio_off, bounce + ch->blk_off, ch->len);
+		pmc_iter_to_buf(bio, bio->bi_iter, ch->bio_off, bounce + ch->blk_off,
+				ch->len);
 	}
 
 	slot = pmc_get_slot(c);
@@ -605,51 +591,6 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	if (pmc_nr_dirty_approx(c) > c->high_limit)
 		pmc_wb_kick(c);
 	return 0;
-}
-
-static int pmc_map_write(struct pmc_cache *c, struct bio *bio)
-{
-	unsigned int off = 0, size = bio->bi_iter.bi_size;
-	struct pmc_chunk ch;
-	u8 *bounce = NULL;
-	int r = 0;
-
-	while (off < size) {
-		pmc_chunk_first(c, bio, off, &ch);
-		if (ch.len < c->block_size && !bounce) {
-			bounce = kmalloc(c->block_size, GFP_NOIO);
-			if (!bounce) {
-				r = -ENOMEM;
-				break;
-			}
-		}
-		r = pmc_write_chunk(c, bio, &ch, bounce);
-		if (r)
-			break;
-		off += ch.len;
-	}
-	kfree(bounce);
-	if (r == -EAGAIN) {
-		if (off)
-			return pmc_complete_prefix(bio, off, 0);
-		/* A partial block that is not cached: write it to the origin. */
-		{
-			struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
-			struct pmc_stripe *st = pmc_index_stripe(&c->idx, ch.oblock);
-
-			pb->flags = PMC_BIO_BYPASS_WRITE;
-			pb->oblock = ch.oblock;
-			atomic_inc(&st->bypass_inflight);
-			atomic_inc(&st->write_seq);
-		}
-		PMC_STAT_INC(c, write_misses);
-		return pmc_prefix_to_origin(c, bio, ch.len);
-	}
-	if (r) {
-		PMC_STAT_INC(c, errors);
-		return pmc_complete_prefix(bio, size, r);
-	}
-	return pmc_complete_prefix(bio, off, 0);
 }
 
 /* Drop every cached block wholly inside [first, last]. */
@@ -704,6 +645,257 @@ static int pmc_map_discard(struct pmc_cache *c, struct bio *bio)
 	return DM_MAPIO_SUBMITTED;
 }
 
+/* A copy reads may use: in the hash and not a tombstone. Stripe lock held. */
+static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
+{
+	u32 slot = pmc_index_lookup(&c->idx, oblock);
+
+	if (slot != PMC_NO_SLOT && (c->idx.state[slot] & PMC_S_STALE))
+		return PMC_NO_SLOT;
+	return slot;
+}
+
+/*
+ * Sequential stream detection, as bcache does it: a small table keyed by
+ * the sector where a stream would continue. Races only make the estimate
+ * approximate; no lock is taken.
+ */
+static bool pmc_sequential(struct pmc_cache *c, struct bio *bio)
+{
+	sector_t start = bio->bi_iter.bi_sector, end = bio_end_sector(bio);
+	struct pmc_stream *s;
+	u64 bytes = bio->bi_iter.bi_size;
+
+	if (!c->seq_cutoff)
+		return false;
+	s = &c->streams[hash_64(start, PMC_STREAM_BITS)];
+	if (READ_ONCE(s->next) == start)
+		bytes += READ_ONCE(s->bytes);
+	s = &c->streams[hash_64(end, PMC_STREAM_BITS)];
+	WRITE_ONCE(s->next, end);
+	WRITE_ONCE(s->bytes, bytes);
+	return bytes > c->seq_cutoff;
+}
+
+/* Should a missed block be brought into the cache? */
+static bool pmc_admit(struct pmc_cache *c, u64 oblock)
+{
+	switch (c->promote) {
+	case PMC_PROMOTE_ALWAYS:
+		return true;
+	case PMC_PROMOTE_NEVER:
+		return false;
+	default:
+		return c->pops->miss(c->policy, oblock, pmc_alloc_nr_free(&c->alloc) > 0);
+	}
+}
+
+/*
+ * Choose which full blocks of the origin I/O in @pb to install afterwards.
+ * @snapshot: take the stripes' write_seq now (reads: before the origin
+ * read is issued, so any write racing with it is noticed).
+ */
+static void pmc_plan_promotion(struct pmc_cache *c, struct bio *bio,
+			       struct pmc_bio *pb, bool snapshot)
+{
+	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+	u64 end = start + bio->bi_iter.bi_size;
+	u64 first = DIV_ROUND_UP(start, c->block_size);
+	u64 last_excl = end >> c->block_shift;
+	u32 i;
+
+	if (first >= last_excl || last_excl - first > PMC_PROMOTE_MAX)
+		return;
+	pb->promote = 0;
+	for (i = 0; i < last_excl - first; i++) {
+		if (!pmc_admit(c, first + i))
+			continue;
+		pb->promote |= 1u << i;
+		if (snapshot)
+			pb->seq[i] = atomic_read(&pmc_index_stripe(&c->idx, first + i)->write_seq);
+	}
+	if (pb->promote) {
+		pb->flags |= PMC_BIO_PROMOTE;
+		pb->promote_first = first;
+		pb->iter = bio->bi_iter;
+	}
+}
+
+static int pmc_map_read(struct pmc_cache *c, struct bio *bio, bool sequential)
+{
+	unsigned int off = 0, size = bio->bi_iter.bi_size, nr = 0;
+	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+	struct pmc_chunk ch;
+	int err = 0;
+
+	/* Serve the cached prefix from pmem. */
+	while (off < size) {
+		struct pmc_stripe *st;
+		u32 slot;
+
+		pmc_chunk_first(c, bio, off, &ch);
+		st = pmc_index_stripe(&c->idx, ch.oblock);
+		spin_lock(&st->lock);
+		slot = pmc_lookup_live(c, ch.oblock);
+		if (slot == PMC_NO_SLOT) {
+			spin_unlock(&st->lock);
+			break;
+		}
+		err = pmc_pmem_to_bio(bio, off, pmc_block_data(&c->meta, slot) + ch.blk_off,
+				      ch.len);
+		spin_unlock(&st->lock);
+		c->pops->hit(c->policy, slot);
+		PMC_STAT_INC(c, read_hits);
+		if (err) {
+			PMC_STAT_INC(c, errors);
+			c->health = max_t(int, c->health, PMC_HEALTH_DEGRADED);
+			DMERR_LIMIT("media error reading cached block %llu", ch.oblock);
+			return pmc_complete_prefix(bio, off + ch.len, err);
+		}
+		off += ch.len;
+	}
+	if (off)
+		return pmc_complete_prefix(bio, off, 0);
+
+	/* Not cached: send the uncached prefix to the origin. */
+	while (off < size) {
+		struct pmc_stripe *st;
+		bool cached;
+
+		pmc_chunk_first(c, bio, off, &ch);
+		st = pmc_index_stripe(&c->idx, ch.oblock);
+		spin_lock(&st->lock);
+		cached = pmc_lookup_live(c, ch.oblock) != PMC_NO_SLOT;
+		spin_unlock(&st->lock);
+		if (cached)
+			break;
+		off += ch.len;
+		nr++;
+	}
+	this_cpu_add(c->stats->read_misses, nr);
+	if (off < size)
+		dm_accept_partial_bio(bio, off >> SECTOR_SHIFT);
+	if (sequential)
+		PMC_STAT_INC(c, seq_bypass);
+	else if (c->mode != PMC_MODE_PASSTHROUGH)
+		pmc_plan_promotion(c, bio, pb, true);
+	pmc_remap_origin(c, bio);
+	return DM_MAPIO_REMAPPED;
+}
+
+/*
+ * Start a write of the blocks from the start of @bio to the origin: as far
+ * as they are uncached or clean (clean copies are dropped first; dirty ones
+ * must be overwritten in the cache, never around it). Returns the bytes
+ * covered, 0 when the first block is dirty.
+ */
+static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio,
+					    struct pmc_bio *pb, unsigned int max_bytes)
+{
+	unsigned int off = 0, size = min(bio->bi_iter.bi_size, max_bytes), nr = 0;
+	struct pmc_chunk ch;
+
+	while (off < size) {
+		struct pmc_stripe *st;
+		u32 slot, drop = PMC_NO_SLOT;
+
+		pmc_chunk_first(c, bio, off, &ch);
+		st = pmc_index_stripe(&c->idx, ch.oblock);
+		spin_lock(&st->lock);
+		slot = pmc_index_lookup(&c->idx, ch.oblock);
+		if (slot != PMC_NO_SLOT) {
+			if (c->idx.state[slot] != PMC_S_CLEAN) {
+				spin_unlock(&st->lock);
+				break;
+			}
+			pmc_index_remove(&c->idx, slot);
+			c->idx.state[slot] = PMC_S_BUSY;
+			pmc_rec_free(&c->meta, slot);
+			drop = slot;
+		}
+		atomic_inc(&st->write_seq);
+		atomic_inc(&st->bypass_inflight);
+		spin_unlock(&st->lock);
+		if (drop != PMC_NO_SLOT) {
+			c->pops->remove(c->policy, drop);
+			pmc_count(c, -1, 0);
+			pmc_slot_free(c, drop);
+			PMC_STAT_INC(c, write_hits);
+		} else {
+			PMC_STAT_INC(c, write_misses);
+		}
+		off += ch.len;
+		nr++;
+	}
+	if (nr) {
+		pb->flags |= PMC_BIO_ORIGIN_WRITE;
+		pb->first = pmc_sector_to_oblock(c, bio->bi_iter.bi_sector);
+		pb->nr_blocks = nr;
+		if (off < bio->bi_iter.bi_size)
+			dm_accept_partial_bio(bio, off >> SECTOR_SHIFT);
+	}
+	return off;
+}
+
+static int pmc_map_write(struct pmc_cache *c, struct bio *bio, bool sequential)
+{
+	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+	unsigned int off = 0, size = bio->bi_iter.bi_size;
+	bool around = sequential || c->mode != PMC_MODE_WRITEBACK;
+	struct pmc_chunk ch;
+	u8 *bounce = NULL;
+	int r = 0;
+
+again:
+	if (around) {
+		off = pmc_origin_write_prefix(c, bio, pb, UINT_MAX);
+		if (off) {
+			if (sequential)
+				PMC_STAT_INC(c, seq_bypass);
+			else if (c->mode == PMC_MODE_WRITETHROUGH)
+				pmc_plan_promotion(c, bio, pb, false);
+			pmc_remap_origin(c, bio);
+			return DM_MAPIO_REMAPPED;
+		}
+	}
+
+	while (off < size) {
+		pmc_chunk_first(c, bio, off, &ch);
+		if (ch.len < c->block_size && !bounce) {
+			bounce = kmalloc(c->block_size, GFP_NOIO);
+			if (!bounce) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		r = pmc_write_chunk(c, bio, &ch, bounce);
+		if (r)
+			break;
+		off += ch.len;
+		/* Around the cache: only the dirty blocks go into it. */
+		if (around)
+			break;
+	}
+	kfree(bounce);
+	if (r == -EAGAIN) {
+		if (off)
+			return pmc_complete_prefix(bio, off, 0);
+		/* A partial block that is not cached: write it to the origin. */
+		if (!pmc_origin_write_prefix(c, bio, pb, ch.len)) {
+			/* It became dirty in the cache meanwhile: merge there. */
+			r = 0;
+			goto again;
+		}
+		pmc_remap_origin(c, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+	if (r) {
+		PMC_STAT_INC(c, errors);
+		return pmc_complete_prefix(bio, size, r);
+	}
+	return pmc_complete_prefix(bio, off, 0);
+}
+
 static int pmc_map(struct dm_target *ti, struct bio *bio)
 {
 	struct pmc_cache *c = ti->private;
@@ -722,9 +914,9 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	}
 	switch (bio_op(bio)) {
 	case REQ_OP_READ:
-		return pmc_map_read(c, bio);
+		return pmc_map_read(c, bio, pmc_sequential(c, bio));
 	case REQ_OP_WRITE:
-		return pmc_map_write(c, bio);
+		return pmc_map_write(c, bio, pmc_sequential(c, bio));
 	case REQ_OP_DISCARD:
 		return pmc_map_discard(c, bio);
 	default:
@@ -736,19 +928,106 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	}
 }
 
+/* A slot for a promotion: free or evicted, never waiting. */
+static u32 pmc_try_get_slot(struct pmc_cache *c)
+{
+	u32 slot = pmc_alloc_get(&c->alloc, raw_smp_processor_id() * c->alloc_stride);
+
+	if (slot == PMC_NO_SLOT)
+		slot = pmc_evict_one(c);
+	if (slot != PMC_NO_SLOT)
+		c->idx.state[slot] = PMC_S_BUSY;
+	return slot;
+}
+
+/*
+ * Install the blocks of a finished origin read (or writethrough write) as
+ * clean copies, unless a write to the block raced with it.
+ */
+static void pmc_promote_work(struct work_struct *w)
+{
+	struct pmc_promotion *p = container_of(w, struct pmc_promotion, work);
+	struct pmc_cache *c = p->c;
+	u32 mask = p->mask;
+
+	while (mask && READ_ONCE(c->running)) {
+		unsigned int i = __ffs(mask);
+		u64 oblock = p->first + i;
+		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+		u32 slot, old = PMC_NO_SLOT, to_free;
+
+		mask &= mask - 1;
+		slot = pmc_try_get_slot(c);
+		if (slot == PMC_NO_SLOT)
+			break;
+		pmc_pmem_copy(pmc_block_data(&c->meta, slot), p->data + (size_t)i * c->block_size,
+			      c->block_size);
+		spin_lock(&st->lock);
+		if (atomic_read(&st->write_seq) != p->seq[i] ||
+		    atomic_read(&st->bypass_inflight) ||
+		    pmc_index_lookup(&c->idx, oblock) != PMC_NO_SLOT) {
+			spin_unlock(&st->lock);
+			pmc_slot_free(c, slot);
+			continue;
+		}
+		to_free = pmc_install(c, slot, oblock, &old, false);
+		spin_unlock(&st->lock);
+		pmc_install_done(c, slot, oblock, old, to_free);
+		PMC_STAT_INC(c, promotions);
+	}
+	kfree(p);
+}
+
+/* In the completion path (any context): copy the data out, queue the install. */
+static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
+				struct pmc_bio *pb)
+{
+	u64 start = (u64)pb->iter.bi_sector << SECTOR_SHIFT;
+	struct pmc_promotion *p;
+	u32 mask = pb->promote;
+	unsigned int n = fls(mask);
+
+	p = kmalloc(struct_size(p, data, (size_t)n * c->block_size), GFP_ATOMIC);
+	if (!p)
+		return;
+	INIT_WORK(&p->work, pmc_promote_work);
+	p->c = c;
+	p->first = pb->promote_first;
+	p->mask = mask;
+	while (mask) {
+		unsigned int i = __ffs(mask);
+		u64 oblock = pb->promote_first + i;
+
+		mask &= mask - 1;
+		p->seq[i] = pb->seq[i];
+		if (bio_op(bio) == REQ_OP_WRITE) {
+			/* Our own bumps are done: later writes change it again. */
+			p->seq[i] = atomic_read(&pmc_index_stripe(&c->idx, oblock)->write_seq);
+		}
+		pmc_iter_to_buf(bio, pb->iter, (oblock << c->block_shift) - start,
+				p->data + (size_t)i * c->block_size, c->block_size);
+	}
+	queue_work(c->wq, &p->work);
+}
+
 static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
 	struct pmc_cache *c = ti->private;
 	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+	u32 i;
 
-	if (pb->flags & PMC_BIO_BYPASS_WRITE) {
-		struct pmc_stripe *st = pmc_index_stripe(&c->idx, pb->oblock);
+	if (pb->flags & PMC_BIO_ORIGIN_WRITE) {
+		for (i = 0; i < pb->nr_blocks; i++) {
+			struct pmc_stripe *st = pmc_index_stripe(&c->idx, pb->first + i);
 
-		atomic_inc(&st->write_seq);
-		atomic_dec(&st->bypass_inflight);
+			atomic_inc(&st->write_seq);
+			atomic_dec(&st->bypass_inflight);
+		}
 	}
 	if (*error)
 		PMC_STAT_INC(c, errors);
+	else if ((pb->flags & PMC_BIO_PROMOTE) && READ_ONCE(c->running))
+		pmc_queue_promotion(c, bio, pb);
 	return DM_ENDIO_DONE;
 }
 
@@ -940,6 +1219,8 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	c->wb_jobs = PMC_DEFAULT_WB_JOBS;
 	c->max_age_ms = PMC_DEFAULT_MAX_AGE_MS;
 	c->mode = PMC_MODE_WRITEBACK;
+	c->seq_cutoff = PMC_DEFAULT_SEQ_CUTOFF;
+	c->promote = PMC_PROMOTE_REUSE;
 	c->action = PMC_ACT_LOAD;
 	atomic_set(&c->wb_inflight, 0);
 	atomic_set(&c->free_waiters, 0);
@@ -1021,6 +1302,13 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (c->origin_sectors & ((1u << c->sect_shift) - 1)) {
 		ti->error = "origin size must be a multiple of block_size";
 		r = -EINVAL;
+		goto bad;
+	}
+
+	if (c->mode == PMC_MODE_PASSTHROUGH && c->action == PMC_ACT_LOAD &&
+	    pmc_meta_count_dirty(&c->meta)) {
+		ti->error = "the cache holds dirty blocks: run \"dmsetup message <dev> 0 flush\" before passthrough";
+		r = -EBUSY;
 		goto bad;
 	}
 
@@ -1141,10 +1429,11 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",cache_device=%s,origin_device=%s,block_size=%u,mode=%s,high_watermark=%u,low_watermark=%u,writeback_jobs=%u,max_dirty_age=%u,health=%s;",
+		DMEMIT(",cache_device=%s,origin_device=%s,block_size=%u,mode=%s,high_watermark=%u,low_watermark=%u,writeback_jobs=%u,max_dirty_age=%u,sequential_cutoff=%llu,promote=%s,health=%s;",
 		       c->cache_dev->name, c->origin_dev->name, c->block_size,
 		       pmc_mode_names[c->mode], c->high_wm, c->low_wm, c->wb_jobs,
-		       c->max_age_ms, pmc_health_names[c->health]);
+		       c->max_age_ms, c->seq_cutoff, pmc_promote_names[c->promote],
+		       pmc_health_names[c->health]);
 		break;
 	}
 }

@@ -52,7 +52,8 @@ static int pmc_wb_reason(struct pmc_cache *c, bool *in_burst)
 
 	if (!dirty)
 		return 0;
-	if (atomic_read(&c->flush_requests) || atomic_read(&c->free_waiters))
+	if (atomic_read(&c->flush_requests) || atomic_read(&c->free_waiters) ||
+	    c->mode != PMC_MODE_WRITEBACK)
 		return 2;
 	if (time_before(jiffies, READ_ONCE(c->wb_pause_until)))
 		return 0;

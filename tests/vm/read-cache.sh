@@ -1,0 +1,36 @@
+#!/bin/sh
+# vm-run: --pmem-size 256M --timeout 600
+# read-cache: after a warm-up, random reads over a hot set smaller than the
+# cache hit (> 90% in status) and run at least 10x the origin's IOPS (the
+# origin is throttled to 300 IOPS), measured in the same run.
+. "$SCRIPTDIR/lib.sh"
+
+iops() { awk -F';' '{ print $8 }' /tmp/fio.out; }
+rr() { # filename, seconds: random 4 KiB reads over the 8 MiB hot set
+	fio --name=hot --filename="$1" --direct=1 --ioengine=psync --rw=randread --bs=4k \
+	    --size=8M --offset=64M --runtime="$2" --time_based --output-format=terse >/tmp/fio.out ||
+		fail "fio on $1"
+}
+rr "$ORIGIN" 5
+origin_iops=$(iops)
+log "origin alone: $origin_iops IOPS"
+
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+pmcache_create pc
+log "warm-up"
+fio --name=warm --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=randread --bs=4k \
+    --size=8M --offset=64M --output-format=terse >/dev/null || fail "warm-up"
+sleep 1
+promoted=$(dm_status_field pc 14)
+log "promoted during warm-up: $promoted"
+dmsetup message pc 0 clear_stats
+rr /dev/mapper/pc 10
+cache_iops=$(iops)
+hits=$(dm_status_field pc 5) misses=$(dm_status_field pc 6)
+ratio=$((hits * 100 / (hits + misses)))
+log "through pmcache: $cache_iops IOPS, read hits $hits, misses $misses ($ratio%)"
+log "status: $(dmsetup status pc)"
+[ "$ratio" -gt 90 ] || fail "hit ratio $ratio% <= 90%"
+[ "$cache_iops" -ge $((origin_iops * 10)) ] || fail "$cache_iops IOPS < 10x origin ($origin_iops)"
+dm_remove pc
+log "ok"

@@ -174,17 +174,28 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 		    u64 now)
 {
 	struct pmc_geometry g;
+	unsigned int first = 0;
+	const char *why;
 	int r;
 
-	memset(m, 0, sizeof(*m));
 	r = pmc_geometry_compute(size, block_size, &g);
 	if (r)
 		return r;
+	/*
+	 * Invalidate both superblocks first: a crash mid-format is not a
+	 * cache. The older copy goes first: were the current one cleared
+	 * first, a crash could bring the older one back (say, naming the
+	 * origin from before a rebind) over records it does not describe.
+	 */
+	if (pmc_meta_probe(m, base, size, &why) == PMC_PROBE_VALID)
+		first = !m->sb_copy;
+	memset(m, 0, sizeof(*m));
 	meta_set_geometry(m, base, &g);
 	meta_set_origin(m, origin);
 	memcpy(m->uuid, uuid, sizeof(m->uuid));
-	/* Invalidate both superblocks first: a crash mid-format is not a cache. */
-	pmc_pmem_zero(base, PMC_SB_SIZE * PMC_SB_COPIES);
+	pmc_pmem_zero(sb_copy(base, first), PMC_SB_SIZE);
+	pmc_pmem_fence();
+	pmc_pmem_zero(sb_copy(base, !first), PMC_SB_SIZE);
 	pmc_pmem_zero(m->recs, g.nr_blocks * PMC_REC_SIZE);
 	pmc_pmem_fence();
 	meta_write_sb(m, now);

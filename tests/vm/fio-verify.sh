@@ -21,9 +21,9 @@ v() { # name, fio options...: write then verify, fail on any error
 	awk -F';' '{ if ($5 != 0) exit 1 }' /tmp/fio.out || fail "fio $n reported errors"
 }
 
-v rand4k-2jobs --rw=randwrite --bs=4k --size=192M --numjobs=2 --offset_increment=192M
-v seq1m --rw=write --bs=1M --size=384M --offset=512M
-v rand64k --rw=randwrite --bs=64k --size=256M --offset=1G
+v rand4k-2jobs --rw=randwrite --bs=4k --size=96M --numjobs=2 --offset_increment=96M
+v seq1m --rw=write --bs=1M --size=256M --offset=512M
+v rand64k --rw=randwrite --bs=64k --size=128M --offset=1G
 v rand512 --rw=randwrite --bs=512 --size=8M --offset=1536M
 v unaligned4k --rw=write --bs=4k --size=32M --offset=1677722112
 v unaligned-var --rw=randwrite --bsrange=512-12k --blockalign=512 --size=32M --offset=1700M
@@ -32,7 +32,7 @@ v mixed-rw --rw=randrw --bs=4k --size=64M --offset=256M --numjobs=2 --offset_inc
 # Everything written is read again in one pass over the cache + origin mix.
 log "re-verify rand4k after the other jobs pushed it out"
 fio --name=rand4k-2jobs --filename=$dev --direct=1 --ioengine=psync --rw=randwrite \
-    --bs=4k --size=192M --numjobs=2 --offset_increment=192M --verify=crc32c \
+    --bs=4k --size=96M --numjobs=2 --offset_increment=96M --verify=crc32c \
     --verify_only=1 --verify_fatal=1 --output-format=terse >/tmp/fio.out || { cat /tmp/fio.out; fail "re-verify"; }
 
 st=$(dmsetup status pc)

@@ -222,8 +222,16 @@ void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
 	struct pmc_rec *rec = &m->recs[slot];
 
 	pmc_pmem_store64(&rec->key, cpu_to_le64(key));
+#ifndef PMC_CRASH_BUG_EARLY_COMMIT
 	/* The data and the key must be persistent before the commit word. */
 	pmc_pmem_fence();
+#else
+	/*
+	 * Only for the self-test of the userspace crash explorer
+	 * (tests/unit): without this fence the commit word can persist
+	 * before the block's data and key, which it must report.
+	 */
+#endif
 	pmc_pmem_store64(&rec->commit,
 			 cpu_to_le64(pmc_commit_make(slot, key,
 						     dirty ? PMC_REC_DIRTY : 0)));

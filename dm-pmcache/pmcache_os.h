@@ -106,10 +106,20 @@ static inline unsigned long roundup_pow_of_two(unsigned long n)
 	return n <= 1 ? 1 : 1UL << (64 - __builtin_clzl(n - 1));
 }
 
+/* Cache-line aligned: the arrays of __aligned(64) structs need it. */
 static inline void *kvcalloc(size_t n, size_t size, int gfp)
 {
+	size_t len;
+	void *p;
+
 	(void)gfp;
-	return calloc(n, size);
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	len = ALIGN(max_t(size_t, n * size, 1), (size_t)64);
+	p = aligned_alloc(64, len);
+	if (p)
+		memset(p, 0, len);
+	return p;
 }
 
 static inline void *kvmalloc_array(size_t n, size_t size, int gfp)

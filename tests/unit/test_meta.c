@@ -1,0 +1,751 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Userspace unit tests of dm-pmcache's on-media format and metadata
+ * (pmcache_format.h, pmcache_meta.c), index (pmcache_index.c) and free-slot
+ * allocator (pmcache_alloc.c): format and probe, the superblock copies,
+ * rebind, record commit / replace / free / set_clean and the order of their
+ * stores and fences, recovery (duplicates by generation, wraparound,
+ * corrupt and out-of-range records, accounting), hash chains, allocation
+ * across regions.
+ *
+ * Output: "ok <name>" / "not ok <name>"; exit status 1 on any failure.
+ */
+#include "pmcache_meta.h"
+#include "pmcache_index.h"
+#include "pmcache_alloc.h"
+#include "pmcache_pmem.h"
+
+static int nr_failed, nr_passed;
+
+static void check(bool cond, const char *name)
+{
+	printf("%s %s\n", cond ? "ok" : "not ok", name);
+	if (cond)
+		nr_passed++;
+	else
+		nr_failed++;
+	fflush(stdout);
+}
+
+/* ---- a pmem that records what is done to it ---- */
+
+enum ev_kind { EV_COPY, EV_ZERO, EV_STORE64, EV_FENCE };
+
+struct ev {
+	enum ev_kind kind;
+	size_t off;
+	size_t len;
+};
+
+#define MAX_EVENTS 4096
+
+static u8 *dev;
+static u64 dev_size;
+static struct ev events[MAX_EVENTS];
+static unsigned int nr_events;
+
+static void log_ev(enum ev_kind k, const void *p, size_t len)
+{
+	if (nr_events < MAX_EVENTS) {
+		events[nr_events].kind = k;
+		events[nr_events].off = p ? (size_t)((const u8 *)p - dev) : 0;
+		events[nr_events].len = len;
+	}
+	nr_events++;
+}
+
+static void rec_copy(void *dst, const void *src, size_t len)
+{
+	memmove(dst, src, len);
+	log_ev(EV_COPY, dst, len);
+}
+
+static void rec_zero(void *dst, size_t len)
+{
+	memset(dst, 0, len);
+	log_ev(EV_ZERO, dst, len);
+}
+
+static void rec_store64(__le64 *dst, __le64 val)
+{
+	*dst = val;
+	log_ev(EV_STORE64, dst, 8);
+}
+
+static void rec_fence(void)
+{
+	log_ev(EV_FENCE, NULL, 0);
+}
+
+static const struct pmc_pmem_hooks rec_hooks = {
+	.copy = rec_copy,
+	.zero = rec_zero,
+	.store64 = rec_store64,
+	.fence = rec_fence,
+};
+
+/* A fresh device of @size bytes (all zero) with the recording hooks. */
+static void new_dev(u64 size)
+{
+	free(dev);
+	dev = calloc(1, size);
+	if (!dev) {
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	dev_size = size;
+	nr_events = 0;
+	pmc_pmem_set_hooks(&rec_hooks);
+}
+
+static const u8 uuid_a[16] = "uuid-of-cache-a";
+static const u8 uuid_b[16] = "uuid-of-cache-b";
+static const struct pmc_origin_id origin_a = { 65536, "origin-a" };
+static const struct pmc_origin_id origin_b = { 32768, "origin-b" };
+
+#define DEV_SIZE	(64u * 1024)
+#define BS		512u
+
+static struct pmc_sb *sb_at(unsigned int copy)
+{
+	return (struct pmc_sb *)(dev + copy * PMC_SB_SIZE);
+}
+
+/* Recompute a superblock copy's checksum after a test edits it. */
+static void sb_reseal(struct pmc_sb *sb)
+{
+	sb->crc = 0;
+	sb->crc = cpu_to_le32(pmc_crc32c(~0u, sb, sizeof(*sb)));
+}
+
+static void format_dev(struct pmc_meta *m, u64 size)
+{
+	new_dev(size);
+	if (pmc_meta_format(m, dev, size, BS, &origin_a, uuid_a, 1234)) {
+		fprintf(stderr, "format failed\n");
+		exit(2);
+	}
+}
+
+/* ---- format and probe ---- */
+
+static void test_probe_blank_foreign(void)
+{
+	struct pmc_meta m;
+	const char *why;
+	u64 i;
+
+	new_dev(DEV_SIZE);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_BLANK && why,
+	      "probe: a zeroed device is blank");
+	for (i = 0; i < DEV_SIZE; i++)
+		dev[i] = (u8)(i * 37 + 11);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_FOREIGN && why,
+	      "probe: foreign data is not a pmcache device");
+	memset(dev, 0, DEV_SIZE);
+	dev[PMC_SB_SIZE - 1] = 1;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_FOREIGN,
+	      "probe: one non-zero byte in the first 4 KiB is not blank");
+	check(pmc_meta_probe(&m, dev, PMC_REC_OFFSET - 1, &why) == PMC_PROBE_MISMATCH && why,
+	      "probe: a device smaller than the superblocks is refused");
+}
+
+static void test_format(void)
+{
+	struct pmc_geometry g;
+	struct pmc_meta m, p;
+	const char *why;
+	bool ok;
+
+	format_dev(&m, DEV_SIZE);
+	check(!pmc_geometry_compute(DEV_SIZE, BS, &g) &&
+	      m.geo.nr_blocks == g.nr_blocks && m.geo.data_offset == g.data_offset &&
+	      m.geo.rec_offset == PMC_REC_OFFSET &&
+	      g.data_offset % PMC_DATA_ALIGN == 0 &&
+	      g.data_offset >= PMC_REC_OFFSET + g.nr_blocks * PMC_REC_SIZE &&
+	      g.data_offset + g.nr_blocks * BS <= DEV_SIZE,
+	      "format: geometry fits the device, data aligned after the records");
+	ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && p.sb_seq == 1 && p.sb_copy == 0 && p.geo.nr_blocks == g.nr_blocks &&
+	      p.geo.block_size == BS && !memcmp(p.uuid, uuid_a, 16) &&
+	      p.origin_sectors == origin_a.sectors &&
+	      !strcmp(p.origin_name, origin_a.name),
+	      "format: probe finds seq 1 in copy 0, geometry, uuid, origin");
+	check(pmc_meta_origin_matches(&p, &origin_a) &&
+	      !pmc_meta_origin_matches(&p, &origin_b),
+	      "format: origin identity matches only its origin");
+	check(le64_to_cpu(sb_at(1)->magic) == 0,
+	      "format: the second copy is left invalid");
+	check(pmc_meta_probe(&p, dev, DEV_SIZE / 2, &why) == PMC_PROBE_MISMATCH,
+	      "probe: a device smaller than the one formatted is a mismatch");
+	new_dev(PMC_REC_OFFSET + PMC_DATA_ALIGN + 4 * BS);
+	check(pmc_meta_format(&m, dev, dev_size, BS, &origin_a, uuid_a, 0) == -ENOSPC,
+	      "format: fewer than PMC_MIN_BLOCKS blocks is -ENOSPC");
+}
+
+static void test_format_order(void)
+{
+	struct pmc_meta m, p;
+	unsigned int i, fences = 0, zero_fence = 0, sb_ev = 0;
+	const char *why;
+	bool order = true;
+	int first_sb_zero = -1;
+
+	format_dev(&m, DEV_SIZE);
+	/* Records cleared, fenced, before the superblock is written. */
+	for (i = 0; i < nr_events && i < MAX_EVENTS; i++) {
+		if (events[i].kind == EV_FENCE) {
+			fences++;
+			continue;
+		}
+		if (events[i].kind == EV_ZERO &&
+		    events[i].off == PMC_REC_OFFSET)
+			zero_fence = fences;
+		if (events[i].kind == EV_COPY && events[i].off < PMC_REC_OFFSET) {
+			sb_ev = i;
+			order &= fences > zero_fence;
+		}
+	}
+	check(order && sb_ev && events[nr_events - 1].kind == EV_FENCE,
+	      "format: records cleared and fenced before the superblock; durable on return");
+
+	/* Over a cache whose current copy is 1: copy 0 must be cleared first. */
+	pmc_meta_rebind(&m, &origin_b);
+	check(m.sb_copy == 1, "rebind: writes the other copy");
+	nr_events = 0;
+	pmc_meta_format(&m, dev, DEV_SIZE, BS, &origin_a, uuid_b, 0);
+	for (i = 0; i < nr_events && i < MAX_EVENTS; i++)
+		if (events[i].kind == EV_ZERO && events[i].off < PMC_REC_OFFSET) {
+			first_sb_zero = (int)(events[i].off / PMC_SB_SIZE);
+			break;
+		}
+	check(first_sb_zero == 0 && i + 1 < nr_events &&
+	      events[i + 1].kind == EV_FENCE,
+	      "format: the older superblock copy is cleared and fenced first");
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID &&
+	      p.sb_seq == 1 && !memcmp(p.uuid, uuid_b, 16),
+	      "format: a reformat starts again at seq 1 with the new uuid");
+}
+
+static void test_probe_corrupt_unsupported(void)
+{
+	struct pmc_meta m, p;
+	const char *why;
+	struct pmc_sb save;
+
+	format_dev(&m, DEV_SIZE);
+	save = *sb_at(0);
+	sb_at(0)->origin_name[3] ^= 1;
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_CORRUPT && why,
+	      "probe: a flipped bit in the only superblock is corrupt");
+	*sb_at(0) = save;
+	sb_at(0)->version_major = cpu_to_le16(PMC_VERSION_MAJOR + 1);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_UNSUPPORTED && why,
+	      "probe: a newer major version is unsupported");
+	*sb_at(0) = save;
+	sb_at(0)->version_minor = cpu_to_le16(PMC_VERSION_MINOR + 7);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID,
+	      "probe: a newer minor version is fine");
+	*sb_at(0) = save;
+	sb_at(0)->incompat_flags = cpu_to_le32(0x80);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_UNSUPPORTED,
+	      "probe: unknown incompat flags are unsupported");
+	*sb_at(0) = save;
+	sb_at(0)->compat_flags = cpu_to_le32(0x80);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID,
+	      "probe: unknown compat flags are fine");
+	*sb_at(0) = save;
+	sb_at(0)->nr_blocks = cpu_to_le64(le64_to_cpu(save.nr_blocks) + 1);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_MISMATCH && why,
+	      "probe: a block count that does not fit is a geometry mismatch");
+	*sb_at(0) = save;
+	sb_at(0)->data_offset = cpu_to_le64(le64_to_cpu(save.data_offset) + 4096);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_MISMATCH,
+	      "probe: a moved data area is a geometry mismatch");
+	*sb_at(0) = save;
+	sb_at(0)->block_size = cpu_to_le32(768);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_MISMATCH,
+	      "probe: a block size that is not a power of two is refused");
+	*sb_at(0) = save;
+	sb_at(0)->block_size = cpu_to_le32(8192);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_MISMATCH,
+	      "probe: a block size above 4096 is refused");
+	*sb_at(0) = save;
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID,
+	      "probe: the restored superblock is valid again");
+}
+
+static void test_two_copies(void)
+{
+	struct pmc_meta m, p;
+	const char *why;
+	struct pmc_sb save;
+	bool ok;
+
+	format_dev(&m, DEV_SIZE);
+	pmc_meta_rebind(&m, &origin_b);
+	ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && p.sb_seq == 2 && p.sb_copy == 1 &&
+	      pmc_meta_origin_matches(&p, &origin_b) && !memcmp(p.uuid, uuid_a, 16),
+	      "rebind: seq 2 in copy 1 names the new origin, same uuid");
+	pmc_meta_rebind(&p, &origin_a);
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && m.sb_seq == 3 && m.sb_copy == 0 &&
+	      pmc_meta_origin_matches(&m, &origin_a),
+	      "rebind: seq 3 goes back to copy 0");
+	/* A torn update of the current copy: the other one is used. */
+	save = *sb_at(0);
+	sb_at(0)->seq = cpu_to_le64(99);
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && m.sb_seq == 2 && m.sb_copy == 1 &&
+	      pmc_meta_origin_matches(&m, &origin_b),
+	      "probe: a corrupt newer copy falls back to the older one");
+	*sb_at(0) = save;
+	sb_at(1)->magic = 0;
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && m.sb_seq == 3 && m.sb_copy == 0,
+	      "probe: one valid copy is enough");
+	sb_at(0)->crc ^= cpu_to_le32(1);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_CORRUPT,
+	      "probe: magic present but no copy checks out is corrupt");
+}
+
+/* ---- records ---- */
+
+static u64 rec_key(const struct pmc_meta *m, u32 slot)
+{
+	return le64_to_cpu(m->recs[slot].key);
+}
+
+static u64 rec_commit(const struct pmc_meta *m, u32 slot)
+{
+	return le64_to_cpu(m->recs[slot].commit);
+}
+
+static void test_key_helpers(void)
+{
+	u64 k = pmc_key_make(0x123456789abcULL, 0xbeef);
+
+	check(pmc_key_oblock(k) == 0x123456789abcULL && pmc_key_gen(k) == 0xbeef,
+	      "key: block in bits 0..47, generation in 48..63");
+	check(pmc_key_oblock(pmc_key_make(1ULL << 48 | 5, 1)) == 5,
+	      "key: the block number is masked to 48 bits");
+	check(pmc_gen_after(1, 0) && !pmc_gen_after(0, 1) && !pmc_gen_after(7, 7),
+	      "generation: plain order");
+	check(pmc_gen_after(0, 0xffff) && !pmc_gen_after(0xffff, 0) &&
+	      pmc_gen_after(2, 0xfffe),
+	      "generation: wraps at 2^16");
+	check(pmc_gen_after(0x8000, 0x0001) && !pmc_gen_after(0x8001, 0x0001),
+	      "generation: half the space ahead is newer, beyond is older");
+}
+
+static bool seq_is(unsigned int from, const enum ev_kind *want, unsigned int n)
+{
+	unsigned int i;
+
+	if (nr_events - from != n)
+		return false;
+	for (i = 0; i < n; i++)
+		if (events[from + i].kind != want[i])
+			return false;
+	return true;
+}
+
+static void test_commit_replace_free(void)
+{
+	static const enum ev_kind commit_seq[] = {
+		EV_STORE64, EV_FENCE, EV_STORE64, EV_FENCE };
+	static const enum ev_kind replace_seq[] = {
+		EV_STORE64, EV_FENCE, EV_STORE64, EV_FENCE, EV_STORE64, EV_FENCE };
+	struct pmc_meta m;
+	u64 k1 = pmc_key_make(42, 7), k2 = pmc_key_make(42, 8);
+	unsigned int from;
+	u64 c;
+
+	format_dev(&m, DEV_SIZE);
+	from = nr_events;
+	pmc_rec_commit(&m, 3, k1, true);
+	c = rec_commit(&m, 3);
+	check(rec_key(&m, 3) == k1 && pmc_commit_ok(3, k1, c) &&
+	      (c & PMC_REC_DIRTY) && (c & PMC_REC_VALID),
+	      "commit: key and a dirty, valid commit word");
+#ifndef PMC_CRASH_BUG_EARLY_COMMIT
+	check(seq_is(from, commit_seq, ARRAY_SIZE(commit_seq)) &&
+	      events[from].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE &&
+	      events[from + 2].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE + 8,
+	      "commit: key store, fence, commit store, fence");
+#endif
+	check(!pmc_commit_ok(4, k1, c) && !pmc_commit_ok(3, k2, c),
+	      "commit: the checksum binds the slot and the key");
+	check(pmc_meta_count_dirty(&m) == 1, "commit: one dirty record counted");
+
+	from = nr_events;
+	pmc_rec_replace(&m, 9, k2, false, 3);
+	check(rec_commit(&m, 3) == 0 && pmc_commit_ok(9, k2, rec_commit(&m, 9)) &&
+	      !(rec_commit(&m, 9) & PMC_REC_DIRTY),
+	      "replace: new copy committed (clean), old record cleared");
+	check(seq_is(from, replace_seq, ARRAY_SIZE(replace_seq)) &&
+	      events[from + 4].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE + 8,
+	      "replace: the old copy is cleared only after the new commit is fenced");
+	check(pmc_meta_count_dirty(&m) == 0, "replace: no dirty record left");
+
+	from = nr_events;
+	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), true, PMC_NO_SLOT);
+	check(nr_events - from == 4 && pmc_commit_ok(5, pmc_key_make(43, 0),
+						     rec_commit(&m, 5)),
+	      "replace: with no old copy it is a commit");
+
+	pmc_rec_set_clean(&m, 5, pmc_key_make(43, 0));
+	c = rec_commit(&m, 5);
+	check(pmc_commit_ok(5, pmc_key_make(43, 0), c) && !(c & PMC_REC_DIRTY) &&
+	      events[nr_events - 1].kind == EV_STORE64,
+	      "set_clean: one store of a clean commit word, fence left to the caller");
+
+	from = nr_events;
+	pmc_rec_free(&m, 5);
+	check(rec_commit(&m, 5) == 0 && rec_key(&m, 5) == pmc_key_make(43, 0) &&
+	      nr_events - from == 2 && events[from + 1].kind == EV_FENCE,
+	      "free: commit word cleared and fenced, key left");
+	check(!pmc_commit_ok(0, 0, 0) && !pmc_commit_ok(3, k1, c | 0x10),
+	      "commit_ok: zero and unknown flags are not committed");
+}
+
+/* ---- recovery ---- */
+
+struct freed {
+	u32 n;
+	u8 seen[1024];
+	bool twice;
+};
+
+static void note_free(void *ctx, u32 slot)
+{
+	struct freed *f = ctx;
+
+	if (f->seen[slot])
+		f->twice = true;
+	f->seen[slot] = 1;
+	f->n++;
+}
+
+static int recover(struct pmc_meta *m, struct pmc_index *idx, u64 origin_blocks,
+		   struct freed *f, struct pmc_recovery_stats *st)
+{
+	memset(f, 0, sizeof(*f));
+	pmc_index_exit(idx);
+	if (pmc_index_init(idx, (u32)m->geo.nr_blocks))
+		return -ENOMEM;
+	return pmc_meta_recover(m, idx, origin_blocks, note_free, f, st);
+}
+
+static void test_recover_basic(void)
+{
+	struct pmc_recovery_stats st;
+	struct pmc_index idx = { 0 };
+	struct pmc_meta m;
+	struct freed f;
+	u32 nr;
+	int r;
+
+	format_dev(&m, DEV_SIZE);
+	nr = (u32)m.geo.nr_blocks;
+	pmc_rec_commit(&m, 0, pmc_key_make(100, 0), true);
+	pmc_rec_commit(&m, 1, pmc_key_make(101, 3), false);
+	pmc_rec_commit(&m, 7, pmc_key_make(7, 1), true);
+	nr_events = 0;
+	r = recover(&m, &idx, 1000, &f, &st);
+	check(!r && st.used == 3 && st.dirty == 2 && !st.corrupt && !st.duplicates &&
+	      !st.out_of_range, "recover: counts used and dirty");
+	check(pmc_index_lookup(&idx, 100) == 0 && pmc_index_lookup(&idx, 101) == 1 &&
+	      pmc_index_lookup(&idx, 7) == 7 && pmc_index_lookup(&idx, 8) == PMC_NO_SLOT,
+	      "recover: every committed block is in the index");
+	check(pmc_slot_kind(&idx, 0) == PMC_S_DIRTY &&
+	      pmc_slot_kind(&idx, 1) == PMC_S_CLEAN &&
+	      idx.key[1] == pmc_key_make(101, 3),
+	      "recover: slot states and keys (with generation)");
+	check(f.n == nr - 3 && !f.twice && !f.seen[0] && !f.seen[1] && !f.seen[7],
+	      "recover: every other slot is reported free, once");
+	check(nr_events == 0, "recover: nothing to clear, no store, no fence");
+	pmc_index_exit(&idx);
+}
+
+static void test_recover_duplicates(void)
+{
+	struct pmc_recovery_stats st;
+	struct pmc_index idx = { 0 };
+	struct pmc_meta m;
+	struct freed f;
+	int r;
+
+	format_dev(&m, DEV_SIZE);
+	/* Newer copy in the higher slot. */
+	pmc_rec_commit(&m, 2, pmc_key_make(50, 5), true);
+	pmc_rec_commit(&m, 6, pmc_key_make(50, 6), false);
+	/* Newer copy in the lower slot. */
+	pmc_rec_commit(&m, 3, pmc_key_make(60, 9), true);
+	pmc_rec_commit(&m, 8, pmc_key_make(60, 8), false);
+	/* Wraparound: generation 0 is newer than 0xffff. */
+	pmc_rec_commit(&m, 4, pmc_key_make(70, 0), false);
+	pmc_rec_commit(&m, 10, pmc_key_make(70, 0xffff), true);
+	pmc_rec_commit(&m, 11, pmc_key_make(80, 0xffff), true);
+	pmc_rec_commit(&m, 12, pmc_key_make(80, 0), false);
+	nr_events = 0;
+	r = recover(&m, &idx, 1000, &f, &st);
+	check(!r && st.duplicates == 4 && st.used == 4,
+	      "recover: four duplicates resolved, four blocks left");
+	check(pmc_index_lookup(&idx, 50) == 6 && pmc_index_lookup(&idx, 60) == 3,
+	      "recover: the higher generation wins in either slot order");
+	check(pmc_index_lookup(&idx, 70) == 4 && pmc_index_lookup(&idx, 80) == 12,
+	      "recover: generation 0 beats 0xffff (wraparound)");
+	check(st.dirty == 1 && pmc_slot_kind(&idx, 3) == PMC_S_DIRTY &&
+	      pmc_slot_kind(&idx, 6) == PMC_S_CLEAN,
+	      "recover: dirty count is the winners' (older dirty copies do not count)");
+	check(!rec_commit(&m, 2) && !rec_commit(&m, 8) && !rec_commit(&m, 10) &&
+	      !rec_commit(&m, 11) && f.seen[2] && f.seen[8] && f.seen[10] &&
+	      f.seen[11] && !f.twice && f.n == m.geo.nr_blocks - 4,
+	      "recover: losers are cleared and reported free");
+	check(idx.state[2] == PMC_S_FREE && idx.state[8] == PMC_S_FREE,
+	      "recover: losers are free in the index");
+	check(nr_events && events[nr_events - 1].kind == EV_FENCE,
+	      "recover: the clears are fenced before it returns");
+	r = recover(&m, &idx, 1000, &f, &st);
+	check(!r && !st.duplicates && st.used == 4 && st.dirty == 1,
+	      "recover: a second pass finds nothing to resolve");
+	pmc_index_exit(&idx);
+}
+
+static void test_recover_corrupt_range(void)
+{
+	struct pmc_recovery_stats st;
+	struct pmc_index idx = { 0 };
+	struct pmc_meta m;
+	struct freed f;
+	int r;
+
+	format_dev(&m, DEV_SIZE);
+	pmc_rec_commit(&m, 0, pmc_key_make(1, 0), true);
+	pmc_rec_commit(&m, 1, pmc_key_make(2, 0), true);
+	pmc_rec_commit(&m, 2, pmc_key_make(3, 0), false);
+	pmc_rec_commit(&m, 3, pmc_key_make(999, 0), true);
+	pmc_rec_commit(&m, 4, pmc_key_make(4, 0), false);
+	/* A key that does not match its commit word (torn record). */
+	m.recs[1].key = cpu_to_le64(pmc_key_make(22, 0));
+	/* A commit word with an unknown flag. */
+	m.recs[2].commit |= cpu_to_le64(0x8);
+	/* A record copied to another slot. */
+	m.recs[5] = m.recs[4];
+	nr_events = 0;
+	r = recover(&m, &idx, 100, &f, &st);
+	check(!r && st.corrupt == 3 && st.out_of_range == 1 && st.used == 2 &&
+	      st.dirty == 1, "recover: corrupt and out-of-range records counted apart");
+	check(pmc_index_lookup(&idx, 2) == PMC_NO_SLOT &&
+	      pmc_index_lookup(&idx, 22) == PMC_NO_SLOT &&
+	      pmc_index_lookup(&idx, 999) == PMC_NO_SLOT &&
+	      pmc_index_lookup(&idx, 1) == 0 && pmc_index_lookup(&idx, 4) == 4,
+	      "recover: dropped records are not in the index");
+	check(!rec_commit(&m, 1) && !rec_commit(&m, 2) && !rec_commit(&m, 3) &&
+	      !rec_commit(&m, 5) && f.seen[1] && f.seen[3] && f.seen[5],
+	      "recover: dropped records are cleared and their slots free");
+	check(events[nr_events - 1].kind == EV_FENCE, "recover: clears fenced");
+	r = recover(&m, &idx, 100, &f, &st);
+	check(!r && !st.corrupt && !st.out_of_range && st.used == 2,
+	      "recover: a second pass is clean");
+	pmc_index_exit(&idx);
+}
+
+static void test_rebind_drops(void)
+{
+	struct pmc_recovery_stats st;
+	struct pmc_index idx = { 0 };
+	struct pmc_meta m;
+	struct freed f;
+	int r;
+
+	format_dev(&m, DEV_SIZE);
+	pmc_rec_commit(&m, 0, pmc_key_make(1, 0), false);
+	pmc_rec_commit(&m, 9, pmc_key_make(2, 0), false);
+	pmc_meta_rebind(&m, &origin_b);
+	r = recover(&m, &idx, 100, &f, &st);
+	check(!r && st.used == 0 && f.n == m.geo.nr_blocks,
+	      "rebind: every block is dropped");
+	check(pmc_meta_origin_matches(&m, &origin_b), "rebind: the new origin is current");
+	pmc_index_exit(&idx);
+}
+
+/* ---- index ---- */
+
+static void test_index(void)
+{
+	struct pmc_index idx;
+	u32 i, nr = 16, nr_buckets;
+	bool ok = true, chains = false;
+	u64 b;
+
+	check(!pmc_index_init(&idx, nr), "index: init");
+	nr_buckets = 1u << (64 - idx.hash_shift);
+	check(nr_buckets == 8 && pmc_index_mem_bytes(&idx) > 0,
+	      "index: half a bucket per slot");
+	for (i = 0; i < nr; i++)
+		pmc_index_insert(&idx, i, pmc_key_make(1000 + i * 3, (u16)i),
+				 i & 1 ? PMC_S_DIRTY : PMC_S_CLEAN);
+	for (i = 0; i < nr; i++) {
+		ok &= pmc_index_lookup(&idx, 1000 + i * 3) == i;
+		ok &= pmc_slot_kind(&idx, i) == (i & 1 ? PMC_S_DIRTY : PMC_S_CLEAN);
+		chains |= idx.link[i] != PMC_NO_SLOT;
+	}
+	check(ok && chains, "index: 16 blocks in 8 buckets all found (chains)");
+	check(pmc_index_lookup(&idx, 1001) == PMC_NO_SLOT &&
+	      pmc_index_lookup(&idx, 0) == PMC_NO_SLOT,
+	      "index: absent blocks are not found");
+	/* Remove from heads, middles and tails of chains. */
+	for (i = 0; i < nr; i += 2)
+		pmc_index_remove(&idx, i);
+	ok = true;
+	for (i = 0; i < nr; i++)
+		ok &= pmc_index_lookup(&idx, 1000 + i * 3) == (i & 1 ? i : PMC_NO_SLOT);
+	check(ok, "index: removal keeps the rest of each chain");
+	pmc_index_remove(&idx, 0);	/* not in the hash: no effect */
+	ok = true;
+	for (i = 1; i < nr; i += 2)
+		ok &= pmc_index_lookup(&idx, 1000 + i * 3) == i;
+	check(ok, "index: removing a slot that is not in the hash changes nothing");
+	/* Two copies of one block: lookup finds the last inserted. */
+	pmc_index_insert(&idx, 0, pmc_key_make(1003, 9), PMC_S_DIRTY);
+	check(pmc_index_lookup(&idx, 1003) == 0, "index: lookup finds the newest insert");
+	pmc_index_remove(&idx, 0);
+	check(pmc_index_lookup(&idx, 1003) == 1, "index: then the older copy again");
+	/* Large block numbers share buckets without confusion. */
+	ok = true;
+	for (i = 0; i < nr; i++)
+		pmc_index_remove(&idx, i);
+	for (i = 0, b = PMC_OBLOCK_MASK - 20; i < nr; i++, b++)
+		pmc_index_insert(&idx, i, pmc_key_make(b, 0), PMC_S_CLEAN);
+	for (i = 0, b = PMC_OBLOCK_MASK - 20; i < nr; i++, b++)
+		ok &= pmc_index_lookup(&idx, b) == i;
+	check(ok, "index: 48-bit block numbers");
+	pmc_index_exit(&idx);
+	check(!pmc_index_init(&idx, 1) && (1u << (64 - idx.hash_shift)) == 2,
+	      "index: a one-slot index has two buckets");
+	pmc_index_exit(&idx);
+}
+
+/* ---- allocator ---- */
+
+static void test_alloc(void)
+{
+	struct pmc_index idx;
+	struct pmc_alloc a;
+	u32 nr = 40, i, slot, got[40];
+	u8 seen[40] = { 0 };
+	bool ok = true;
+
+	pmc_index_init(&idx, nr);
+	check(!pmc_alloc_init(&a, &idx, 64) && a.nr_regions == nr &&
+	      a.slots_per_region == 1, "alloc: regions are clipped to the slots");
+	pmc_alloc_exit(&a);
+	check(!pmc_alloc_init(&a, &idx, 0) && a.nr_regions == 1,
+	      "alloc: zero regions means one");
+	pmc_alloc_exit(&a);
+	pmc_alloc_init(&a, &idx, 4);
+	check(a.slots_per_region == 10 && pmc_alloc_nr_free(&a) == 0 &&
+	      pmc_alloc_get(&a, 0) == PMC_NO_SLOT, "alloc: starts empty");
+	for (i = 0; i < nr; i++)
+		pmc_alloc_put(&a, i);
+	check(pmc_alloc_nr_free(&a) == nr, "alloc: put counts");
+	slot = pmc_alloc_get(&a, 2);
+	check(slot / 10 == 2, "alloc: prefers the hint's region");
+	pmc_alloc_put(&a, slot);
+	slot = pmc_alloc_get(&a, 6);
+	check(slot / 10 == 2, "alloc: the hint wraps around the regions");
+	pmc_alloc_put(&a, slot);
+	for (i = 0; i < nr; i++) {
+		got[i] = pmc_alloc_get(&a, 1);
+		if (got[i] >= nr || seen[got[i]])
+			ok = false;
+		else
+			seen[got[i]] = 1;
+	}
+	check(ok, "alloc: every slot handed out once, across all regions");
+	check(pmc_alloc_get(&a, 1) == PMC_NO_SLOT && pmc_alloc_nr_free(&a) == 0,
+	      "alloc: exhaustion gives PMC_NO_SLOT");
+	pmc_alloc_put(&a, 35);
+	check(pmc_alloc_get(&a, 0) == 35, "alloc: a slot in another region is found");
+	for (i = 0; i < nr; i++)
+		pmc_alloc_put(&a, got[i] == 35 ? 35 : got[i]);
+	check(pmc_alloc_nr_free(&a) == nr, "alloc: all back");
+	pmc_alloc_exit(&a);
+	pmc_index_exit(&idx);
+}
+
+/* Recovery feeds the allocator (as pmc_load does): every free slot once. */
+struct load_ctx {
+	struct pmc_index *idx;
+	struct pmc_alloc *a;
+};
+
+static void load_free(void *ctx, u32 slot)
+{
+	struct load_ctx *l = ctx;
+
+	l->idx->state[slot] = PMC_S_FREE;
+	pmc_alloc_put(l->a, slot);
+}
+
+static void test_recover_into_alloc(void)
+{
+	struct pmc_recovery_stats st;
+	struct pmc_index idx;
+	struct pmc_alloc a;
+	struct pmc_meta m;
+	struct load_ctx l = { &idx, &a };
+	u32 nr, n = 0, slot;
+	bool ok = true;
+
+	format_dev(&m, DEV_SIZE);
+	nr = (u32)m.geo.nr_blocks;
+	pmc_rec_commit(&m, 1, pmc_key_make(5, 0), true);
+	pmc_rec_commit(&m, 2, pmc_key_make(5, 1), true);
+	pmc_index_init(&idx, nr);
+	pmc_alloc_init(&a, &idx, 64);
+	pmc_meta_recover(&m, &idx, 100, load_free, &l, &st);
+	check(pmc_alloc_nr_free(&a) == nr - st.used && st.used == 1,
+	      "recover + alloc: free count is slots minus used");
+	while ((slot = pmc_alloc_get(&a, 0)) != PMC_NO_SLOT) {
+		ok &= slot != 2 && rec_commit(&m, slot) == 0;
+		n++;
+	}
+	check(ok && n == nr - 1,
+	      "recover + alloc: every free slot has a zero commit word");
+	pmc_alloc_exit(&a);
+	pmc_index_exit(&idx);
+}
+
+int main(void)
+{
+	test_probe_blank_foreign();
+	test_format();
+	test_format_order();
+	test_probe_corrupt_unsupported();
+	test_two_copies();
+	test_key_helpers();
+	test_commit_replace_free();
+	test_recover_basic();
+	test_recover_duplicates();
+	test_recover_corrupt_range();
+	test_rebind_drops();
+	test_index();
+	test_alloc();
+	test_recover_into_alloc();
+	pmc_pmem_set_hooks(NULL);
+	free(dev);
+	printf("# test_meta: %d passed, %d failed\n", nr_passed, nr_failed);
+	return nr_failed ? 1 : 0;
+}

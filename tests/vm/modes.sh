@@ -7,7 +7,7 @@
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 pmcache_create pc
-job="--name=m --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=randrw --bs=4k --size=96M --randseed=99 --verify=crc32c --verify_fatal=1"
+job="--name=m --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=randwrite --bs=4k --size=96M --randseed=99 --verify=crc32c --verify_fatal=1"
 fio --name=pre --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=32M --offset=1G --verify=crc32c --do_verify=0 >/dev/null
 [ "$(dm_status_field pc 4)" -gt 0 ] || fail "no dirty data before the switches"
 fio $job --loops=3 --output-format=terse >/tmp/fio.out 2>&1 &

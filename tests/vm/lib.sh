@@ -34,7 +34,7 @@ sectors() { blockdev --getsz "$1"; }
 #   <cache dev> <origin dev> <#feature args> [<feature args>...]
 pmcache_table() {
 	c=${CACHE_DEV:-$PMEM} o=${ORIGIN_DEV:-$ORIGIN}
-	echo "0 $(sectors "$o") pmcache $c $o $# $*"
+	echo "0 $(sectors "$o") pmcache $c $o $#${*:+ $*}"
 }
 pmcache_create() { # NAME [ARG...]: create, assert the node exists
 	n=$1; shift

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host-side helpers for multi-boot scenarios (tests/vm/NAME.host, bash).
 # scripts/run-vm-tests runs NAME.host with this environment:
 #   TOP      the repository root

@@ -1,3 +1,4 @@
+# shellcheck shell=dash
 # Guest-side helpers for VM scenarios (busybox ash). Source it first:
 #   . "$SCRIPTDIR/lib.sh"
 # It turns on `set -eu`: any failing command fails the scenario.

@@ -61,7 +61,7 @@ enum op_kind {
 	OP_FORMAT,
 	OP_WRITE,
 	OP_PARTIAL,
-	OP_BYPASS,
+	OP_ORIGIN_WRITE,
 	OP_PROMOTE,
 	OP_EVICT,
 	OP_DISCARD,
@@ -69,6 +69,7 @@ enum op_kind {
 	OP_RESTART,
 	OP_REBIND,
 	OP_RECOVER,
+	OP_MODE,
 };
 
 static const char * const op_names[] = {
@@ -76,7 +77,7 @@ static const char * const op_names[] = {
 	[OP_FORMAT] = "format",
 	[OP_WRITE] = "write",
 	[OP_PARTIAL] = "partial write",
-	[OP_BYPASS] = "partial write to origin",
+	[OP_ORIGIN_WRITE] = "write around the cache",
 	[OP_PROMOTE] = "promotion",
 	[OP_EVICT] = "eviction",
 	[OP_DISCARD] = "discard",
@@ -84,6 +85,7 @@ static const char * const op_names[] = {
 	[OP_RESTART] = "restart",
 	[OP_REBIND] = "rebind",
 	[OP_RECOVER] = "recovery after a crash",
+	[OP_MODE] = "mode switch (reload)",
 };
 
 struct arena_chunk {
@@ -129,6 +131,7 @@ struct xp {
 	bool live;
 	bool wb_active;		/* a batch between collect and finish */
 	bool wb_written;	/* ... and its origin writes are done */
+	enum ref_mode mode;
 
 	/* The model. */
 	u8 *origin[2];
@@ -154,6 +157,7 @@ struct xp {
 	bool cap_valid;
 	bool cap_refused;
 	bool cap_blank;
+	bool cap_rebind;
 	int cap_ocur;
 	u8 *cap_img;
 	u8 *cap_origin[2];
@@ -486,6 +490,7 @@ static void check_image(struct xp *x)
 	if (capture) {
 		x->cap_refused = false;
 		x->cap_blank = c->probe == PMC_PROBE_BLANK;
+		x->cap_rebind = c->action == REF_ACT_REBIND;
 		memcpy(x->cap_uuid, c->meta.uuid, 16);
 		for (ob = 0; ob < x->nob; ob++)
 			x->cap_read[ob] = x->readback[ob] ?
@@ -698,6 +703,9 @@ static void op_begin(struct xp *x, enum op_kind op)
 /* Block @ob goes from what it holds to @post when the operation completes. */
 static void op_touch(struct xp *x, u64 ob, const u8 *post)
 {
+	if (x->verbose)
+		printf("#   block %llu (slot %d)\n", (unsigned long long)ob,
+		       x->live ? (int)pmc_index_lookup(&x->rc.idx, ob) : -1);
 	if (!x->inflight[ob]) {
 		x->pre[ob] = x->want[ob];
 		x->inflight[ob] = true;
@@ -740,14 +748,6 @@ static void op_end(struct xp *x)
 	x->ops_done++;
 }
 
-static const u8 *new_content(struct xp *x, u64 ob)
-{
-	u8 *p = arena_alloc(x, x->bs);
-
-	fill_content(p, x->bs, ob, ++x->version, x->seq_seed);
-	return p;
-}
-
 /* ---- operations: the mechanism's side ---- */
 
 static void wb_origin_write(struct xp *x)
@@ -757,6 +757,11 @@ static void wb_origin_write(struct xp *x)
 	/* The batch's bios and the origin flush completed. */
 	for (i = 0; i < x->rc.nr_items; i++) {
 		const struct ref_wb_item *it = &x->rc.items[i];
+
+		if (x->verbose)
+			printf("# writeback to the origin: block %llu from slot %u%s\n",
+			       (unsigned long long)it->oblock, it->slot,
+			       x->rc.idx.state[it->slot] & PMC_S_STALE ? " (stale)" : "");
 
 		memcpy(x->origin[x->ocur] + it->oblock * x->bs,
 		       pmc_block_data(&x->rc.meta, it->slot), x->bs);
@@ -780,6 +785,8 @@ static void wb_start(struct xp *x, u32 max)
 	if (x->wb_active)
 		wb_finish(x);
 	if (ref_wb_collect(&x->rc, max)) {
+		if (x->verbose)
+			printf("# writeback collects %u blocks\n", x->rc.nr_items);
 		x->wb_active = true;
 		x->wb_written = false;
 	}
@@ -805,39 +812,59 @@ static void make_room(struct xp *x)
 		flush_all(x);
 }
 
-static void do_write(struct xp *x, u64 ob)
+/* A write of @len bytes at @off of block @ob, as pmc_map_write takes it. */
+static void do_write(struct xp *x, u64 ob, u32 off, u32 len)
 {
-	const u8 *c = new_content(x, ob);
-	int r, tries;
+	u8 *merged = arena_alloc(x, x->bs);
+	u8 *src = arena_alloc(x, x->bs);
+	enum ref_write_result res;
+	bool promote;
+	int tries;
 
-	for (tries = 0; tries < 3; tries++) {
-		op_begin(x, OP_WRITE);
-		op_touch(x, ob, c);
-		r = ref_write(&x->rc, ob, 0, x->bs, c);
-		if (r == -ENOSPC) {
-			/* Nothing was written: the write has not started. */
-			x->want[ob] = x->pre[ob];
-			x->inflight[ob] = false;
-			x->op = OP_NONE;
-			make_room(x);
-			continue;
+	fill_content(src, x->bs, ob, ++x->version, x->seq_seed);
+	for (tries = 0; tries < 4; tries++) {
+		/* What the block holds now (writeback may have changed it). */
+		memcpy(merged, resolve(x, x->want[ob], ob), x->bs);
+		memcpy(merged + off, src + off, len);
+		op_begin(x, len == x->bs ? OP_WRITE : OP_PARTIAL);
+		op_touch(x, ob, merged);
+		res = ref_map_write(&x->rc, ob, off, len, src + off, &promote);
+		if (res == REF_W_CACHE) {
+			op_end(x);
+			return;
 		}
-		if (r)
-			violation(x, "full write failed: %d", r);
-		op_end(x);
-		return;
+		if (res == REF_W_ORIGIN) {
+			/* The origin write completed. */
+			x->op = OP_ORIGIN_WRITE;
+			memcpy(x->origin[x->ocur] + ob * x->bs + off, src + off, len);
+			op_end(x);
+			if (promote) {
+				op_begin(x, OP_PROMOTE);
+				ref_promote(&x->rc, ob, origin_block(x, ob));
+				op_end(x);
+			}
+			return;
+		}
+		/* Nothing was written yet: the write has not started. */
+		x->want[ob] = x->pre[ob];
+		x->inflight[ob] = false;
+		x->op = OP_NONE;
+		if (res == REF_W_RETRY && !x->wb_active) {
+			violation(x, "a write to block %llu would loop forever (no writeback in flight)",
+				  (unsigned long long)ob);
+			return;
+		}
+		/* The kernel loops, or waits, until writeback makes room. */
+		make_room(x);
 	}
-	violation(x, "no slot for a write after writeback");
+	violation(x, "a write to block %llu made no progress after writeback",
+		  (unsigned long long)ob);
 }
 
 static void do_partial(struct xp *x, u64 ob)
 {
 	u32 sectors = x->bs / 512, off = rnd_below(x, sectors) * 512;
 	u32 len = (1 + rnd_below(x, sectors - off / 512)) * 512;
-	const u8 *cur = resolve(x, x->want[ob], ob);
-	u8 *merged = arena_alloc(x, x->bs);
-	u8 *src = arena_alloc(x, x->bs);
-	int r, tries;
 
 	if (len == x->bs)
 		len -= 512;
@@ -845,41 +872,16 @@ static void do_partial(struct xp *x, u64 ob)
 		off = 0;
 		len = 512;
 	}
-	fill_content(src, x->bs, ob, ++x->version, x->seq_seed);
-	memcpy(merged, cur, x->bs);
-	memcpy(merged + off, src + off, len);
-	for (tries = 0; tries < 3; tries++) {
-		op_begin(x, OP_PARTIAL);
-		op_touch(x, ob, merged);
-		r = ref_write(&x->rc, ob, off, len, src + off);
-		if (r == -EAGAIN) {
-			/* pmc_map_write sends it to the origin. */
-			x->op = OP_BYPASS;
-			memcpy(x->origin[x->ocur] + ob * x->bs + off, src + off, len);
-			op_end(x);
-			return;
-		}
-		if (r == -ENOSPC) {
-			x->want[ob] = x->pre[ob];
-			x->inflight[ob] = false;
-			x->op = OP_NONE;
-			make_room(x);
-			continue;
-		}
-		if (r)
-			violation(x, "partial write failed: %d", r);
-		op_end(x);
-		return;
-	}
-	violation(x, "no slot for a partial write after writeback");
+	do_write(x, ob, off, len);
 }
 
 static void do_promote(struct xp *x, u64 ob)
 {
 	int r;
 
-	if (ref_lookup(&x->rc, ob) != PMC_NO_SLOT)
-		return;		/* a hit */
+	if (ref_lookup(&x->rc, ob) != PMC_NO_SLOT ||
+	    x->mode == REF_MODE_PASSTHROUGH)
+		return;		/* a hit, or no promotions */
 	op_begin(x, OP_PROMOTE);
 	r = ref_promote(&x->rc, ob, origin_block(x, ob));
 	op_end(x);
@@ -927,6 +929,7 @@ static void do_load(struct xp *x, enum op_kind op, bool format)
 		exit(2);
 	}
 	x->live = true;
+	x->rc.mode = x->mode;
 	op_end(x);
 }
 
@@ -961,6 +964,15 @@ static void do_restart(struct xp *x)
 	if (x->wb_active)
 		wb_finish(x);
 	do_load(x, OP_RESTART, false);
+}
+
+/* Reload the table with another mode (the mode is not on media). */
+static void do_mode_switch(struct xp *x)
+{
+	x->mode = rnd_below(x, 4);
+	if (x->wb_active)
+		wb_finish(x);
+	do_load(x, OP_MODE, false);
 }
 
 /* Bind the cache to the other origin: only a clean cache may be. */
@@ -1022,7 +1034,8 @@ static void do_crash_restart(struct xp *x)
 		return;
 	}
 	memcpy(x->uuid, x->cap_uuid, 16);
-	do_load(x, OP_RECOVER, false);
+	/* Crashed mid-rebind: the load rebinds again. */
+	do_load(x, x->cap_rebind ? OP_REBIND : OP_RECOVER, false);
 }
 
 /* Blocks whose older copy's writeback bio may still be in flight. */
@@ -1030,7 +1043,7 @@ static bool wb_race_window(struct xp *x, u64 ob)
 {
 	u32 i;
 
-	if (!x->wb_active || x->wb_written || x->race)
+	if (!x->wb_active || x->wb_written)
 		return false;
 	for (i = 0; i < x->rc.nr_items; i++)
 		if (x->rc.items[i].oblock == ob)
@@ -1050,21 +1063,32 @@ static void random_op(struct xp *x)
 {
 	u32 r = rnd_below(x, 100);
 	u64 ob = pick_block(x);
+	bool window = wb_race_window(x, ob);
+	bool to_origin = window && !x->race;
 
 	if (r < 34) {
-		do_write(x, ob);
+		if (!to_origin || x->mode == REF_MODE_WRITEBACK)
+			do_write(x, ob, 0, x->bs);
 	} else if (r < 46) {
-		if (x->bs > 512 && !wb_race_window(x, ob))
+		if (x->bs == 512)
+			do_write(x, ob, 0, x->bs);
+		else if (!to_origin)
 			do_partial(x, ob);
-		else
-			do_write(x, ob);
 	} else if (r < 56) {
-		if (!wb_race_window(x, ob))
+		/*
+		 * Not in the window even with --race: a promotion there
+		 * caches the origin's data of a discarded block while an
+		 * older copy's writeback still changes it (both contents
+		 * were held; reads of a discarded block are undefined).
+		 */
+		if (!window)
 			do_promote(x, ob);
 	} else if (r < 62) {
 		do_evict(x);
 	} else if (r < 68) {
-		u64 last = min_t(u64, x->nob - 1, ob + rnd_below(x, 3));
+		u64 last = ob + rnd_below(x, 3);
+
+		last = min_t(u64, x->nob - 1, last);
 
 		do_discard(x, ob, last);
 	} else if (r < 76) {
@@ -1074,11 +1098,13 @@ static void random_op(struct xp *x)
 			wb_origin_write(x);
 		else if (x->wb_active)
 			wb_finish(x);
-	} else if (r < 86) {
+	} else if (r < 85) {
 		if (x->wb_active)
 			wb_finish(x);
-	} else if (r < 88) {
+	} else if (r < 87) {
 		do_restart(x);
+	} else if (r < 88) {
+		do_mode_switch(x);
 	} else if (r < 89) {
 		do_rebind(x);
 	} else if (r < 90) {
@@ -1086,7 +1112,7 @@ static void random_op(struct xp *x)
 	} else if (!x->capturing) {
 		do_crash_restart(x);
 	} else {
-		do_write(x, ob);
+		do_write(x, ob, 0, x->bs);
 	}
 }
 
@@ -1104,6 +1130,7 @@ static void run_sequence(struct xp *x, u64 seed)
 	x->op_index = 0;
 	x->version = 0;
 	x->ocur = 0;
+	x->mode = REF_MODE_WRITEBACK;
 	x->live = false;
 	x->wb_active = false;
 	x->wb_written = false;

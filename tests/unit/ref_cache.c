@@ -301,23 +301,73 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 }
 
 /*
- * Promotion. The kernel has no promotion path yet; this is what the brief
- * says it is: the block read from the origin, copied into a new slot and
- * installed clean through pmc_install, like a full write with dirty=false.
+ * pmc_origin_write_prefix for one block: true when the write may go to the
+ * origin (a clean copy, if any, dropped first), false when the block has a
+ * copy that is not clean (dirty, under writeback, a tombstone).
+ */
+static bool ref_origin_write_prefix(struct ref_cache *rc, u64 oblock)
+{
+	u32 slot, drop = PMC_NO_SLOT;
+
+	slot = pmc_index_lookup(&rc->idx, oblock);
+	if (slot != PMC_NO_SLOT) {
+		if (rc->idx.state[slot] != PMC_S_CLEAN)
+			return false;
+		pmc_index_remove(&rc->idx, slot);
+		rc->idx.state[slot] = PMC_S_BUSY;
+		pmc_rec_free(&rc->meta, slot);
+		drop = slot;
+	}
+	if (drop != PMC_NO_SLOT) {
+		ref_count(rc, -1, 0);
+		ref_slot_free(rc, drop);
+	}
+	return true;
+}
+
+/* pmc_map_write, for a bio within one block. */
+enum ref_write_result ref_map_write(struct ref_cache *rc, u64 oblock,
+				    u32 blk_off, u32 len, const u8 *data,
+				    bool *promote)
+{
+	bool around = rc->mode != REF_MODE_WRITEBACK;
+	int r;
+
+	*promote = false;
+	if (around && ref_origin_write_prefix(rc, oblock)) {
+		*promote = rc->mode == REF_MODE_WRITETHROUGH &&
+			   len == rc->block_size;
+		return REF_W_ORIGIN;
+	}
+	r = ref_write(rc, oblock, blk_off, len, data);
+	if (r == -EAGAIN) {
+		/* A partial block that is not cached: write it to the origin. */
+		if (!ref_origin_write_prefix(rc, oblock))
+			return REF_W_RETRY;	/* "goto again" */
+		return REF_W_ORIGIN;
+	}
+	if (r == -ENOSPC)
+		return REF_W_NOSPC;
+	return REF_W_CACHE;
+}
+
+/*
+ * pmc_promote_work for one block: the data of a finished origin read (or
+ * writethrough write) installed clean, unless the block got cached
+ * meanwhile. The write_seq / bypass_inflight checks are for races this
+ * single-threaded model does not have.
  */
 int ref_promote(struct ref_cache *rc, u64 oblock, const u8 *data)
 {
-	u32 slot, old, to_free;
+	u32 slot, old = PMC_NO_SLOT, to_free;
 
 	if (pmc_index_lookup(&rc->idx, oblock) != PMC_NO_SLOT)
 		return -EEXIST;
-	slot = ref_get_slot(rc);
+	slot = ref_get_slot(rc);	/* pmc_try_get_slot */
 	if (slot == PMC_NO_SLOT)
 		return -ENOSPC;
 	pmc_pmem_copy(pmc_block_data(&rc->meta, slot), data, rc->block_size);
-	old = pmc_index_lookup(&rc->idx, oblock);
-	if (old != PMC_NO_SLOT) {
-		/* Cached meanwhile (a tombstone counts): drop the promotion. */
+	if (pmc_index_lookup(&rc->idx, oblock) != PMC_NO_SLOT) {
 		ref_slot_free(rc, slot);
 		return -EEXIST;
 	}

@@ -29,6 +29,22 @@ enum ref_action {
 	REF_ACT_REBIND,
 };
 
+/* enum pmc_mode: not on media, a table argument (a reload switches it). */
+enum ref_mode {
+	REF_MODE_WRITEBACK,
+	REF_MODE_WRITETHROUGH,
+	REF_MODE_WRITEAROUND,
+	REF_MODE_PASSTHROUGH,
+};
+
+/* How pmc_map_write disposed of a one-block write. */
+enum ref_write_result {
+	REF_W_CACHE,		/* written into the cache */
+	REF_W_ORIGIN,		/* remapped to the origin (the caller writes it) */
+	REF_W_RETRY,		/* the kernel loops until writeback frees a tombstone */
+	REF_W_NOSPC,		/* the kernel waits for writeback */
+};
+
 struct ref_wb_item {
 	u64 oblock;
 	u32 slot;
@@ -43,6 +59,7 @@ struct ref_cache {
 	u8 *pmem;
 	u64 pmem_size;
 	u32 block_size;
+	enum ref_mode mode;
 	u64 origin_blocks;
 	s64 nr_used;
 	s64 nr_dirty;
@@ -76,6 +93,16 @@ void ref_destroy(struct ref_cache *rc);
  */
 int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 	      const u8 *data);
+/*
+ * pmc_map_write for a write of @len bytes at @blk_off of block @oblock:
+ * into the cache, or around it (pmc_origin_write_prefix: a clean copy is
+ * dropped, durably, first), as the mode and the block's state decide.
+ * *@promote: writethrough wants the written block installed clean once
+ * the origin write completed (pmc_queue_promotion).
+ */
+enum ref_write_result ref_map_write(struct ref_cache *rc, u64 oblock,
+				    u32 blk_off, u32 len, const u8 *data,
+				    bool *promote);
 /*
  * Promotion of a read miss: @data (the origin's block) installed clean
  * through pmc_install(..., false), the same path as a write. -EEXIST when

@@ -117,6 +117,7 @@ struct pmc_cache {
 	struct work_struct wb_work;
 	struct delayed_work age_work;
 	struct mutex wb_mutex;
+	void *wb_items;			/* writeback batch, wb_jobs entries */
 	bool running;			/* between resume and postsuspend */
 	bool loaded;
 
@@ -164,6 +165,8 @@ static inline s64 pmc_nr_used(struct pmc_cache *c)
 }
 
 /* pmcache_writeback.c */
+int pmc_wb_init(struct pmc_cache *c);
+void pmc_wb_exit(struct pmc_cache *c);
 void pmc_wb_kick(struct pmc_cache *c);
 void pmc_wb_work(struct work_struct *w);
 void pmc_age_work(struct work_struct *w);

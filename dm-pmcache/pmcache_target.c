@@ -22,6 +22,7 @@
 #include <linux/timekeeping.h>
 #include <linux/highmem.h>
 #include <linux/hash.h>
+#include <linux/delay.h>
 #include <linux/overflow.h>
 
 #include "pmcache.h"
@@ -882,8 +883,12 @@ again:
 			return pmc_complete_prefix(bio, off, 0);
 		/* A partial block that is not cached: write it to the origin. */
 		if (!pmc_origin_write_prefix(c, bio, pb, ch.len)) {
-			/* It became dirty in the cache meanwhile: merge there. */
+			/*
+			 * Cached again meanwhile (merge there), or a discarded
+			 * block whose writeback is still in flight (wait for it).
+			 */
 			r = 0;
+			msleep(1);
 			goto again;
 		}
 		pmc_remap_origin(c, bio);
@@ -1176,6 +1181,7 @@ static void pmc_dtr(struct dm_target *ti)
 		return;
 	if (c->wq)
 		destroy_workqueue(c->wq);
+	pmc_wb_exit(c);
 	pmc_free_index(c);
 	if (c->cache_dev)
 		dm_put_device(ti, c->cache_dev);
@@ -1315,6 +1321,11 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = pmc_alloc_index(c);
 	if (r) {
 		ti->error = "cannot allocate the index";
+		goto bad;
+	}
+	r = pmc_wb_init(c);
+	if (r) {
+		ti->error = "cannot allocate the writeback batch";
 		goto bad;
 	}
 	c->wq = alloc_workqueue("pmcache-%s", WQ_MEM_RECLAIM | WQ_UNBOUND, 0,

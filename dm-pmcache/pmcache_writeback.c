@@ -72,6 +72,19 @@ bool pmc_wb_needed(struct pmc_cache *c)
 	return pmc_wb_reason(c, &burst) != 0;
 }
 
+/* The batch array is allocated once: writeback must not allocate under pressure. */
+int pmc_wb_init(struct pmc_cache *c)
+{
+	c->wb_items = kvmalloc_array(c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
+	return c->wb_items ? 0 : -ENOMEM;
+}
+
+void pmc_wb_exit(struct pmc_cache *c)
+{
+	kvfree(c->wb_items);
+	c->wb_items = NULL;
+}
+
 void pmc_wb_kick(struct pmc_cache *c)
 {
 	if (READ_ONCE(c->running) && c->wq)
@@ -215,14 +228,11 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 void pmc_wb_work(struct work_struct *w)
 {
 	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
-	struct pmc_wb_item *items;
+	struct pmc_wb_item *items = c->wb_items;
 	bool burst = false;
 	u32 cursor = 0;
 	int reason;
 
-	items = kvmalloc_array(c->wb_jobs, sizeof(*items), GFP_NOIO);
-	if (!items)
-		return;
 	mutex_lock(&c->wb_mutex);
 	while (READ_ONCE(c->running) && c->health != PMC_HEALTH_FAILED) {
 		unsigned int n;
@@ -258,7 +268,6 @@ void pmc_wb_work(struct work_struct *w)
 		cond_resched();
 	}
 	mutex_unlock(&c->wb_mutex);
-	kvfree(items);
 	wake_up_all(&c->clean_wait);
 	wake_up_all(&c->free_wait);
 }

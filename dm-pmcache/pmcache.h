@@ -64,7 +64,7 @@ struct pmc_stats {
 	u64 errors;
 };
 
-#define PMC_STAT_INC(c, field) this_cpu_inc((c)->stats->field)
+#define PMC_STAT_INC(c, field) this_cpu_inc((c)->stats->field)	/* field: a member name */
 
 struct pmc_cache {
 	struct dm_target *ti;
@@ -116,7 +116,7 @@ struct pmc_cache {
 	struct workqueue_struct *wq;
 	struct work_struct wb_work;
 	struct delayed_work age_work;
-	struct mutex wb_mutex;
+	struct mutex wb_mutex;		/* one writeback batch at a time */
 	void *wb_items;			/* writeback batch, wb_jobs entries */
 	bool running;			/* between resume and postsuspend */
 	bool loaded;

@@ -13,7 +13,7 @@
 #include "pmcache_index.h"
 
 struct pmc_region {
-	spinlock_t lock;
+	spinlock_t lock;	/* head, count and the links of this region */
 	u32 head;
 	u32 count;
 } __aligned(64);

@@ -28,7 +28,7 @@
 #define PMC_S_BUSY	0x40	/* being filled or evicted; not in the hash */
 
 struct pmc_stripe {
-	spinlock_t lock;
+	spinlock_t lock;	/* chains, keys and states of this stripe's blocks */
 	/* Bumped by every write to a block of this stripe (promotion races). */
 	atomic_t write_seq;
 	/* Writes to the origin of uncached blocks still in flight. */

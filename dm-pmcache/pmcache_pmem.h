@@ -38,6 +38,7 @@ struct pmc_pmem_hooks {
 	void (*store64)(__le64 *dst, __le64 val);
 	void (*fence)(void);
 };
+
 void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks);
 #endif
 

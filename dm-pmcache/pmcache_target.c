@@ -888,7 +888,7 @@ again:
 			 * block whose writeback is still in flight (wait for it).
 			 */
 			r = 0;
-			msleep(1);
+			usleep_range(1000, 2000);
 			goto again;
 		}
 		pmc_remap_origin(c, bio);

@@ -38,11 +38,26 @@
  * shows. The origin is a model (an array) that writeback updates when its
  * batch is durable.
  *
- * Usage: crash_explorer [--seed N] [--min-states N] [--ops N]
+ * Limits: one thread, so the ordering between CPUs (a fence orders only
+ * the stores of its own CPU) is not modelled; interleavings exist only at
+ * operation granularity (writes and discards between writeback's collect,
+ * origin write and completion); the origin is atomic per operation and
+ * never crashes mid-write; a bio is one block and one segment; the policy
+ * is replaced by a random evictable slot. Images are deduplicated between
+ * two fences, so the count is of distinct images per fence interval.
+ *
+ * Usage: crash_explorer [--seed N|random] [--min-states N] [--ops N]
  *                       [--tear-max N] [--random N] [--mixed N]
  *                       [--expect-violations] [--race] [-v]
- * Prints "<N> crash states checked, <M> violations" and an "ok"/"not ok"
- * line for the unit-test runner.
+ *   --tear-max N   torn subsets per line and point (0: all 254)
+ *   --random N     random line subsets per point beyond 12 lines
+ *   --mixed N      states per point with several torn lines at once
+ *   --race         also write around the cache while an older copy's
+ *                  writeback bio may be in flight (a known target race)
+ *   -v             trace operations and print every violation
+ * A violation names its sequence seed: --seed <it> --min-states 1 -v
+ * replays that sequence alone. Prints "<N> crash states checked, <M>
+ * violations" and an "ok"/"not ok" line for the unit-test runner.
  */
 #include <stdarg.h>
 #include <time.h>
@@ -1222,7 +1237,7 @@ int main(int argc, char **argv)
 	int i;
 
 	x->seed = 1;
-	x->min_states = 200000;
+	x->min_states = 300000;
 	x->ops = 60;
 	x->tear_max = 16;
 	x->nr_random = 64;

@@ -403,7 +403,6 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 	}
 	pmc_rec_replace(&c->meta, slot, pmc_key_make(oblock, gen), dirty, retire);
 	if (old != PMC_NO_SLOT) {
-		pmc_index_remove(&c->idx, old);
 		if (os & PMC_S_STALE) {
 			*old_p = PMC_NO_SLOT;
 		} else {
@@ -412,9 +411,16 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 			d_used--;
 		}
 		if (os & PMC_S_WB) {
-			/* Writeback still reads its data: it frees the slot. */
+			/*
+			 * Writeback still reads its data and frees the slot.
+			 * It stays in the hash, behind the new copy, as a
+			 * tombstone: should the new copy go (discard), writes
+			 * must still find that an older copy is on its way to
+			 * the origin and not overtake it there.
+			 */
 			c->idx.state[old] = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
 		} else {
+			pmc_index_remove(&c->idx, old);
 			c->idx.state[old] = PMC_S_BUSY;
 			to_free = old;
 		}
@@ -529,6 +535,16 @@ static int pmc_complete_prefix(struct bio *bio, unsigned int done, int err)
 	return DM_MAPIO_SUBMITTED;
 }
 
+/* A copy reads may use: in the hash and not a tombstone. Stripe lock held. */
+static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
+{
+	u32 slot = pmc_index_lookup(&c->idx, oblock);
+
+	if (slot != PMC_NO_SLOT && (c->idx.state[slot] & PMC_S_STALE))
+		return PMC_NO_SLOT;
+	return slot;
+}
+
 /*
  * Write one chunk into the cache. Returns 0 on success, -EAGAIN when the
  * chunk is a partial block that is not cached (the caller sends it to the
@@ -545,7 +561,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	if (!full) {
 		/* Cheap check first: partial writes to uncached blocks bypass. */
 		spin_lock(&st->lock);
-		old = pmc_index_lookup(&c->idx, ch->oblock);
+		old = pmc_lookup_live(c, ch->oblock);
 		spin_unlock(&st->lock);
 		if (old == PMC_NO_SLOT)
 			return -EAGAIN;
@@ -644,16 +660,6 @@ static int pmc_map_discard(struct pmc_cache *c, struct bio *bio)
 	}
 	bio_endio(bio);
 	return DM_MAPIO_SUBMITTED;
-}
-
-/* A copy reads may use: in the hash and not a tombstone. Stripe lock held. */
-static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
-{
-	u32 slot = pmc_index_lookup(&c->idx, oblock);
-
-	if (slot != PMC_NO_SLOT && (c->idx.state[slot] & PMC_S_STALE))
-		return PMC_NO_SLOT;
-	return slot;
 }
 
 /*

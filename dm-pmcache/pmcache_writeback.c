@@ -197,13 +197,18 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 		spin_lock(&st->lock);
 		s = c->idx.state[slot];
 		if (s & PMC_S_STALE) {
-			/* Superseded or discarded meanwhile; its record is gone. */
-			if (pmc_index_lookup(&c->idx, items[i].oblock) == slot)
-				pmc_index_remove(&c->idx, slot);
+			/* Superseded or discarded meanwhile: a tombstone, record gone. */
+			pmc_index_remove(&c->idx, slot);
 			c->idx.state[slot] = PMC_S_BUSY;
 			items[i].free_slot = true;
 		} else if (ok) {
 			pmc_rec_set_clean(&c->meta, slot, c->idx.key[slot]);
+			/*
+			 * Durable before the unlock: once the block is clean,
+			 * another CPU may evict it and clear this word, and its
+			 * clear must not be overtaken by this store.
+			 */
+			pmc_pmem_fence();
 			c->idx.state[slot] = PMC_S_CLEAN;
 			cleaned++;
 		} else {
@@ -215,7 +220,6 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 			c->idx.state[cur] &= ~PMC_S_WB_WAIT;
 		spin_unlock(&st->lock);
 	}
-	pmc_pmem_fence();
 	pmc_count(c, 0, -(s64)cleaned);
 	this_cpu_add(c->stats->writebacks, cleaned);
 	for (i = 0; i < n; i++)

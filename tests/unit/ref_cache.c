@@ -221,7 +221,6 @@ static u32 ref_install(struct ref_cache *rc, u32 slot, u64 oblock, u32 *old_p,
 	}
 	pmc_rec_replace(&rc->meta, slot, pmc_key_make(oblock, gen), dirty, retire);
 	if (old != PMC_NO_SLOT) {
-		pmc_index_remove(&rc->idx, old);
 		if (os & PMC_S_STALE) {
 			*old_p = PMC_NO_SLOT;
 		} else {
@@ -230,9 +229,10 @@ static u32 ref_install(struct ref_cache *rc, u32 slot, u64 oblock, u32 *old_p,
 			d_used--;
 		}
 		if (os & PMC_S_WB) {
-			/* Writeback still reads its data: it frees the slot. */
+			/* Writeback frees it; a tombstone behind the new copy. */
 			rc->idx.state[old] = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
 		} else {
+			pmc_index_remove(&rc->idx, old);
 			rc->idx.state[old] = PMC_S_BUSY;
 			to_free = old;
 		}
@@ -260,8 +260,8 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 
 	if (!full) {
 		/* Cheap check first: partial writes to uncached blocks bypass. */
-		old = pmc_index_lookup(&rc->idx, oblock);
-		if (old == PMC_NO_SLOT)
+		old = pmc_index_lookup(&rc->idx, oblock);	/* pmc_lookup_live */
+		if (old == PMC_NO_SLOT || (rc->idx.state[old] & PMC_S_STALE))
 			return -EAGAIN;
 		memcpy(bounce + blk_off, data, len);	/* pmc_bio_to_buf */
 	}
@@ -462,8 +462,7 @@ void ref_wb_finish(struct ref_cache *rc, bool ok)
 		s = rc->idx.state[slot];
 		if (s & PMC_S_STALE) {
 			/* Superseded or discarded meanwhile; its record is gone. */
-			if (pmc_index_lookup(&rc->idx, rc->items[i].oblock) == slot)
-				pmc_index_remove(&rc->idx, slot);
+			pmc_index_remove(&rc->idx, slot);
 			rc->idx.state[slot] = PMC_S_BUSY;
 			rc->items[i].free_slot = true;
 		} else if (ok) {

@@ -33,4 +33,15 @@ dmsetup message pc 0 flush
 dm_remove pc
 sum_org=$(dd if="$ORIGIN" bs=1M count=40 2>/dev/null | sha256sum)
 assert_eq "$sum_org" "$sum_dev" "origin vs cache device checksum"
+
+# The smallest cache block: 512 bytes, so no write is partial.
+pmcache_create pc block_size 512 format
+assert_eq "$(dm_status_field pc 1)" 512 "block size"
+fv bs512-var --rw=randwrite --bsrange=512-64k --size=16M --offset=64M
+dmsetup message pc 0 flush
+dm_remove pc
+pmcache_create pc block_size 512
+fio --name=bs512-var --filename=$dev --direct=1 --ioengine=psync --rw=randwrite --bsrange=512-64k \
+    --size=16M --offset=64M --verify=crc32c --verify_only=1 >/dev/null || fail "512-byte blocks after re-create"
+dm_remove pc
 log "ok"

@@ -23,6 +23,7 @@
 #include <linux/highmem.h>
 #include <linux/hash.h>
 #include <linux/delay.h>
+#include <linux/dm-ioctl.h>
 #include <linux/overflow.h>
 
 #include "pmcache.h"
@@ -1178,6 +1179,32 @@ format:
 	return 0;
 }
 
+/*
+ * The name the superblock binds the cache to: for a device-mapper origin
+ * (LVM and the like) its dm name, which survives reboots where dm-N does
+ * not; otherwise the kernel's disk name.
+ */
+static void pmc_origin_identity(struct pmc_cache *c)
+{
+	struct block_device *bdev = c->origin_dev->bdev;
+	struct mapped_device *md = dm_get_md(bdev->bd_dev);
+	char name[DM_NAME_LEN];
+	int r = -ENODEV;
+
+	if (md) {
+		r = dm_copy_name_and_uuid(md, name, NULL);
+		dm_put(md);
+	}
+	if (!r && strlen(name) <= PMC_ORIGIN_NAME_LEN - 3)
+		snprintf(c->origin_name, sizeof(c->origin_name), "dm:%.*s",
+			 PMC_ORIGIN_NAME_LEN - 3, name);
+	else if (!r)	/* too long: a prefix and a checksum of the whole */
+		snprintf(c->origin_name, sizeof(c->origin_name), "dm:%.20s~%08x", name,
+			 crc32c(0, name, strlen(name)));
+	else
+		snprintf(c->origin_name, sizeof(c->origin_name), "%pg", bdev);
+}
+
 static void pmc_dtr(struct dm_target *ti)
 {
 	struct pmc_cache *c = ti->private;
@@ -1292,7 +1319,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -EINVAL;
 		goto bad;
 	}
-	snprintf(c->origin_name, sizeof(c->origin_name), "%pg", c->origin_dev->bdev);
+	pmc_origin_identity(c);
 
 	r = pmc_map_pmem(c, &ti->error);
 	if (r)

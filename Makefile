@@ -26,8 +26,9 @@ build/module-%/dm-pmcache.ko: FORCE
 
 FORCE:
 
+# sparse (endianness included) over every module source, against a test kernel.
 sparse:
-	$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache C=2 CF="-D__CHECK_ENDIAN__" modules
+	@PMC_BUILD_DIR=$(BUILD)/sparse-$(KERNEL) scripts/build-module $(KERNEL) C=2 CF="-D__CHECK_ENDIAN__"
 
 deps:
 	@scripts/deps

@@ -13,7 +13,7 @@ T ?=
 ROUNDS ?=
 QUICK ?=
 
-.PHONY: all module modules clean deps check demo test-unit test-vm crashtest bench microbench sparse
+.PHONY: all module modules clean deps check demo test-unit test-vm crashtest bench microbench sparse tools
 
 all: module
 
@@ -32,6 +32,10 @@ sparse:
 
 deps:
 	@scripts/deps
+
+# Offline tools (userspace): tools/pmcache-tool check|dump|rescue.
+tools:
+	@$(MAKE) -s -C tools
 
 test-unit:
 	@$(MAKE) -s -C tests/unit run
@@ -57,4 +61,5 @@ microbench:
 clean:
 	-$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache clean 2>/dev/null
 	-$(MAKE) -s -C tests/unit clean
+	-$(MAKE) -s -C tools clean
 	rm -rf build/module-* build/initramfs-* build/vm

@@ -25,9 +25,10 @@ typedef uint64_t u64;
 typedef int64_t s64;
 typedef int32_t s32;
 typedef int16_t s16;
-typedef uint16_t __le16;
-typedef uint32_t __le32;
-typedef uint64_t __le64;
+/* The same types as <linux/types.h>, so either may come first. */
+typedef unsigned short __le16;
+typedef unsigned int __le32;
+typedef unsigned long long __le64;
 
 #define cpu_to_le16(x) htole16(x)
 #define cpu_to_le32(x) htole32(x)

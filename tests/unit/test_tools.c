@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tools/pmcache-tool against cache images made with the module's own format
+ * code: check finds clean, corrupt and foreign devices; dump lists the
+ * blocks; rescue writes exactly the newest dirty copies to the origin and
+ * refuses an origin of the wrong size.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pmcache_meta.h"
+#include "pmcache_pmem.h"
+
+#define TOOL "../../tools/pmcache-tool"
+#define PMEM_SIZE (4u << 20)
+#define BS 4096u
+#define ORIGIN_SECTORS 8192u	/* 4 MiB */
+
+static int failures;
+
+static void ok(bool cond, const char *what)
+{
+	printf("%s %s\n", cond ? "ok" : "not ok", what);
+	if (!cond)
+		failures++;
+}
+
+static int run(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void fill(u8 *buf, u64 oblock, u32 version)
+{
+	u32 i;
+
+	for (i = 0; i < BS; i++)
+		buf[i] = (u8)(oblock * 31 + version * 7 + i);
+}
+
+/* Write a block into @slot and commit it, as the module's write path does. */
+static void put(struct pmc_meta *m, u32 slot, u64 oblock, u16 gen, u32 version, bool dirty)
+{
+	u8 buf[BS];
+
+	fill(buf, oblock, version);
+	pmc_pmem_copy(pmc_block_data(m, slot), buf, BS);
+	pmc_rec_commit(m, slot, pmc_key_make(oblock, gen), dirty);
+}
+
+static u8 *make_image(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	u8 *map;
+
+	if (fd < 0 || ftruncate(fd, PMEM_SIZE))
+		exit(2);
+	map = mmap(NULL, PMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return map == MAP_FAILED ? NULL : map;
+}
+
+static bool origin_block_is(const char *path, u64 oblock, int version)
+{
+	u8 want[BS], got[BS];
+	int fd = open(path, O_RDONLY);
+	bool same;
+
+	if (fd < 0 || pread(fd, got, BS, oblock * BS) != BS)
+		return false;
+	close(fd);
+	if (version < 0)
+		memset(want, 0, BS);
+	else
+		fill(want, oblock, version);
+	same = !memcmp(want, got, BS);
+	return same;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/pmcache-tool-test.XXXXXX", img[128], org[128], bad[128];
+	struct pmc_origin_id oid = { ORIGIN_SECTORS, "vdb" };
+	u8 uuid[16] = { 1, 2, 3 };
+	struct pmc_meta m;
+	u8 *map;
+	int fd;
+
+	if (!mkdtemp(dir))
+		return 2;
+	snprintf(img, sizeof(img), "%s/cache.img", dir);
+	snprintf(org, sizeof(org), "%s/origin.img", dir);
+	snprintf(bad, sizeof(bad), "%s/small-origin.img", dir);
+
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		return 2;
+	put(&m, 0, 10, 0, 1, true);		/* block 10, dirty */
+	put(&m, 1, 11, 0, 1, false);		/* block 11, clean */
+	put(&m, 2, 12, 4, 1, true);		/* block 12: older copy... */
+	put(&m, 3, 12, 5, 2, true);		/* ...and the newer one */
+	put(&m, 4, 13, 0, 1, true);		/* block 13, dirty */
+	munmap(map, PMEM_SIZE);
+
+	fd = open(org, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 512ull))
+		return 2;
+	close(fd);
+	fd = open(bad, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 256ull))
+		return 2;
+	close(fd);
+
+	ok(run(TOOL " check %s >/dev/null", img) == 0, "check: a clean cache exits 0");
+	ok(run(TOOL " dump %s --records | grep -q '^3 12 5 dirty$'", img) == 0,
+	   "dump: lists the newest copy of a duplicated block");
+	ok(run(TOOL " dump %s --records | grep -q '^2 12 '", img) != 0,
+	   "dump: not the older copy");
+	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,
+	   "check: counts used and dirty blocks");
+	ok(run(TOOL " rescue %s %s >/dev/null 2>&1", img, bad) == 2,
+	   "rescue: refuses an origin of another size");
+	ok(run(TOOL " rescue %s %s --dry-run | grep -q 'would write 3 '", img, org) == 0,
+	   "rescue --dry-run: counts the dirty blocks");
+	ok(origin_block_is(org, 10, -1), "rescue --dry-run: writes nothing");
+	ok(run(TOOL " rescue %s %s >/dev/null", img, org) == 0, "rescue: exits 0");
+	ok(origin_block_is(org, 10, 1) && origin_block_is(org, 12, 2) &&
+	   origin_block_is(org, 13, 1), "rescue: the origin holds the newest dirty data");
+	ok(origin_block_is(org, 11, -1), "rescue: clean blocks are left alone");
+	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,
+	   "rescue: the cache itself is unchanged");
+
+	/* Corrupt one record's key: its checksum no longer matches. */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, true);
+	put(&m, 1, 11, 0, 1, true);
+	m.recs[1].key ^= cpu_to_le64(1);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s >/dev/null", bad) == 1, "check: a corrupt record exits 1");
+	ok(run(TOOL " check %s | grep -q '1 corrupt'", bad) == 0, "check: reports it");
+
+	/* Something else altogether. */
+	map = make_image(bad);
+	memcpy(map, "XFSB", 4);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,
+	   "check: a foreign device is named as such");
+	ok(run(TOOL " check %s >/dev/null 2>&1", bad) == 2, "check: a foreign device exits 2");
+
+	run("rm -rf %s", dir);
+	printf("# test_tools: %d failed\n", failures);
+	return failures ? 1 : 0;
+}

@@ -162,7 +162,8 @@ run_round() {
 	echo 100 > /proc/sys/vm/dirty_expire_centisecs
 	echo 50 > /proc/sys/vm/dirty_writeback_centisecs
 	mkdir -p $mnt/noise
-	if [ "$KIND" = full ]; then nsize=2M nsleep=0; else nsize=256k nsleep=0.2; fi
+	# (busybox head: lower-case size suffixes only)
+	if [ "$KIND" = full ]; then nsize=2m nsleep=0; else nsize=256k nsleep=0.2; fi
 	(
 		i=0
 		while :; do
@@ -171,7 +172,8 @@ run_round() {
 			i=$((i + 1))
 			sleep $nsleep
 		done
-	) > /dev/null 2>&1 &
+	) &
+	npid=$!
 	sh "$SCRIPTDIR/fs-crash/workload.sh" $mnt "$ST/log" "${WSEED:-}" &
 	wpid=$!
 
@@ -189,6 +191,7 @@ run_round() {
 	fi
 	sleep "$CUT_DELAY"
 	kill -0 $wpid 2>/dev/null || fail "the workload died"
+	kill -0 $npid 2>/dev/null || fail "the background writer died"
 	log "cut now: $(cat /tmp/fs-ops) durable operations; $(dmsetup status pc)"
 	power_cut
 }

@@ -17,22 +17,3 @@ vm_boot() {
 	"$TOP/scripts/vm-run" --kernel "$KERNEL" --state "$SCRATCH/state" \
 		--log-dir "$LOGDIR/$name" "$@"
 }
-
-# vm_boot_retry NAME [vm-run args...]: vm_boot, and boot again (at most
-# twice more) when the guest kernel died before dm-pmcache was even loaded,
-# e.g. the rare TCG flake of an int3 oops while the kernel patches its own
-# code at boot: nothing of the scenario ran, its disks are untouched. Long
-# multi-round scenarios use it so that such a flake does not end the run.
-vm_boot_retry() {
-	local name=$1 rc try
-	shift
-	for try in 1 2 3; do
-		rc=0
-		vm_boot "$name" "$@" || rc=$?
-		if [ "$rc" = 0 ] || [ $try = 3 ] || grep -q 'dm_pmcache' "$LOGDIR/$name/kernel.log"; then
-			return "$rc"
-		fi
-		cp "$LOGDIR/$name/kernel.log" "$LOGDIR/$name/kernel.log.early-death-$try"
-		echo "---- $name: the kernel died before dm-pmcache was loaded (exit $rc, log kept as kernel.log.early-death-$try); booting again"
-	done
-}

@@ -1,0 +1,262 @@
+# shellcheck shell=dash
+# Guest-side set-up and tear-down of the block caches dm-pmcache is compared
+# with (benchmarks: tests/vm/bench/run.sh; the zipf scenario). Source it
+# after lib.sh:
+#   . "$SCRIPTDIR/lib.sh"; . "$SCRIPTDIR/peers.sh"
+#
+#   peers_init CACHE_MB [META_MB]
+#       Two dm-linear slices of $PMEM: bench_meta (META_MB, default 16, at
+#       the start; dm-cache's metadata) and bench_cdev (CACHE_MB after it):
+#       the cache device of every system, so that all caches have the same
+#       size. $CDEV, $MDEV name them.
+#   peer_up SYS [NAME]
+#       Create system SYS over $ORIGIN (caches emptied first); sets PEER_DEV
+#       to the block device to run I/O on. SYS is one of
+#         origin      the origin alone
+#         linear      dm-linear over pmem (bench_cdev itself): the ceiling
+#         writecache  dm-writecache, pmem mode, 4 KiB blocks
+#         dmcache     dm-cache, smq, writeback, 32 KiB blocks (its minimum)
+#         bcache      bcache, writeback mode, 4 KiB blocks
+#         pmcache     dm-pmcache, default table (writeback)
+#       Extra arguments for pmcache: PMCACHE_ARGS (feature args);
+#       for bcache: BCACHE_BUCKET (make-bcache --bucket; default 512k, less
+#       for caches under 512 MiB: CACHE_MB/1024 MiB, so it has 1024 buckets).
+#   peer_down SYS       tear it down (dirty data is dropped, not written back)
+#   peer_status SYS     one line: the system's own counters
+#   peer_fill SYS       "used total" cache blocks (0 0 when not a cache;
+#                       bcache: percent of buckets in use, "P 100")
+#   peer_drain SYS      write back every dirty block; returns when clean
+#                       (pmcache, writecache, bcache)
+#   peer_dirty SYS      dirty cache blocks now (bcache: dirty sectors / 8)
+#   origin_ios          "reads writes" completed by the origin disk so far
+#   now_ms              milliseconds since boot
+# shellcheck disable=SC2034 # for the scripts that source this
+PEER_SYSTEMS="origin linear writecache dmcache bcache pmcache"
+PEER_NAME=bench_sys
+
+now_ms() {
+	awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+
+# Zero the first MiB of a device: no superblock of an earlier system remains.
+zap() {
+	dd if=/dev/zero of="$1" bs=1M count=1 conv=fsync 2>/dev/null || fail "zeroing $1"
+}
+
+origin_ios() {
+	awk '{ print $1, $5 }' "/sys/block/${ORIGIN##*/}/stat"
+}
+
+peers_init() { # CACHE_MB [META_MB]
+	local cache_mb=$1 meta_mb=${2:-16} psz
+	psz=$(sectors "$PMEM")
+	[ $(((meta_mb + cache_mb) * 2048)) -le "$psz" ] ||
+		fail "pmem has $((psz / 2048)) MiB, need $((meta_mb + cache_mb))"
+	dmsetup create bench_meta --table "0 $((meta_mb * 2048)) linear $PMEM 0" ||
+		fail "bench_meta"
+	dmsetup create bench_cdev --table "0 $((cache_mb * 2048)) linear $PMEM $((meta_mb * 2048))" ||
+		fail "bench_cdev"
+	assert_blockdev bench_meta
+	assert_blockdev bench_cdev
+	MDEV=/dev/mapper/bench_meta CDEV=/dev/mapper/bench_cdev
+	# Everything the peers need, loaded once (busybox modprobe ignores
+	# softdeps; vm-init loaded the crc32c provider first).
+	modprobe dm-writecache || fail "modprobe dm-writecache"
+	modprobe dm-cache || fail "modprobe dm-cache"
+	modprobe dm-cache-smq || fail "modprobe dm-cache-smq"
+	modprobe bcache || fail "modprobe bcache"
+	# shellcheck disable=SC2034 # for the scripts that source this
+	CACHE_MB=$cache_mb
+}
+
+peers_exit() {
+	dm_remove bench_cdev
+	dm_remove bench_meta
+}
+
+bcache_dev() { # the bcacheN directory in /sys/block, or nothing
+	local d
+	for d in /sys/block/bcache*; do
+		[ -d "$d" ] && { echo "$d"; return 0; }
+	done
+	return 0
+}
+bcache_set() { # the cache set directory in /sys/fs/bcache, or nothing
+	local d
+	for d in /sys/fs/bcache/*-*; do
+		[ -d "$d" ] && { echo "$d"; return 0; }
+	done
+	return 0
+}
+
+# bcache_register: register cache and backing device, wait for bcacheN.
+bcache_register() {
+	local i b
+	# (a device bcache_stop released may stay busy for a moment)
+	i=0
+	until echo "$CDEV" > /sys/fs/bcache/register 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || fail "bcache: register $CDEV"
+		sleep 0.1
+	done
+	[ $i = 0 ] || log "bcache: $CDEV was busy for $i x 0.1 s before it registered"
+	echo "$ORIGIN" > /sys/fs/bcache/register || fail "bcache: register $ORIGIN"
+	i=0
+	while [ -z "$(bcache_dev)" ]; do
+		i=$((i + 1)); [ $i -lt 300 ] || fail "bcache: no bcache device"
+		sleep 0.1
+	done
+	b=$(bcache_dev)
+	PEER_DEV=/dev/${b##*/}
+	if [ ! -b "$PEER_DEV" ]; then
+		mknod "$PEER_DEV" b "$(cut -d: -f1 "$b/dev")" "$(cut -d: -f2 "$b/dev")"
+	fi
+	assert_blockdev "$PEER_DEV"
+	i=0
+	until grep -q . "$b/bcache/cache_mode" 2>/dev/null && [ -n "$(bcache_set)" ]; do
+		i=$((i + 1)); [ $i -lt 300 ] || fail "bcache: not attached"
+		sleep 0.1
+	done
+}
+
+peer_up() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} osz bucket
+	osz=$(sectors "$ORIGIN")
+	case $1 in
+	origin) PEER_DEV=$ORIGIN ;;
+	linear) PEER_DEV=$CDEV ;;
+	writecache)
+		zap "$CDEV"
+		dmsetup create "$n" --table "0 $osz writecache p $ORIGIN $CDEV 4096 0" ||
+			fail "dmsetup create writecache"
+		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
+	dmcache)
+		zap "$MDEV"; zap "$CDEV"
+		dmsetup create "$n" --table "0 $osz cache $MDEV $CDEV $ORIGIN 64 1 writeback smq 0" ||
+			fail "dmsetup create cache"
+		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
+	bcache)
+		zap "$CDEV"
+		# make-bcache --wipe-bcache still refuses a backing device with
+		# a bcache superblock ("non-bcache superblock"): clear it (4 KiB
+		# at 4 KiB; what an earlier bcache run left on the origin)
+		dd if=/dev/zero of="$ORIGIN" bs=4096 seek=1 count=1 conv=fsync 2>/dev/null ||
+			fail "clearing the origin's bcache superblock"
+		# bcache wants more than 512 buckets ("nbuckets is too small"):
+		# its default 512 KiB, or smaller for small caches
+		bucket=${BCACHE_BUCKET:-$((CACHE_MB >= 512 ? 512 : CACHE_MB))k}
+		make-bcache --wipe-bcache --block 4k --bucket "$bucket" \
+			-B "$ORIGIN" -C "$CDEV" >/tmp/make-bcache.out 2>&1 ||
+			{ cat /tmp/make-bcache.out; fail "make-bcache"; }
+		bcache_register
+		echo writeback > "$(bcache_dev)/bcache/cache_mode" || fail "bcache: writeback mode"
+		;;
+	pmcache)
+		zap "$CDEV"
+		# shellcheck disable=SC2086 # feature args are words
+		CACHE_DEV=$CDEV pmcache_create "$n" ${PMCACHE_ARGS:-}
+		PEER_DEV=/dev/mapper/$n ;;
+	*) fail "peer_up: unknown system $1" ;;
+	esac
+}
+
+# bcache_stop: stop the backing device and the cache set (no writeback).
+bcache_stop() {
+	local b s i
+	b=$(bcache_dev)
+	[ -z "$b" ] || echo 1 > "$b/bcache/stop"
+	s=$(bcache_set)
+	[ -z "$s" ] || echo 1 > "$s/stop"
+	i=0
+	# gone from sysfs, and both devices released (their bcache directory)
+	while [ -n "$(bcache_dev)" ] || [ -n "$(bcache_set)" ] ||
+	      [ -e "/sys/block/${ORIGIN##*/}/bcache" ] ||
+	      [ -e "/sys/class/block/$(basename "$(readlink -f "$CDEV")")/bcache" ]; do
+		i=$((i + 1)); [ $i -lt 600 ] || fail "bcache: did not stop"
+		sleep 0.1
+	done
+}
+
+peer_down() { # SYS [NAME]
+	local n=${2:-$PEER_NAME}
+	case $1 in
+	origin|linear) ;;
+	writecache|dmcache|pmcache) dm_remove "$n" ;;
+	bcache) bcache_stop ;;
+	esac
+	PEER_DEV=
+}
+
+peer_status() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} b
+	case $1 in
+	origin|linear) echo "-" ;;
+	writecache|dmcache|pmcache) dmsetup status "$n" ;;
+	bcache)
+		b=$(bcache_dev)/bcache
+		echo "state=$(cat "$b/state") dirty_data=$(cat "$b/dirty_data")" \
+		     "hits=$(cat "$b/stats_total/cache_hits") misses=$(cat "$b/stats_total/cache_misses")" \
+		     "bypass_hits=$(cat "$b/stats_total/cache_bypass_hits")" \
+		     "bypass_misses=$(cat "$b/stats_total/cache_bypass_misses")" \
+		     "available=$(cat "$(bcache_set)/cache_available_percent")%" ;;
+	esac
+}
+
+# "used total" in cache blocks of the system's own size.
+peer_fill() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} t f a
+	case $1 in
+	pmcache) echo "$(dm_status_field "$n" 3) $(dm_status_field "$n" 2)" ;;
+	dmcache) dm_status_field "$n" 4 | tr / ' ' ;;
+	writecache)
+		t=$(dm_status_field "$n" 2) f=$(dm_status_field "$n" 3)
+		echo "$((t - f)) $t" ;;
+	bcache)
+		# buckets in use, in percent (cache_available_percent only
+		# counts dirty data)
+		a=$(awk '/^Unused:/ { sub("%", "", $2); print $2 }' \
+			"$(bcache_set)/cache0/priority_stats")
+		echo "$((100 - a)) 100" ;;
+	*) echo "0 0" ;;
+	esac
+}
+
+peer_dirty() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} t f
+	case $1 in
+	pmcache) dm_status_field "$n" 4 ;;
+	dmcache) dm_status_field "$n" 11 ;;
+	writecache)
+		# blocks not free are dirty or under writeback (it frees clean ones)
+		t=$(dm_status_field "$n" 2) f=$(dm_status_field "$n" 3)
+		echo $((t - f)) ;;
+	bcache)
+		# dirty_data is human-readable (3 significant digits): 4 KiB
+		# blocks, rounded up, so that only "0.0k" reads as 0
+		awk '{ n = $1 + 0; u = substr($1, length($1));
+			m = (u == "k") ? 1024 : (u == "M") ? 1048576 : (u == "G") ? 1073741824 : 1;
+			b = n * m / 4096; print (b == int(b)) ? b : int(b) + 1 }' \
+			"$(bcache_dev)/bcache/dirty_data" ;;
+	*) echo 0 ;;
+	esac
+}
+
+# peer_drain SYS: write every dirty block back to the origin; returns when clean.
+peer_drain() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} d
+	case $1 in
+	pmcache) dmsetup message "$n" 0 flush || fail "pmcache flush" ;;
+	writecache)
+		dmsetup message "$n" 0 flush || fail "writecache flush"
+		# the message returns once writeback was issued; wait until every
+		# block is back on the free list
+		while [ "$(peer_dirty writecache "$n")" != 0 ]; do sleep 0.05; done ;;
+	bcache)
+		d=$(bcache_dev)/bcache
+		echo 0 > "$d/writeback_delay"
+		echo 0 > "$d/writeback_percent"
+		# no dirty data left (its "state" turns clean only ~30 s later,
+		# when the writeback thread next finds nothing to do)
+		while [ "$(peer_dirty bcache)" != 0 ]; do sleep 0.05; done ;;
+	*) fail "peer_drain: not for $1" ;;
+	esac
+}

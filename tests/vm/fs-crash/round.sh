@@ -12,7 +12,8 @@
 #      workload.sh (creates, writes, renames, appends, deletes, fsyncs; a
 #      record of what is durable on the state disk) plus unsynced background
 #      writes, and cuts the power (sysrq o) CUT_DELAY seconds after the
-#      workload's 10th durable operation.
+#      workload's 10th durable operation (writeback: and a writeback batch in
+#      flight; full: and a cache full of dirty data).
 # Env from the host: ROUND, LAST, FS (ext4|xfs), KIND (early|writeback|full),
 # CUT_DELAY, WSEED (the workload's $RANDOM seed), CORRUPT (test of the test, last boot: "data" flips a byte of a
 # recorded file, "meta" zeroes the root inode on disk before the fsck; the
@@ -128,6 +129,15 @@ cache_full() {
 	status_ge 3 "$t" && [ $(($(dm_status_field pc 4) * 100)) -ge $((t * 90)) ]
 }
 
+ops_ge() { [ "$(cat /tmp/fs-ops 2>/dev/null || echo 0)" -ge "$1" ]; }
+wait_for() { # SECONDS WHAT TEST...: poll every 0.1 s by the clock; 1 on timeout
+	t_end=$(($(date +%s) + $1)); shift 2
+	until "$@"; do
+		[ "$(date +%s)" -lt $t_end ] || return 1
+		sleep 0.1
+	done
+}
+
 run_round() {
 	case $KIND in
 	early) table='' ;;
@@ -158,37 +168,37 @@ run_round() {
 	mount -t "$FS" $dev $mnt
 	log "round $ROUND: $FS ($KIND, cut ${CUT_DELAY}s after the 10th durable operation); table: ${table:-(defaults)}"
 
-	# Unsynced background writes, flushed by the kernel within about a second.
+	# Background writes. early, writeback: unsynced, 1.25 MB/s, flushed by the
+	# kernel within about a second. full: O_DIRECT, as fast as they go, to
+	# fill the cache with dirty data (unsynced page-cache writes at that rate
+	# pile up faster than writeback drains them, and with ext4's ordered data
+	# every fsync of the workload would wait for that pile).
 	echo 100 > /proc/sys/vm/dirty_expire_centisecs
 	echo 50 > /proc/sys/vm/dirty_writeback_centisecs
 	mkdir -p $mnt/noise
-	# (busybox head: lower-case size suffixes only)
-	if [ "$KIND" = full ]; then nsize=2m nsleep=0; else nsize=256k nsleep=0.2; fi
 	(
 		i=0
 		while :; do
-			head -c $nsize /dev/urandom > $mnt/noise/n$((i % 16))
+			if [ "$KIND" = full ]; then
+				dd if=/dev/urandom of=$mnt/noise/n$((i % 16)) bs=1M count=2 oflag=direct 2>/dev/null
+			else
+				head -c 256k /dev/urandom > $mnt/noise/n$((i % 16))
+				sleep 0.2
+			fi
 			[ $((i % 5)) != 0 ] || mv $mnt/noise/n$((i % 16)) $mnt/noise/old
 			i=$((i + 1))
-			sleep $nsleep
 		done
 	) &
 	npid=$!
 	sh "$SCRIPTDIR/fs-crash/workload.sh" $mnt "$ST/log" "${WSEED:-}" &
 	wpid=$!
 
-	i=0
-	until [ "$(cat /tmp/fs-ops 2>/dev/null || echo 0)" -ge 10 ]; do
-		i=$((i + 1)); [ $i -lt 1200 ] || fail "the workload did not get going in 120 s"
-		sleep 0.1
-	done
-	if [ "$KIND" = full ]; then
-		i=0
-		until cache_full; do
-			i=$((i + 1)); [ $i -lt 1200 ] || { log "WARN: the cache did not fill in 120 s"; break; }
-			sleep 0.1
-		done
-	fi
+	wait_for 120 "10 durable operations" ops_ge 10 ||
+		fail "the workload did not get going in 120 s: $(cat /tmp/fs-ops 2>/dev/null) operations; $(dmsetup status pc)"
+	case $KIND in
+	writeback) wait_for 120 writeback status_ge 10 1 || log "WARN: no writeback in flight in 120 s: $(dmsetup status pc)" ;;
+	full) wait_for 120 "a full cache" cache_full || log "WARN: the cache did not fill in 120 s: $(dmsetup status pc)" ;;
+	esac
 	sleep "$CUT_DELAY"
 	kill -0 $wpid 2>/dev/null || fail "the workload died"
 	kill -0 $npid 2>/dev/null || fail "the background writer died"

@@ -107,12 +107,12 @@ verify_previous() {
 
 # status_ge FIELD N: the status field (see README "Status") is >= N
 status_ge() { [ "$(dm_status_field pc "$1")" -ge "$2" ]; }
-wait_until() { # WHAT TEST...: poll every 0.05 s, at most 120 s
+wait_until() { # WHAT TEST...: poll every 0.05 s, at most 120 s (by the clock:
+	# on a loaded host one poll can take far longer than 0.05 s)
 	what=$1; shift
-	i=0
+	t_end=$(($(date +%s) + 120))
 	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt 2400 ] || { log "WARN: $what not reached in 120 s, cutting anyway"; return 0; }
+		[ "$(date +%s)" -lt $t_end ] || { log "WARN: $what not reached in 120 s, cutting anyway"; return 0; }
 		sleep 0.05
 	done
 }

@@ -50,6 +50,9 @@ static const char * const pmc_health_names[] = {
 	[PMC_HEALTH_FAILED] = "failed",
 };
 
+/* Writes of a sequential stream smaller than this stay in the cache. */
+#define PMC_SEQ_BYPASS_MIN_WRITE	(64 * 1024)
+
 /* Most blocks one bio promotes (read miss, or writethrough write). */
 #define PMC_PROMOTE_MAX		32
 
@@ -928,7 +931,15 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	case REQ_OP_READ:
 		return pmc_map_read(c, bio, pmc_sequential(c, bio));
 	case REQ_OP_WRITE:
-		return pmc_map_write(c, bio, pmc_sequential(c, bio));
+		/*
+		 * Only the large writes of a stream bypass. A stream of small
+		 * writes (a database log, a journal) is bound by the latency
+		 * of each write, which the cache cuts; large writes are
+		 * bound by bandwidth, which the origin has, and would only
+		 * push the hot set out.
+		 */
+		return pmc_map_write(c, bio, pmc_sequential(c, bio) &&
+				     bio->bi_iter.bi_size >= PMC_SEQ_BYPASS_MIN_WRITE);
 	case REQ_OP_DISCARD:
 		return pmc_map_discard(c, bio);
 	default:

@@ -91,7 +91,44 @@ void pmc_wb_kick(struct pmc_cache *c)
 		queue_work(c->wq, &c->wb_work);
 }
 
-/* Pick up to @max dirty blocks and mark them under writeback. */
+static bool pmc_wb_takeable(u8 s, bool aged_only)
+{
+	return (s & PMC_S_KIND_MASK) == PMC_S_DIRTY &&
+	       !(s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)) &&
+	       (!aged_only || (s & PMC_S_AGED));
+}
+
+/*
+ * Mark the dirty copy of @oblock under writeback, if it can be taken.
+ * @slot: the slot seen holding it, or PMC_NO_SLOT to look it up.
+ */
+static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_only,
+			struct pmc_wb_item *item)
+{
+	struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+	bool taken = false;
+
+	spin_lock(&st->lock);
+	if (slot == PMC_NO_SLOT)
+		slot = pmc_index_lookup(&c->idx, oblock);
+	if (slot != PMC_NO_SLOT && pmc_wb_takeable(c->idx.state[slot], aged_only) &&
+	    pmc_key_oblock(c->idx.key[slot]) == oblock) {
+		c->idx.state[slot] |= PMC_S_WB;
+		item->oblock = oblock;
+		item->slot = slot;
+		item->free_slot = false;
+		taken = true;
+	}
+	spin_unlock(&st->lock);
+	return taken;
+}
+
+/*
+ * Pick up to @max dirty blocks and mark them under writeback. Each block
+ * found by the slot scan brings its dirty origin neighbours along, so
+ * that the batch holds runs the origin gets as single large writes: the
+ * slots of a region written at random are scattered over the cache.
+ */
 static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *items,
 				   unsigned int max, bool aged_only, u32 *cursor)
 {
@@ -99,32 +136,22 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 	unsigned int n = 0;
 
 	for (scanned = 0; scanned < nr && n < max; scanned++, slot++) {
-		struct pmc_stripe *st;
-		u64 oblock;
-		u8 s;
+		u64 oblock, next;
 
 		if (slot >= nr)
 			slot = 0;
-		s = READ_ONCE(c->idx.state[slot]);
-		if ((s & PMC_S_KIND_MASK) != PMC_S_DIRTY ||
-		    (s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)))
-			continue;
-		if (aged_only && !(s & PMC_S_AGED))
+		if (!pmc_wb_takeable(READ_ONCE(c->idx.state[slot]), aged_only))
 			continue;
 		oblock = pmc_key_oblock(READ_ONCE(c->idx.key[slot]));
-		st = pmc_index_stripe(&c->idx, oblock);
-		spin_lock(&st->lock);
-		s = c->idx.state[slot];
-		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY &&
-		    !(s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)) &&
-		    pmc_key_oblock(c->idx.key[slot]) == oblock) {
-			c->idx.state[slot] = s | PMC_S_WB;
-			items[n].oblock = oblock;
-			items[n].slot = slot;
-			items[n].free_slot = false;
+		if (!pmc_wb_take(c, oblock, slot, aged_only, &items[n]))
+			continue;
+		n++;
+		for (next = oblock + 1; n < max &&
+		     pmc_wb_take(c, next, PMC_NO_SLOT, aged_only, &items[n]); next++)
 			n++;
-		}
-		spin_unlock(&st->lock);
+		for (next = oblock - 1; n < max && next < oblock &&
+		     pmc_wb_take(c, next, PMC_NO_SLOT, aged_only, &items[n]); next--)
+			n++;
 	}
 	*cursor = slot;
 	return n;

@@ -25,6 +25,7 @@
 #   peer_status SYS     one line: the system's own counters
 #   peer_fill SYS       "used total" cache blocks (0 0 when not a cache;
 #                       bcache: percent of buckets in use, "P 100")
+#   peer_hold_writeback SYS  no writeback until peer_drain
 #   peer_drain SYS      write back every dirty block; returns when clean
 #                       (pmcache, writecache, bcache)
 #   peer_dirty SYS      dirty cache blocks now (bcache: dirty sectors / 8)
@@ -240,6 +241,21 @@ peer_dirty() { # SYS [NAME]
 	esac
 }
 
+# peer_hold_writeback SYS: no writeback until peer_drain (dm-writecache
+# holds dirty blocks below its watermarks anyway). bcache: also no 30 s
+# writeback_delay later, which its writeback thread would otherwise sleep
+# through, uninterruptibly, once it found nothing to do.
+peer_hold_writeback() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} d
+	case $1 in
+	pmcache) dmsetup message "$n" 0 writeback_pause 600000 || fail "writeback_pause" ;;
+	bcache)
+		d=$(bcache_dev)/bcache
+		echo 0 > "$d/writeback_delay"
+		echo 0 > "$d/writeback_running" ;;
+	esac
+}
+
 # peer_drain SYS: write every dirty block back to the origin; returns when clean.
 peer_drain() { # SYS [NAME]
 	local n=${2:-$PEER_NAME} d
@@ -251,11 +267,13 @@ peer_drain() { # SYS [NAME]
 		# block is back on the free list
 		while [ "$(peer_dirty writecache "$n")" != 0 ]; do sleep 0.05; done ;;
 	bcache)
+		# full speed (no rate control), and wake the writeback thread
 		d=$(bcache_dev)/bcache
 		echo 0 > "$d/writeback_delay"
 		echo 0 > "$d/writeback_percent"
-		# no dirty data left (its "state" turns clean only ~30 s later,
-		# when the writeback thread next finds nothing to do)
+		echo 1 > "$d/writeback_running"
+		# no dirty data left ("state" turns clean only once the thread
+		# next finds nothing to do)
 		while [ "$(peer_dirty bcache)" != 0 ]; do sleep 0.05; done ;;
 	*) fail "peer_drain: not for $1" ;;
 	esac

@@ -5,13 +5,19 @@
 # bcache and dm-cache smq with caches of the same size (tests/vm/peers.sh),
 # in two regimes; IOPS and hit ratio printed for each system:
 #   cold    zipf:1.2 from an empty 256 MiB cache (larger than what a cold
-#           run can fill): nearly every miss is a first touch. pmcache and
-#           bcache run twice (ABBA order), the better run counts.
-#           Pass: pmcache >= 0.95x bcache.
+#           run can fill): nearly every miss is a first touch.
+#           Pass: pmcache >= 0.95x bcache. When the first runs miss it,
+#           bcache and pmcache run once more (ABBA order) and the better run
+#           of each counts: with equal hit ratios the difference between two
+#           runs is CPU time, which other work on the host takes now and then.
 #   steady  zipf:1.1 on a 32 MiB cache (8157 pmcache blocks; the workload
 #           touches far more), warmed until full (pmcache, dm-cache: every
 #           block used; bcache: >= 95% of its buckets; at most ZIPF_WARM_MAX
-#           s), then measured. Pass: pmcache >= 1.1x bcache.
+#           s), then measured. Pass: pmcache >= 1.1x bcache. dm-cache smq
+#           promotes a few blocks a second and needs ~140 s to fill; its
+#           warm-up stops at ZIPF_WARM_MAX_DMCACHE (default 60 s, about two
+#           thirds full, printed) to keep make check short; its figure is
+#           shown, not judged.
 #           Why 1.1 and not 1.2: with 1.2 a 32 MiB cache already hits ~96%
 #           and the run time is mostly the CPU cost of hits under TCG, which
 #           says nothing about the policy; with 1.1 (ideal hit ratio ~81%)
@@ -19,8 +25,8 @@
 #           overrides it.
 # Run lengths: ZIPF_COLD_S, ZIPF_STEADY_S, 60 s each as in issue 6 (QUICK=1:
 # 20 s). ZIPF_REGIMES="cold steady" selects the regimes. The whole scenario
-# takes about 13 minutes (dm-cache needs ~140 s to fill its 1024 blocks),
-# too long for the make check suite: run it with make test-vm T=zipf.
+# takes about 9 minutes; ZIPF_* variables of the host reach it through
+# make test-vm T=zipf (scripts/vm-run).
 # Hit ratio "origin": reads that caused no origin read (1 - origin reads /
 # reads, the origin disk's counters; exact for pmcache and bcache, which read
 # a missed 4 KiB block and nothing else; dm-cache also reads whole 32 KiB
@@ -32,6 +38,7 @@
 if [ -n "${QUICK:-}" ]; then d=20; else d=60; fi
 COLD_S=${ZIPF_COLD_S:-$d} STEADY_S=${ZIPF_STEADY_S:-$d}
 WARM_MAX=${ZIPF_WARM_MAX:-150} WARM_STEP=10
+WARM_MAX_DMCACHE=${ZIPF_WARM_MAX_DMCACHE:-60}
 STEADY_THETA=${ZIPF_STEADY_THETA:-1.1}
 COLD_AGAIN=${ZIPF_COLD_AGAIN-bcache pmcache}
 SYSTEMS="pmcache bcache dmcache"
@@ -76,6 +83,8 @@ measure() {
 	echo "$1 $IOPS" >> "/tmp/zipf.$2"
 }
 
+iops_of() { awk -v s="$1" '$1 == s && $2 > m { m = $2 } END { print m + 0 }' "$2"; }
+
 t_start=$(now_ms)
 rm -f /tmp/zipf.cold /tmp/zipf.steady
 
@@ -86,16 +95,21 @@ case " $REGIMES " in *" cold "*)
 peers_init 256
 THETA=1.2
 log "cold: ${COLD_S} s of zipf:$THETA reads from an empty $CACHE_MB MiB cache, origin $(($(sectors "$ORIGIN") / 2048)) MiB at 300 IOPS"
-# pmcache and bcache twice, in ABBA order (pmcache bcache dmcache bcache
-# pmcache), each from empty: the better run of each counts. With equal hit
-# ratios the difference between two runs is CPU time, and other VMs on the
-# host take some of that now and then.
-for s in $SYSTEMS $COLD_AGAIN; do
-	peer_up "$s"
-	measure "$s" cold "$COLD_S"
-	log "   $s: $(peer_status "$s")"
-	peer_down "$s"
-done
+cold_run() {
+	for s in "$@"; do
+		peer_up "$s"
+		measure "$s" cold "$COLD_S"
+		log "   $s: $(peer_status "$s")"
+		peer_down "$s"
+	done
+}
+cold_run $SYSTEMS
+# A miss: bcache and pmcache again, in ABBA order, each from empty.
+if [ -n "$COLD_AGAIN" ] && ! awk -v p="$(iops_of pmcache /tmp/zipf.cold)" \
+	-v b="$(iops_of bcache /tmp/zipf.cold)" 'BEGIN { exit !(p >= 0.95 * b) }'; then
+	log "cold: pmcache below 0.95x bcache in the first runs; once more: $COLD_AGAIN"
+	cold_run $COLD_AGAIN
+fi
 peers_exit
 ;; esac
 
@@ -106,8 +120,9 @@ THETA=$STEADY_THETA
 log "steady: zipf:$THETA; $CACHE_MB MiB cache warmed until full (<= $WARM_MAX s), then ${STEADY_S} s measured"
 for s in $SYSTEMS; do
 	peer_up "$s"
-	w=0 seed=100
-	while [ $w -lt "$WARM_MAX" ]; do
+	w=0 seed=100 wmax=$WARM_MAX
+	[ "$s" != dmcache ] || wmax=$WARM_MAX_DMCACHE
+	while [ $w -lt "$wmax" ]; do
 		zrun $WARM_STEP $seed
 		w=$((w + WARM_STEP)) seed=$((seed + 1))
 		# shellcheck disable=SC2046 # two numbers
@@ -131,7 +146,6 @@ peers_exit
 ;; esac
 
 # ---- verdict ----------------------------------------------------------------
-iops_of() { awk -v s="$1" '$1 == s && $2 > m { m = $2 } END { print m + 0 }' "$2"; }
 rc=0
 check() { # REGIME FACTOR
 	p=$(iops_of pmcache "/tmp/zipf.$1") b=$(iops_of bcache "/tmp/zipf.$1")

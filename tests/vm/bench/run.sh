@@ -30,7 +30,7 @@ W_SIZE=$((128 * MiB))	# random writes: a quarter of the cache, below every dirty
 R_SIZE=$((128 * MiB))	# preconditioned read / mixed region
 S_SIZE=$((256 * MiB))	# sequential region
 L_SIZE=$((64 * MiB))	# database log
-WORKLOADS=${BENCH_WORKLOADS:-randwrite-qd1 randwrite-2x8 randread-hit zipf-read randrw-8k seqwrite-1m seqread-1m fsync-log}
+WORKLOADS=${BENCH_WORKLOADS-randwrite-qd1 randwrite-2j randwrite-2x8 randread-hit zipf-read randrw-8k seqwrite-1m seqread-1m fsync-log}
 SYSTEMS=${BENCH_SYSTEMS:-$PEER_SYSTEMS}
 EXTRA=${BENCH_EXTRA-drain resume}
 
@@ -140,7 +140,7 @@ drain_one() { # SYS LAYOUT
 	sparse) region=$(($(sectors "$ORIGIN") * 512)) ;;
 	dense) region=$((N_DRAIN * 4096)) ;;
 	esac
-	[ "$s" != pmcache ] || dmsetup message "$PEER_NAME" 0 writeback_pause 600000
+	peer_hold_writeback "$s"
 	fio --name=dirty --filename="$PEER_DEV" --direct=1 --ioengine=psync --rw=randwrite \
 	    --bs=4k --size="$region" --number_ios="$N_DRAIN" --output-format=terse \
 	    >/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "drain: fio on $s"; }

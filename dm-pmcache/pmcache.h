@@ -107,6 +107,13 @@ struct pmc_cache {
 	atomic_t wb_inflight;
 	atomic_t free_waiters;
 	atomic_t flush_requests;	/* message flush in progress */
+	/*
+	 * Origin writes completed (through the target, not writeback), and
+	 * how many of them the last completed origin flush covers: a flush
+	 * with none completed since has nothing to send to the origin.
+	 */
+	atomic64_t origin_writes_done;
+	atomic64_t origin_writes_flushed;
 	atomic_t wb_errors;		/* failed writeback batches */
 	u64 high_limit;			/* high_wm in blocks */
 	unsigned long wb_pause_until;	/* jiffies */

@@ -69,6 +69,8 @@ struct pmc_bio {
 
 #define PMC_BIO_ORIGIN_WRITE	0x1	/* holds bypass_inflight on its blocks */
 #define PMC_BIO_PROMOTE		0x2
+#define PMC_BIO_FLUSH		0x4	/* an origin flush; first = writes done before it */
+#define PMC_BIO_TO_ORIGIN	0x8	/* remapped to the origin (end_io sees every bio) */
 
 /* Data of a finished origin I/O on its way into the cache. */
 struct pmc_promotion {
@@ -525,6 +527,9 @@ static void pmc_chunk_first(struct pmc_cache *c, struct bio *bio,
 
 static void pmc_remap_origin(struct pmc_cache *c, struct bio *bio)
 {
+	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
+
+	pb->flags |= PMC_BIO_TO_ORIGIN;
 	bio_set_dev(bio, c->origin_dev->bdev);
 }
 
@@ -921,9 +926,19 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_KILL;
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/*
-		 * Cached writes are durable at completion; only what went to
-		 * the origin needs its flush. dm sends flushes without data.
+		 * Cached writes are durable at completion; only writes that
+		 * went to the origin need its flush, and none completed since
+		 * the last origin flush: done here (a log's fsync, in
+		 * writeback mode). dm sends flushes without data.
 		 */
+		u64 done = atomic64_read(&c->origin_writes_done);
+
+		if (done == atomic64_read(&c->origin_writes_flushed)) {
+			bio_endio(bio);
+			return DM_MAPIO_SUBMITTED;
+		}
+		pb->flags |= PMC_BIO_FLUSH;
+		pb->first = done;
 		pmc_remap_origin(c, bio);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -1033,6 +1048,20 @@ static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 	queue_work(c->wq, &p->work);
 }
 
+/* An origin flush issued after @done origin writes had completed is done. */
+static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
+{
+	s64 cur = atomic64_read(&c->origin_writes_flushed);
+
+	while ((u64)cur < done) {
+		s64 seen = atomic64_cmpxchg(&c->origin_writes_flushed, cur, done);
+
+		if (seen == cur)
+			break;
+		cur = seen;
+	}
+}
+
 static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
 	struct pmc_cache *c = ti->private;
@@ -1047,8 +1076,13 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 			atomic_dec(&st->bypass_inflight);
 		}
 	}
+	if ((pb->flags & (PMC_BIO_TO_ORIGIN | PMC_BIO_FLUSH)) == PMC_BIO_TO_ORIGIN &&
+	    op_is_write(bio_op(bio)))
+		atomic64_inc(&c->origin_writes_done);
 	if (*error)
 		PMC_STAT_INC(c, errors);
+	else if (pb->flags & PMC_BIO_FLUSH)
+		pmc_origin_flushed(c, pb->first);
 	else if ((pb->flags & PMC_BIO_PROMOTE) && READ_ONCE(c->running))
 		pmc_queue_promotion(c, bio, pb);
 	return DM_ENDIO_DONE;
@@ -1263,6 +1297,8 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	ti->private = c;
 	c->ti = ti;
+	/* The table this one replaces may have left origin writes unflushed. */
+	atomic64_set(&c->origin_writes_done, 1);
 	c->block_size = PMC_DEFAULT_BLOCK_SIZE;
 	c->high_wm = PMC_DEFAULT_HIGH_WM;
 	c->low_wm = PMC_DEFAULT_LOW_WM;

@@ -17,6 +17,36 @@ assert_eq "$(dm_status_field pc 4)" 0 "dirty after flush"
 dm_remove pc
 fio --filename="$ORIGIN" $job --verify_only=1 >/tmp/fio.out || { cat /tmp/fio.out; fail "origin does not hold the data"; }
 
+# A flush (fsync) goes on to the origin only when a write went there since
+# the origin's last flush: a cached write's fsync ends in the cache. The
+# origin here is dm-delay holding every flush for 2 s (and nothing else).
+modprobe dm-delay || fail "modprobe dm-delay"
+echo "0 $(sectors "$ORIGIN") delay $ORIGIN 0 0 $ORIGIN 0 0 $ORIGIN 0 2000" | dmsetup create od ||
+	fail "dm-delay"
+assert_blockdev od
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+fsync_ms() { # OFFSET LEN: ms taken by an O_DIRECT write and an fsync of the device
+	set -- "$1" "$2" "$(now_ms)"
+	xfs_io -d -c "pwrite -q -S 0x5a $1 $2" -c fsync /dev/mapper/pc || fail "write + fsync at $1"
+	echo $(($(now_ms) - $3))
+}
+ORIGIN_DEV=/dev/mapper/od pmcache_create pc
+# (a new table's first flush always goes: the table before it may have
+# left origin writes unflushed)
+t=$(fsync_ms 0 4096)
+[ "$t" -ge 2000 ] || fail "the first fsync of a new table took $t ms: not sent to the origin"
+for off in 4096 8192 12288; do
+	t=$(fsync_ms $off 4096)
+	[ "$t" -lt 1500 ] || fail "fsync of a cached write took $t ms: sent to the origin"
+done
+# a partial block that is not cached is written to the origin
+t=$(fsync_ms 419430400 512)
+[ "$t" -ge 2000 ] || fail "fsync after an origin write took $t ms: the origin was not flushed"
+log "fsync: cached writes flush nothing on the origin, an origin write is flushed"
+dmsetup message pc 0 flush || fail "message flush"
+dm_remove pc
+dm_remove od
+
 # Blocks dirty for longer than max_dirty_age are written back unasked.
 pmcache_create pc max_dirty_age 2000
 assert_eq "$(dm_table_field pc 4)" "max_dirty_age" "table printed back"

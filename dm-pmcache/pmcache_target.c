@@ -28,6 +28,7 @@
 
 #include "pmcache.h"
 #include "pmcache_pmem.h"
+#include "pmcache_slot.h"
 
 #define PMC_DEFAULT_BLOCK_SIZE	4096u
 #define PMC_DEFAULT_HIGH_WM	50u
@@ -385,53 +386,16 @@ void pmc_slot_free(struct pmc_cache *c, u32 slot)
 
 /*
  * Make @slot (data already in pmem) the current copy of @oblock, dirty or
- * clean, durably. Called with the stripe lock held. Returns the copy it
- * replaced when that can be freed now, PMC_NO_SLOT otherwise; *@old_p is
- * left naming the replaced copy the policy must forget (or PMC_NO_SLOT).
+ * clean, durably (pmc_slot_install). Called with the stripe lock held.
  */
 static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 		       bool dirty)
 {
-	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
-	u32 old = *old_p, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
-	s64 d_used = 1, d_dirty = dirty;
-	u16 gen = 0;
-	u8 os = 0;
+	s64 d_used = 0, d_dirty = 0;
+	u32 to_free;
 
-	if (old != PMC_NO_SLOT) {
-		os = c->idx.state[old];
-		gen = pmc_key_gen(c->idx.key[old]) + 1;
-		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
-			state |= PMC_S_WB_WAIT;
-		/* A tombstone's record is already gone. */
-		if (!(os & PMC_S_STALE))
-			retire = old;
-	}
-	pmc_rec_replace(&c->meta, slot, pmc_key_make(oblock, gen), dirty, retire);
-	if (old != PMC_NO_SLOT) {
-		if (os & PMC_S_STALE) {
-			*old_p = PMC_NO_SLOT;
-		} else {
-			if ((os & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-				d_dirty--;
-			d_used--;
-		}
-		if (os & PMC_S_WB) {
-			/*
-			 * Writeback still reads its data and frees the slot.
-			 * It stays in the hash, behind the new copy, as a
-			 * tombstone: should the new copy go (discard), writes
-			 * must still find that an older copy is on its way to
-			 * the origin and not overtake it there.
-			 */
-			c->idx.state[old] = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
-		} else {
-			pmc_index_remove(&c->idx, old);
-			c->idx.state[old] = PMC_S_BUSY;
-			to_free = old;
-		}
-	}
-	pmc_index_insert(&c->idx, slot, pmc_key_make(oblock, gen), state);
+	to_free = pmc_slot_install(&c->idx, &c->meta, slot, oblock, old_p, dirty,
+				   &d_used, &d_dirty);
 	pmc_count(c, d_used, d_dirty);
 	return to_free;
 }

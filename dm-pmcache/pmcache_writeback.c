@@ -19,6 +19,7 @@
 
 #include "pmcache.h"
 #include "pmcache_pmem.h"
+#include "pmcache_slot.h"
 
 struct pmc_wb_item {
 	u64 oblock;
@@ -217,34 +218,20 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 	unsigned int i, cleaned = 0;
 
 	for (i = 0; i < n; i++) {
-		u32 slot = items[i].slot, cur;
 		struct pmc_stripe *st = pmc_index_stripe(&c->idx, items[i].oblock);
-		u8 s;
 
 		spin_lock(&st->lock);
-		s = c->idx.state[slot];
-		if (s & PMC_S_STALE) {
-			/* Superseded or discarded meanwhile: a tombstone, record gone. */
-			pmc_index_remove(&c->idx, slot);
-			c->idx.state[slot] = PMC_S_BUSY;
+		switch (pmc_slot_wb_done(&c->idx, &c->meta, items[i].slot,
+					 items[i].oblock, ok)) {
+		case PMC_WB_FREE:
 			items[i].free_slot = true;
-		} else if (ok) {
-			pmc_rec_set_clean(&c->meta, slot, c->idx.key[slot]);
-			/*
-			 * Durable before the unlock: once the block is clean,
-			 * another CPU may evict it and clear this word, and its
-			 * clear must not be overtaken by this store.
-			 */
-			pmc_pmem_fence();
-			c->idx.state[slot] = PMC_S_CLEAN;
+			break;
+		case PMC_WB_CLEANED:
 			cleaned++;
-		} else {
-			c->idx.state[slot] = s & ~PMC_S_WB;
+			break;
+		case PMC_WB_KEPT:
+			break;
 		}
-		/* A newer copy waited for this writeback to land first. */
-		cur = pmc_index_lookup(&c->idx, items[i].oblock);
-		if (cur != PMC_NO_SLOT && cur != slot)
-			c->idx.state[cur] &= ~PMC_S_WB_WAIT;
 		spin_unlock(&st->lock);
 	}
 	pmc_count(c, 0, -(s64)cleaned);

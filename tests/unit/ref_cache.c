@@ -5,6 +5,7 @@
  */
 #include "ref_cache.h"
 #include "pmcache_pmem.h"
+#include "pmcache_slot.h"
 
 static u64 ref_rand(struct ref_cache *rc)
 {
@@ -204,40 +205,11 @@ static void ref_slot_free(struct ref_cache *rc, u32 slot)
 static u32 ref_install(struct ref_cache *rc, u32 slot, u64 oblock, u32 *old_p,
 		       bool dirty)
 {
-	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
-	u32 old = *old_p, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
-	s64 d_used = 1, d_dirty = dirty;
-	u16 gen = 0;
-	u8 os = 0;
+	s64 d_used = 0, d_dirty = 0;
+	u32 to_free;
 
-	if (old != PMC_NO_SLOT) {
-		os = rc->idx.state[old];
-		gen = pmc_key_gen(rc->idx.key[old]) + 1;
-		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
-			state |= PMC_S_WB_WAIT;
-		/* A tombstone's record is already gone. */
-		if (!(os & PMC_S_STALE))
-			retire = old;
-	}
-	pmc_rec_replace(&rc->meta, slot, pmc_key_make(oblock, gen), dirty, retire);
-	if (old != PMC_NO_SLOT) {
-		if (os & PMC_S_STALE) {
-			*old_p = PMC_NO_SLOT;
-		} else {
-			if ((os & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-				d_dirty--;
-			d_used--;
-		}
-		if (os & PMC_S_WB) {
-			/* Writeback frees it; a tombstone behind the new copy. */
-			rc->idx.state[old] = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
-		} else {
-			pmc_index_remove(&rc->idx, old);
-			rc->idx.state[old] = PMC_S_BUSY;
-			to_free = old;
-		}
-	}
-	pmc_index_insert(&rc->idx, slot, pmc_key_make(oblock, gen), state);
+	to_free = pmc_slot_install(&rc->idx, &rc->meta, slot, oblock, old_p, dirty,
+				   &d_used, &d_dirty);
 	ref_count(rc, d_used, d_dirty);
 	return to_free;
 }
@@ -456,28 +428,18 @@ void ref_wb_finish(struct ref_cache *rc, bool ok)
 	u32 i, n = rc->nr_items, cleaned = 0;
 
 	for (i = 0; i < n; i++) {
-		u32 slot = rc->items[i].slot, cur;
-		u8 s;
-
-		s = rc->idx.state[slot];
-		if (s & PMC_S_STALE) {
-			/* Superseded or discarded meanwhile; its record is gone. */
-			pmc_index_remove(&rc->idx, slot);
-			rc->idx.state[slot] = PMC_S_BUSY;
+		switch (pmc_slot_wb_done(&rc->idx, &rc->meta, rc->items[i].slot,
+					 rc->items[i].oblock, ok)) {
+		case PMC_WB_FREE:
 			rc->items[i].free_slot = true;
-		} else if (ok) {
-			pmc_rec_set_clean(&rc->meta, slot, rc->idx.key[slot]);
-			rc->idx.state[slot] = PMC_S_CLEAN;
+			break;
+		case PMC_WB_CLEANED:
 			cleaned++;
-		} else {
-			rc->idx.state[slot] = s & ~PMC_S_WB;
+			break;
+		case PMC_WB_KEPT:
+			break;
 		}
-		/* A newer copy waited for this writeback to land first. */
-		cur = pmc_index_lookup(&rc->idx, rc->items[i].oblock);
-		if (cur != PMC_NO_SLOT && cur != slot)
-			rc->idx.state[cur] &= ~PMC_S_WB_WAIT;
 	}
-	pmc_pmem_fence();
 	ref_count(rc, 0, -(s64)cleaned);
 	for (i = 0; i < n; i++)
 		if (rc->items[i].free_slot)

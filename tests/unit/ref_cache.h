@@ -2,7 +2,9 @@
 /*
  * A reference mechanism for the crash explorer: the pmem side of
  * pmcache_target.c and pmcache_writeback.c, single threaded, on top of the
- * real pmcache_meta.c, pmcache_index.c and pmcache_alloc.c.
+ * real pmcache_meta.c, pmcache_index.c, pmcache_alloc.c and pmcache_slot.c
+ * (the slot state machine: install, retire, tombstone, writeback end is
+ * the target's own code, called here as there).
  *
  * Each function below names the kernel function it mirrors and follows it
  * statement for statement where pmem, the index, the slot states and the

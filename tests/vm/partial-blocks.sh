@@ -20,12 +20,12 @@ fv uncached1536 --rw=randwrite --bs=1536 --blockalign=512 --size=6M --offset=8M
 # 2. Cached dirty: fill with 4 KiB blocks, then overwrite pieces of them.
 fio --name=fill --filename=$dev --direct=1 --rw=write --bs=64k --size=16M --offset=16M >/dev/null
 used=$(dm_status_field pc 3)
-fv dirty512 --rw=randwrite --bs=512 --size=16M --offset=16M
-fv dirty-var --rw=randwrite --bsrange=512-3584 --blockalign=512 --size=16M --offset=16M
+fv dirty512 --rw=randwrite --bs=512 --size=8M --offset=16M
+fv dirty-var --rw=randwrite --bsrange=512-3584 --blockalign=512 --size=8M --offset=24M
 # 3. Cached clean: flush, then overwrite pieces again.
 dmsetup message pc 0 flush
 assert_eq "$(dm_status_field pc 4)" 0 "dirty after flush"
-fv clean512 --rw=randwrite --bs=512 --size=16M --offset=16M
+fv clean512 --rw=randwrite --bs=512 --size=8M --offset=16M
 [ "$(dm_status_field pc 7)" -gt 0 ] || fail "no partial write hit the cache"
 # 4. The device and the origin agree after flush + remove.
 sum_dev=$(dd if=$dev bs=1M count=40 2>/dev/null | sha256sum)

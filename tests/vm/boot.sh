@@ -1,4 +1,5 @@
 #!/bin/sh
+# vm-run: --pmem-size 256M --origin-iops 0
 # boot: the VM comes up with pmem0 in fsdax mode, dm-pmcache.ko loaded and
 # the pmcache target registered; device-mapper nodes appear without udev.
 . "$SCRIPTDIR/lib.sh"

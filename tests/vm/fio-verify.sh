@@ -22,12 +22,12 @@ v() { # name, fio options...: write then verify, fail on any error
 }
 
 v rand4k-2jobs --rw=randwrite --bs=4k --size=96M --numjobs=2 --offset_increment=96M
-v seq1m --rw=write --bs=1M --size=256M --offset=512M
-v rand64k --rw=randwrite --bs=64k --size=128M --offset=1G
+v seq1m --rw=write --bs=1M --size=128M --offset=512M
+v rand64k --rw=randwrite --bs=64k --size=64M --offset=1G
 v rand512 --rw=randwrite --bs=512 --size=8M --offset=1536M
 v unaligned4k --rw=write --bs=4k --size=32M --offset=1677722112
 v unaligned-var --rw=randwrite --bsrange=512-12k --blockalign=512 --size=32M --offset=1700M
-v mixed-rw --rw=randrw --bs=4k --size=64M --offset=256M --numjobs=2 --offset_increment=64M
+v mixed-rw --rw=randrw --bs=4k --size=32M --offset=256M --numjobs=2 --offset_increment=32M
 
 # Everything written is read again in one pass over the cache + origin mix.
 log "re-verify rand4k after the other jobs pushed it out"

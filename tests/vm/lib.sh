@@ -96,3 +96,28 @@ power_cut() {
 }
 # power_cut_after SEC: power_cut in the background after SEC seconds.
 power_cut_after() { (sleep "$1"; power_cut) & }
+
+# round_cache DIR: the cache of a power-cut round (power-cut, fs-crash), by
+# ROUND and KIND (early, writeback, full) of the round's environment. Round
+# 1 empties DIR (the round's state) and formats the cache; later rounds
+# must find it again. Sets $table to KIND's feature arguments.
+round_cache() {
+	case $KIND in
+	early) table='' ;;
+	writeback) table='high_watermark 10 low_watermark 5' ;;
+	full) table='high_watermark 95 low_watermark 90' ;;
+	*) fail "unknown KIND $KIND" ;;
+	esac
+	if [ "$ROUND" = 1 ]; then
+		rm -rf "$1"
+		dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null	# the one format
+	fi
+	mkdir -p "$1"
+	# shellcheck disable=SC2086
+	pmcache_create pc $table
+	if [ "$ROUND" = 1 ]; then
+		dmesg | grep -q 'pmcache: .*formatted' || fail "round 1 did not format the cache"
+	elif dmesg | grep -q 'pmcache: .*formatted'; then
+		fail "round $ROUND formatted the cache again"
+	fi
+}

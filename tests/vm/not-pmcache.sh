@@ -1,5 +1,5 @@
 #!/bin/sh
-# vm-run: --pmem-size 64M --origin-iops 0
+# vm-run: --pmem-size 256M --origin-iops 0
 # not-pmcache: a cache device holding something else is refused (nothing is
 # written to it) unless "format" is given; a device without DAX and a pmem
 # namespace in raw mode are refused with a clear message, not an oops.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# vm-run: --pmem-size 64M --origin-iops 0
+# vm-run: --pmem-size 256M --origin-iops 0
 # wrong-origin: a cache holding dirty blocks of one origin refuses another
 # origin, saying which one it expects; the right origin still finds its data.
 # A clean cache may move to another origin: it drops its blocks.

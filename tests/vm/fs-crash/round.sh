@@ -139,22 +139,7 @@ wait_for() { # SECONDS WHAT TEST...: poll every 0.1 s by the clock; 1 on timeout
 }
 
 run_round() {
-	case $KIND in
-	early) table='' ;;
-	writeback) table='high_watermark 10 low_watermark 5' ;;
-	full) table='high_watermark 95 low_watermark 90' ;;
-	*) fail "unknown KIND $KIND" ;;
-	esac
-	if [ "$ROUND" = 1 ]; then
-		rm -rf "$ST"
-		dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null	# the one format
-	fi
-	mkdir -p "$ST"
-	# shellcheck disable=SC2086
-	pmcache_create pc $table
-	if [ "$ROUND" != 1 ] && dmesg | grep -q 'pmcache: .*formatted'; then
-		fail "round $ROUND formatted the cache again"
-	fi
+	round_cache "$ST"
 	echo "$FS" > "$ST/fstype"
 	echo "$table" > "$ST/table"
 	: > "$ST/log"

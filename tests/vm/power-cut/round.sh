@@ -124,24 +124,7 @@ cache_full() {
 }
 
 write_round() {
-	case $KIND in
-	early) table='' ;;
-	writeback) table='high_watermark 10 low_watermark 5' ;;
-	full) table='high_watermark 95 low_watermark 90' ;;
-	*) fail "unknown KIND $KIND" ;;
-	esac
-	if [ "$ROUND" = 1 ]; then
-		rm -rf "$PC_STATE"
-		dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null	# the one format
-	fi
-	mkdir -p "$PC_STATE"
-	# shellcheck disable=SC2086
-	pmcache_create pc $table
-	if [ "$ROUND" = 1 ]; then
-		dmesg | grep -q 'pmcache: .*formatted' || fail "round 1 did not format the cache"
-	elif dmesg | grep -q 'pmcache: .*formatted'; then
-		fail "round $ROUND formatted the cache again"
-	fi
+	round_cache "$PC_STATE"
 	total=$(dm_status_field pc 2)
 	job="--name=pc --filename=$dev --direct=1 --sync=1 --ioengine=psync --rw=randwrite"
 	job="$job --bs=$BS --size=$JOB_SIZE --offset=0 --numjobs=2 --offset_increment=$JOB_SIZE"

@@ -37,6 +37,7 @@
 #include "pmcache_alloc.h"
 #include "pmcache_pmem.h"
 #include "pmcache_policy.h"
+#include "pmcache_slot.h"
 
 #define BS 4096u
 #define NOINLINE __attribute__((noinline))
@@ -124,9 +125,8 @@ NOINLINE void mb_floor(struct mb *m, u32 slot)
 static __always_inline void mb_write(struct mb *m, u64 oblock)
 {
 	struct pmc_stripe *st = pmc_index_stripe(&m->idx, oblock);
-	u32 slot, old, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
-	u16 gen = 0;
-	u8 os = 0;
+	s64 d_used = 0, d_dirty = 0;	/* pmc_count: per-CPU counters in the kernel */
+	u32 slot, old, to_free;
 
 	/* pmc_get_slot */
 	slot = pmc_alloc_get(&m->alloc, 0);
@@ -139,22 +139,9 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 	spin_lock(&st->lock);
 	atomic_inc(&st->write_seq);
 	old = pmc_index_lookup(&m->idx, oblock);
-	if (old != PMC_NO_SLOT && (m->idx.state[old] & PMC_S_STALE))
-		old = PMC_NO_SLOT;
-	/* pmc_install */
-	if (old != PMC_NO_SLOT) {
-		os = m->idx.state[old];
-		gen = pmc_key_gen(m->idx.key[old]) + 1;
-		retire = old;
-	}
-	pmc_rec_replace(&m->meta, slot, pmc_key_make(oblock, gen), true, retire);
-	if (old != PMC_NO_SLOT) {
-		pmc_index_remove(&m->idx, old);
-		(void)os;
-		m->idx.state[old] = PMC_S_BUSY;
-		to_free = old;
-	}
-	pmc_index_insert(&m->idx, slot, pmc_key_make(oblock, gen), PMC_S_DIRTY);
+	/* pmc_install: the target's own state machine */
+	to_free = pmc_slot_install(&m->idx, &m->meta, slot, oblock, &old, true,
+				   &d_used, &d_dirty);
 	spin_unlock(&st->lock);
 
 	/* pmc_install_done */

@@ -131,7 +131,6 @@ struct pmc_cache {
 	int health;
 	u64 load_corrupt;
 	struct pmc_stats __percpu *stats;
-	u32 alloc_stride;
 };
 
 static inline u64 pmc_sector_to_oblock(const struct pmc_cache *c, sector_t s)

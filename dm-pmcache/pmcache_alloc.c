@@ -4,7 +4,8 @@
  */
 #include "pmcache_alloc.h"
 
-int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions)
+int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions,
+		   u32 nr_cpus)
 {
 	u32 i;
 
@@ -16,9 +17,18 @@ int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions)
 	a->nr_regions = nr_regions;
 	a->slots_per_region = DIV_ROUND_UP(idx->nr_slots, nr_regions);
 	a->link = idx->link;
+	if (!nr_cpus)
+		nr_cpus = 1;
+	a->nr_cpus = nr_cpus;
+	a->region_stride = max_t(u32, 1, nr_regions / nr_cpus);
 	a->regions = kvcalloc(nr_regions, sizeof(*a->regions), GFP_KERNEL);
-	if (!a->regions)
+	a->spares = kvcalloc(nr_cpus, sizeof(*a->spares), GFP_KERNEL);
+	if (!a->regions || !a->spares) {
+		pmc_alloc_exit(a);
 		return -ENOMEM;
+	}
+	for (i = 0; i < nr_cpus; i++)
+		a->spares[i].slot = PMC_NO_SLOT;
 	for (i = 0; i < nr_regions; i++) {
 		spin_lock_init(&a->regions[i].lock);
 		a->regions[i].head = PMC_NO_SLOT;
@@ -30,7 +40,9 @@ int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions)
 void pmc_alloc_exit(struct pmc_alloc *a)
 {
 	kvfree(a->regions);
+	kvfree(a->spares);
 	a->regions = NULL;
+	a->spares = NULL;
 }
 
 static u32 region_pop(struct pmc_alloc *a, struct pmc_region *r)
@@ -50,13 +62,13 @@ static u32 region_pop(struct pmc_alloc *a, struct pmc_region *r)
 	return slot;
 }
 
-u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int hint)
+u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int cpu)
 {
 	u32 i, start, slot;
 
 	if (!pmc_alloc_nr_free(a))
 		return PMC_NO_SLOT;
-	start = hint % a->nr_regions;
+	start = (u32)(((u64)cpu * a->region_stride) % a->nr_regions);
 	for (i = 0; i < a->nr_regions; i++) {
 		u32 r = start + i;
 
@@ -81,4 +93,23 @@ void pmc_alloc_put(struct pmc_alloc *a, u32 slot)
 	r->count++;
 	spin_unlock(&r->lock);
 	atomic_inc(&a->nr_free);
+}
+
+/*
+ * Any task may use any CPU's spare (the caller's CPU may change under it):
+ * the exchanges make that safe, and on the CPU's own cache line they cost
+ * little.
+ */
+u32 pmc_alloc_take_spare(struct pmc_alloc *a, unsigned int cpu)
+{
+	if (cpu >= a->nr_cpus || READ_ONCE(a->spares[cpu].slot) == PMC_NO_SLOT)
+		return PMC_NO_SLOT;
+	return xchg(&a->spares[cpu].slot, PMC_NO_SLOT);
+}
+
+bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu, u32 slot)
+{
+	if (cpu >= a->nr_cpus || READ_ONCE(a->spares[cpu].slot) != PMC_NO_SLOT)
+		return false;
+	return cmpxchg(&a->spares[cpu].slot, PMC_NO_SLOT, slot) == PMC_NO_SLOT;
 }

@@ -6,6 +6,11 @@
  *
  * A slot handed to pmc_alloc_put() must have a zero commit word in pmem
  * that is already persistent: its next owner writes the key word first.
+ *
+ * Each CPU may also keep one free slot aside, its spare: an overwrite frees
+ * the old copy's slot and the next write on that CPU takes it back, without
+ * a lock or a shared counter. Spares are not in the count of free slots
+ * (at most one per CPU is hidden from it).
  */
 #ifndef PMCACHE_ALLOC_H
 #define PMCACHE_ALLOC_H
@@ -18,19 +23,31 @@ struct pmc_region {
 	u32 count;
 } __aligned(64);
 
+struct pmc_spare {
+	u32 slot;	/* PMC_NO_SLOT when empty */
+} __aligned(64);
+
 struct pmc_alloc {
 	u32 nr_regions;
 	u32 slots_per_region;
+	u32 region_stride;	/* regions per CPU: where a CPU looks first */
+	u32 nr_cpus;
 	u32 *link;
 	struct pmc_region *regions;
+	struct pmc_spare *spares;	/* one per CPU */
 	atomic_t nr_free;
 };
 
-int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions);
+int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions,
+		   u32 nr_cpus);
 void pmc_alloc_exit(struct pmc_alloc *a);
-/* A free slot, preferring the region of @hint (a CPU number); PMC_NO_SLOT if none. */
-u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int hint);
+/* A free slot, from the regions of @cpu first; PMC_NO_SLOT if none. */
+u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int cpu);
 void pmc_alloc_put(struct pmc_alloc *a, u32 slot);
+/* The spare of @cpu (PMC_NO_SLOT if it has none), which is then empty. */
+u32 pmc_alloc_take_spare(struct pmc_alloc *a, unsigned int cpu);
+/* Keep @slot as the spare of @cpu; false when it has one (put it instead). */
+bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu, u32 slot);
 
 static inline u32 pmc_alloc_nr_free(struct pmc_alloc *a)
 {

@@ -318,6 +318,24 @@ static void pmc_remove(struct pmc_policy *p, u32 slot)
 	WRITE_ONCE(p->freq[slot], 0);
 }
 
+static void pmc_replace(struct pmc_policy *p, u32 old, u32 slot)
+{
+	int delta = 0;
+
+	if (unlikely(old >= p->nr_slots || slot >= p->nr_slots))
+		return;
+	WRITE_ONCE(p->freq[slot], READ_ONCE(p->freq[old]));
+	/* The new copy first: the block is never out of the policy. */
+	if (!test_and_set_bit(slot, (unsigned long *)p->resident))
+		delta++;
+	if (test_and_clear_bit(old, (unsigned long *)p->resident))
+		delta--;
+	WRITE_ONCE(p->freq[old], 0);
+	/* Only when the two differ: no shared counter on every overwrite. */
+	if (delta)
+		atomic_add(delta, &p->nr_resident);
+}
+
 /*
  * The least frequent evictable slot among the next PMC_SAMPLES resident ones
  * from the hand, looking at no more than 2 * nr_slots slots. @evictable is
@@ -386,6 +404,7 @@ const struct pmc_policy_ops pmc_policy_default = {
 	.miss = pmc_miss,
 	.insert = pmc_insert,
 	.remove = pmc_remove,
+	.replace = pmc_replace,
 	.evict_candidate = pmc_evict_candidate,
 	.tick = pmc_tick,
 	.mem_bytes = pmc_mem_bytes,

@@ -52,6 +52,13 @@ struct pmc_policy_ops {
 	/* @slot no longer holds a block (evicted, invalidated, superseded). */
 	void (*remove)(struct pmc_policy *p, u32 slot);
 	/*
+	 * A write put a new copy of the block in @old into @slot (blocks are
+	 * written out of place): @slot inherits what was learnt about the
+	 * block, @old holds nothing. remove(@old) + insert(@slot) in effect,
+	 * without their cost on every overwrite. Lock-free.
+	 */
+	void (*replace)(struct pmc_policy *p, u32 old, u32 slot);
+	/*
 	 * Pick a resident slot to evict, consulting @evictable; PMC_NO_SLOT
 	 * when none is evictable. The slot stays resident until remove().
 	 */

@@ -357,11 +357,11 @@ static bool pmc_slot_available(struct pmc_cache *c)
 /* A free slot for a write; waits for writeback when the cache is all dirty. */
 static u32 pmc_get_slot(struct pmc_cache *c)
 {
-	unsigned int hint = raw_smp_processor_id() * c->alloc_stride;
-	u32 slot;
+	unsigned int cpu = raw_smp_processor_id();
+	u32 slot = pmc_alloc_take_spare(&c->alloc, cpu);
 
-	for (;;) {
-		slot = pmc_alloc_get(&c->alloc, hint);
+	while (slot == PMC_NO_SLOT) {
+		slot = pmc_alloc_get(&c->alloc, cpu);
 		if (slot != PMC_NO_SLOT)
 			break;
 		slot = pmc_evict_one(c);
@@ -379,6 +379,10 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 void pmc_slot_free(struct pmc_cache *c, u32 slot)
 {
 	WRITE_ONCE(c->idx.state[slot], PMC_S_FREE);
+	/* A writer waiting for a slot must find it: no spare then. */
+	if (!atomic_read(&c->free_waiters) &&
+	    pmc_alloc_keep_spare(&c->alloc, raw_smp_processor_id(), slot))
+		return;
 	pmc_alloc_put(&c->alloc, slot);
 	if (atomic_read(&c->free_waiters))
 		wake_up(&c->free_wait);
@@ -405,10 +409,11 @@ static void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock, u32 old,
 			     u32 to_free)
 {
 	if (old != PMC_NO_SLOT)
-		c->pops->remove(c->policy, old);
+		c->pops->replace(c->policy, old, slot);
+	else
+		c->pops->insert(c->policy, slot, oblock);
 	if (to_free != PMC_NO_SLOT)
 		pmc_slot_free(c, to_free);
-	c->pops->insert(c->policy, slot, oblock);
 }
 
 /* ---------------------------------------------------------------------------
@@ -933,7 +938,7 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 /* A slot for a promotion: free or evicted, never waiting. */
 static u32 pmc_try_get_slot(struct pmc_cache *c)
 {
-	u32 slot = pmc_alloc_get(&c->alloc, raw_smp_processor_id() * c->alloc_stride);
+	u32 slot = pmc_alloc_get(&c->alloc, raw_smp_processor_id());
 
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_evict_one(c);
@@ -1073,10 +1078,9 @@ static int pmc_alloc_index(struct pmc_cache *c)
 	r = pmc_index_init(&c->idx, nr);
 	if (r)
 		return r;
-	r = pmc_alloc_init(&c->alloc, &c->idx, PMC_ALLOC_REGIONS);
+	r = pmc_alloc_init(&c->alloc, &c->idx, PMC_ALLOC_REGIONS, nr_cpu_ids);
 	if (r)
 		goto bad;
-	c->alloc_stride = max_t(u32, 1, c->alloc.nr_regions / num_possible_cpus());
 	c->pops = &pmc_policy_default;
 	c->policy = c->pops->create(nr);
 	if (!c->policy) {

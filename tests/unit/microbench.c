@@ -99,7 +99,7 @@ static void mb_setup(struct mb *m, u32 blocks)
 	if (pmc_meta_format(&m->meta, m->pmem, m->size, BS, &origin, uuid, 0))
 		die("format");
 	m->nr = (u32)m->meta.geo.nr_blocks;
-	if (pmc_index_init(&m->idx, m->nr) || pmc_alloc_init(&m->alloc, &m->idx, 64))
+	if (pmc_index_init(&m->idx, m->nr) || pmc_alloc_init(&m->alloc, &m->idx, 64, 1))
 		die("index");
 	/* As after recovery of an empty cache: every slot free, in order. */
 	for (i = m->nr; i-- > 0;)
@@ -129,7 +129,9 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 	u32 slot, old, to_free;
 
 	/* pmc_get_slot */
-	slot = pmc_alloc_get(&m->alloc, 0);
+	slot = pmc_alloc_take_spare(&m->alloc, 0);
+	if (slot == PMC_NO_SLOT)
+		slot = pmc_alloc_get(&m->alloc, 0);
 	if (slot == PMC_NO_SLOT)
 		die("cache full (the working set must fit)");
 	m->idx.state[slot] = PMC_S_BUSY;
@@ -146,12 +148,15 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 
 	/* pmc_install_done */
 	if (old != PMC_NO_SLOT)
-		m->pops->remove(m->pol, old);
+		m->pops->replace(m->pol, old, slot);
+	else
+		m->pops->insert(m->pol, slot, oblock);
+	/* pmc_slot_free */
 	if (to_free != PMC_NO_SLOT) {
 		WRITE_ONCE(m->idx.state[to_free], PMC_S_FREE);
-		pmc_alloc_put(&m->alloc, to_free);
+		if (!pmc_alloc_keep_spare(&m->alloc, 0, to_free))
+			pmc_alloc_put(&m->alloc, to_free);
 	}
-	m->pops->insert(m->pol, slot, oblock);
 }
 
 /* One fenced 8-byte record store: what each commit step costs. */

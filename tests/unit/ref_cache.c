@@ -103,7 +103,7 @@ int ref_load(struct ref_cache *rc, u8 *pmem, u64 pmem_size, u32 block_size,
 	r = pmc_index_init(&rc->idx, nr);
 	if (r)
 		return r;
-	r = pmc_alloc_init(&rc->alloc, &rc->idx, REF_ALLOC_REGIONS);
+	r = pmc_alloc_init(&rc->alloc, &rc->idx, REF_ALLOC_REGIONS, 1);
 	if (r) {
 		pmc_index_exit(&rc->idx);
 		return r;

@@ -648,13 +648,14 @@ static void test_alloc(void)
 	bool ok = true;
 
 	pmc_index_init(&idx, nr);
-	check(!pmc_alloc_init(&a, &idx, 64) && a.nr_regions == nr &&
+	check(!pmc_alloc_init(&a, &idx, 64, 1) && a.nr_regions == nr &&
 	      a.slots_per_region == 1, "alloc: regions are clipped to the slots");
 	pmc_alloc_exit(&a);
-	check(!pmc_alloc_init(&a, &idx, 0) && a.nr_regions == 1,
+	check(!pmc_alloc_init(&a, &idx, 0, 0) && a.nr_regions == 1,
 	      "alloc: zero regions means one");
 	pmc_alloc_exit(&a);
-	pmc_alloc_init(&a, &idx, 4);
+	/* Four CPUs over four regions: CPU n looks in region n first. */
+	pmc_alloc_init(&a, &idx, 4, 4);
 	check(a.slots_per_region == 10 && pmc_alloc_nr_free(&a) == 0 &&
 	      pmc_alloc_get(&a, 0) == PMC_NO_SLOT, "alloc: starts empty");
 	for (i = 0; i < nr; i++)
@@ -681,6 +682,17 @@ static void test_alloc(void)
 	for (i = 0; i < nr; i++)
 		pmc_alloc_put(&a, got[i] == 35 ? 35 : got[i]);
 	check(pmc_alloc_nr_free(&a) == nr, "alloc: all back");
+	slot = pmc_alloc_get(&a, 3);
+	check(pmc_alloc_take_spare(&a, 3) == PMC_NO_SLOT &&
+	      pmc_alloc_keep_spare(&a, 3, slot) && !pmc_alloc_keep_spare(&a, 3, 0) &&
+	      pmc_alloc_take_spare(&a, 2) == PMC_NO_SLOT &&
+	      pmc_alloc_take_spare(&a, 3) == slot &&
+	      pmc_alloc_take_spare(&a, 3) == PMC_NO_SLOT,
+	      "alloc: one spare per CPU, taken back once, by that CPU only");
+	check(!pmc_alloc_keep_spare(&a, 4, slot) && pmc_alloc_take_spare(&a, 4) == PMC_NO_SLOT,
+	      "alloc: no spare for a CPU beyond nr_cpus");
+	check(pmc_alloc_nr_free(&a) == nr - 1, "alloc: spares are not counted as free");
+	pmc_alloc_put(&a, slot);
 	pmc_alloc_exit(&a);
 	pmc_index_exit(&idx);
 }
@@ -714,7 +726,7 @@ static void test_recover_into_alloc(void)
 	pmc_rec_commit(&m, 1, pmc_key_make(5, 0), true);
 	pmc_rec_commit(&m, 2, pmc_key_make(5, 1), true);
 	pmc_index_init(&idx, nr);
-	pmc_alloc_init(&a, &idx, 64);
+	pmc_alloc_init(&a, &idx, 64, 1);
 	pmc_meta_recover(&m, &idx, 100, load_free, &l, &st);
 	check(pmc_alloc_nr_free(&a) == nr - st.used && st.used == 1,
 	      "recover + alloc: free count is slots minus used");

@@ -165,6 +165,12 @@ static void lru_remove(struct pmc_policy *p, u32 slot)
 	spin_unlock(&l->lock);
 }
 
+static void lru_replace(struct pmc_policy *p, u32 old, u32 slot)
+{
+	lru_remove(p, old);
+	lru_insert(p, slot, 0);
+}
+
 static u32 lru_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 			       void *ctx)
 {
@@ -202,6 +208,7 @@ static const struct pmc_policy_ops pmc_policy_lru = {
 	.miss = lru_miss,
 	.insert = lru_insert,
 	.remove = lru_remove,
+	.replace = lru_replace,
 	.evict_candidate = lru_evict_candidate,
 	.tick = lru_tick,
 	.mem_bytes = lru_mem_bytes,
@@ -771,6 +778,32 @@ static void test_evictable(void)
 	sim_fini(&s);
 }
 
+/* replace(): the new slot inherits the block's frequency and residency. */
+static void test_replace(void)
+{
+	const struct pmc_policy_ops *ops = &pmc_policy_default;
+	u32 i, first, second, third;
+	struct sim s;
+
+	sim_init(&s, ops, 3, 100);
+	/* The mechanism would let any of them go: only the policy decides. */
+	for (i = 0; i < 3; i++)
+		s.slot_block[i] = 10 + i;
+	ops->insert(s.p, 0, 10);
+	ops->insert(s.p, 1, 11);
+	for (i = 0; i < 10; i++)
+		ops->hit(s.p, 0);
+	ops->replace(s.p, 0, 2);
+	first = ops->evict_candidate(s.p, sim_evictable, &s);
+	ops->remove(s.p, first);
+	second = ops->evict_candidate(s.p, sim_evictable, &s);
+	ops->remove(s.p, second);
+	third = ops->evict_candidate(s.p, sim_evictable, &s);
+	check(first == 1 && second == 2 && third == PMC_NO_SLOT,
+	      "replace: the new slot keeps the block's frequency, the old one is gone");
+	sim_fini(&s);
+}
+
 static void test_admission_cold(void)
 {
 	const struct pmc_policy_ops *ops = &pmc_policy_default;
@@ -924,6 +957,7 @@ int main(int argc, char **argv)
 	test_memory();
 	test_admission_cold();
 	test_evictable();
+	test_replace();
 
 	printf("# hit ratios, cache %u slots (default = %s)\n", CACHE,
 	       pmc_policy_default.name);

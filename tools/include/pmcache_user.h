@@ -135,11 +135,17 @@ static inline void spin_unlock_irq(spinlock_t *s) { pthread_spin_unlock(&s->l); 
 #define spin_lock_irqsave(s, f) do { (f) = 0; pthread_spin_lock(&(s)->l); } while (0)
 #define spin_unlock_irqrestore(s, f) do { (void)(f); pthread_spin_unlock(&(s)->l); } while (0)
 
+#define xchg(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define cmpxchg(p, o, n) ({ __typeof__(*(p)) __old = (o); \
+	__atomic_compare_exchange_n((p), &__old, (n), false, __ATOMIC_SEQ_CST, \
+				    __ATOMIC_SEQ_CST); __old; })
+
 typedef struct { int counter; } atomic_t;
 static inline int atomic_read(const atomic_t *a) { return __atomic_load_n(&a->counter, __ATOMIC_RELAXED); }
 static inline void atomic_set(atomic_t *a, int v) { __atomic_store_n(&a->counter, v, __ATOMIC_RELAXED); }
 static inline void atomic_inc(atomic_t *a) { __atomic_add_fetch(&a->counter, 1, __ATOMIC_SEQ_CST); }
 static inline void atomic_dec(atomic_t *a) { __atomic_sub_fetch(&a->counter, 1, __ATOMIC_SEQ_CST); }
+static inline void atomic_add(int i, atomic_t *a) { __atomic_add_fetch(&a->counter, i, __ATOMIC_SEQ_CST); }
 static inline int atomic_inc_return(atomic_t *a) { return __atomic_add_fetch(&a->counter, 1, __ATOMIC_SEQ_CST); }
 static inline int atomic_dec_return(atomic_t *a) { return __atomic_sub_fetch(&a->counter, 1, __ATOMIC_SEQ_CST); }
 

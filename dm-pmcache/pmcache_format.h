@@ -104,11 +104,13 @@ static inline u16 pmc_key_gen(u64 key)
 
 static inline u32 pmc_rec_crc(u32 slot, u64 key, u32 flags)
 {
-	__le64 k = cpu_to_le64(key);
-	__le32 f = cpu_to_le32(flags);
-	u32 crc = pmc_crc32c(~slot, &k, sizeof(k));
+	/* One call over both: the same crc as key, then flags (every commit). */
+	struct {
+		__le64 key;
+		__le32 flags;
+	} __packed buf = { cpu_to_le64(key), cpu_to_le32(flags) };
 
-	return pmc_crc32c(crc, &f, sizeof(f));
+	return pmc_crc32c(~slot, &buf, sizeof(buf));
 }
 
 static inline u64 pmc_commit_make(u32 slot, u64 key, u32 flags)

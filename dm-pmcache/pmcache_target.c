@@ -920,10 +920,12 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 		 * writes (a database log, a journal) is bound by the latency
 		 * of each write, which the cache cuts; large writes are
 		 * bound by bandwidth, which the origin has, and would only
-		 * push the hot set out.
+		 * push the hot set out. Small writes are not even tracked:
+		 * a stream is counted from its first large write.
 		 */
-		return pmc_map_write(c, bio, pmc_sequential(c, bio) &&
-				     bio->bi_iter.bi_size >= PMC_SEQ_BYPASS_MIN_WRITE);
+		return pmc_map_write(c, bio,
+				     bio->bi_iter.bi_size >= PMC_SEQ_BYPASS_MIN_WRITE &&
+				     pmc_sequential(c, bio));
 	case REQ_OP_DISCARD:
 		return pmc_map_discard(c, bio);
 	default:

@@ -345,6 +345,17 @@ static void test_key_helpers(void)
 	      "generation: wraps at 2^16");
 	check(pmc_gen_after(0x8000, 0x0001) && !pmc_gen_after(0x8001, 0x0001),
 	      "generation: half the space ahead is newer, beyond is older");
+	{
+		/* The format: crc32c of the key, then of the flags, seeded ~slot. */
+		__le64 kl = cpu_to_le64(k);
+		__le32 fl = cpu_to_le32(PMC_REC_VALID | PMC_REC_DIRTY);
+		u32 crc = pmc_crc32c(pmc_crc32c(~7u, &kl, sizeof(kl)), &fl, sizeof(fl));
+
+		check(pmc_rec_crc(7, k, PMC_REC_VALID | PMC_REC_DIRTY) == crc &&
+		      pmc_commit_ok(7, k, pmc_commit_make(7, k, PMC_REC_DIRTY)) &&
+		      !pmc_commit_ok(8, k, pmc_commit_make(7, k, PMC_REC_DIRTY)),
+		      "record crc: key then flags, seeded with the slot");
+	}
 }
 
 static bool seq_is(unsigned int from, const enum ev_kind *want, unsigned int n)

@@ -21,13 +21,18 @@
 #include <linux/compiler.h>
 #include <linux/bitops.h>
 #include <linux/log2.h>
-#include <linux/crc32c.h>
+#include <linux/crc32.h>
 #include <linux/errno.h>
 #include <linux/sort.h>
 #include <linux/minmax.h>
 #include <asm/byteorder.h>
 
-#define pmc_crc32c(seed, p, len)	crc32c(seed, p, len)
+/*
+ * crc32c() (libcrc32c) goes through the crypto API on every call; the
+ * records' 12-byte crcs are on the write path, so call the library's
+ * crc32c directly: the same function, the same values (raw, uninverted).
+ */
+#define pmc_crc32c(seed, p, len)	__crc32c_le(seed, (const unsigned char *)(p), len)
 
 #else /* userspace */
 

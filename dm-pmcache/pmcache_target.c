@@ -1215,7 +1215,7 @@ static void pmc_origin_identity(struct pmc_cache *c)
 			 PMC_ORIGIN_NAME_LEN - 3, name);
 	else if (!r)	/* too long: a prefix and a checksum of the whole */
 		snprintf(c->origin_name, sizeof(c->origin_name), "dm:%.20s~%08x", name,
-			 crc32c(0, name, strlen(name)));
+			 pmc_crc32c(0, name, strlen(name)));
 	else
 		snprintf(c->origin_name, sizeof(c->origin_name), "%pg", bdev);
 }

@@ -70,6 +70,20 @@ struct pmc_policy_ops {
 	size_t (*mem_bytes)(const struct pmc_policy *p);
 };
 
+/*
+ * @slot now holds @oblock, in place of the copy in @old (PMC_NO_SLOT: it
+ * replaces none): the policy call an install ends with.
+ */
+static inline void pmc_policy_installed(const struct pmc_policy_ops *ops,
+					struct pmc_policy *p, u32 slot,
+					u64 oblock, u32 old)
+{
+	if (old != PMC_NO_SLOT)
+		ops->replace(p, old, slot);
+	else
+		ops->insert(p, slot, oblock);
+}
+
 /* The policy dm-pmcache uses. */
 extern const struct pmc_policy_ops pmc_policy_default;
 

@@ -408,10 +408,7 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 static void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock, u32 old,
 			     u32 to_free)
 {
-	if (old != PMC_NO_SLOT)
-		c->pops->replace(c->policy, old, slot);
-	else
-		c->pops->insert(c->policy, slot, oblock);
+	pmc_policy_installed(c->pops, c->policy, slot, oblock, old);
 	if (to_free != PMC_NO_SLOT)
 		pmc_slot_free(c, to_free);
 }

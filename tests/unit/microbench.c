@@ -147,10 +147,7 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 	spin_unlock(&st->lock);
 
 	/* pmc_install_done */
-	if (old != PMC_NO_SLOT)
-		m->pops->replace(m->pol, old, slot);
-	else
-		m->pops->insert(m->pol, slot, oblock);
+	pmc_policy_installed(m->pops, m->pol, slot, oblock, old);
 	/* pmc_slot_free */
 	if (to_free != PMC_NO_SLOT) {
 		WRITE_ONCE(m->idx.state[to_free], PMC_S_FREE);

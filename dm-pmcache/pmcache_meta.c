@@ -217,7 +217,8 @@ bool pmc_meta_origin_matches(const struct pmc_meta *m,
 	       !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
 }
 
-void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
+/* Store key, fence, store the commit word: persistent after the next fence. */
+static void rec_commit_unfenced(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
 {
 	struct pmc_rec *rec = &m->recs[slot];
 
@@ -235,15 +236,32 @@ void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
 	pmc_pmem_store64(&rec->commit,
 			 cpu_to_le64(pmc_commit_make(slot, key,
 						     dirty ? PMC_REC_DIRTY : 0)));
+}
+
+void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
+{
+	rec_commit_unfenced(m, slot, key, dirty);
 	pmc_pmem_fence();
 }
 
-void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old)
+void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old,
+		     bool old_clean)
 {
-	pmc_rec_commit(m, slot, key, dirty);
+	rec_commit_unfenced(m, slot, key, dirty);
+	if (old != PMC_NO_SLOT && old_clean) {
+		/*
+		 * The origin holds the old copy's data: should the clear
+		 * persist and the commit not, the block reads its previous
+		 * content from the origin. One fence for both.
+		 */
+		pmc_rec_clear(m, old);
+		pmc_pmem_fence();
+		return;
+	}
+	pmc_pmem_fence();
 	if (old == PMC_NO_SLOT)
 		return;
-	/* Only now: clearing before the commit would lose the block. */
+	/* Only now: clearing a dirty copy before the commit would lose it. */
 	pmc_rec_clear(m, old);
 	pmc_pmem_fence();
 }

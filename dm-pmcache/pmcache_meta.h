@@ -76,9 +76,13 @@ void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty);
 /*
  * Out-of-place update: commit @slot as the copy of @key, then clear @old
  * (PMC_NO_SLOT: none), which held the previous copy. Durable on return;
- * @old is free for reuse then.
+ * @old is free for reuse then. @old_clean: the origin holds @old's data
+ * durably (written back and flushed, or read from it), so its clear may
+ * persist before the commit and shares the commit's fence; a dirty @old is
+ * cleared only once the commit is durable, a fence later.
  */
-void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old);
+void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old,
+		     bool old_clean);
 /* Free a slot's record; durable on return, so the slot may be reused. */
 void pmc_rec_free(struct pmc_meta *m, u32 slot);
 /* Mark a committed slot clean; persistent after the next fence. */

@@ -24,7 +24,9 @@ u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta, u32 slot,
 		if (!(os & PMC_S_STALE))
 			retire = old;
 	}
-	pmc_rec_replace(meta, slot, pmc_key_make(oblock, gen), dirty, retire);
+	/* A plain clean copy (no writeback around it): the origin has its data. */
+	pmc_rec_replace(meta, slot, pmc_key_make(oblock, gen), dirty, retire,
+			os == PMC_S_CLEAN);
 	if (old != PMC_NO_SLOT) {
 		if (os & PMC_S_STALE) {
 			*old_p = PMC_NO_SLOT;

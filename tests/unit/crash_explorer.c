@@ -174,6 +174,8 @@ struct xp {
 	bool cap_blank;
 	bool cap_rebind;
 	int cap_ocur;
+	bool cap_old_valid;	/* refused: a valid superblock, of ... */
+	int cap_old_ocur;	/* ... this origin, uuid in cap_uuid */
 	u8 *cap_img;
 	u8 *cap_origin[2];
 	const u8 **cap_read;
@@ -448,8 +450,15 @@ static void check_image(struct xp *x)
 				  c->probe, c->probed_origin,
 				  err ? err : "(no reason given)");
 		x->refused++;
-		if (capture)
+		if (capture) {
 			x->cap_refused = true;
+			/* The cache the restart formats over: the one refused. */
+			x->cap_old_valid = c->probe == PMC_PROBE_VALID;
+			if (x->cap_old_valid) {
+				memcpy(x->cap_uuid, c->meta.uuid, 16);
+				x->cap_old_ocur = !strcmp(c->probed_origin, origin_name(1));
+			}
+		}
 		goto out;
 	}
 	if (c->probe == PMC_PROBE_BLANK) {
@@ -1042,8 +1051,14 @@ static void do_crash_restart(struct xp *x)
 		 * Mid-format: the kernel refuses the device (the admin
 		 * passes "format") or formats it because it is blank.
 		 */
-		memcpy(x->prev_uuid, x->uuid, 16);
-		x->prev_ocur = x->ocur;
+		if (x->cap_refused && x->cap_old_valid) {
+			/* Refused: a valid cache, of the other origin. */
+			memcpy(x->prev_uuid, x->cap_uuid, 16);
+			x->prev_ocur = x->cap_old_ocur;
+		} else {
+			memcpy(x->prev_uuid, x->uuid, 16);
+			x->prev_ocur = x->ocur;
+		}
 		x->uuid[0] ^= 0x5a;
 		do_load(x, OP_FORMAT, x->cap_refused);
 		return;

@@ -376,6 +376,8 @@ static void test_commit_replace_free(void)
 		EV_STORE64, EV_FENCE, EV_STORE64, EV_FENCE };
 	static const enum ev_kind replace_seq[] = {
 		EV_STORE64, EV_FENCE, EV_STORE64, EV_FENCE, EV_STORE64, EV_FENCE };
+	static const enum ev_kind replace_clean_seq[] = {
+		EV_STORE64, EV_FENCE, EV_STORE64, EV_STORE64, EV_FENCE };
 	struct pmc_meta m;
 	u64 k1 = pmc_key_make(42, 7), k2 = pmc_key_make(42, 8);
 	unsigned int from;
@@ -399,17 +401,27 @@ static void test_commit_replace_free(void)
 	check(pmc_meta_count_dirty(&m) == 1, "commit: one dirty record counted");
 
 	from = nr_events;
-	pmc_rec_replace(&m, 9, k2, false, 3);
+	pmc_rec_replace(&m, 9, k2, false, 3, false);
 	check(rec_commit(&m, 3) == 0 && pmc_commit_ok(9, k2, rec_commit(&m, 9)) &&
 	      !(rec_commit(&m, 9) & PMC_REC_DIRTY),
 	      "replace: new copy committed (clean), old record cleared");
 	check(seq_is(from, replace_seq, ARRAY_SIZE(replace_seq)) &&
 	      events[from + 4].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE + 8,
-	      "replace: the old copy is cleared only after the new commit is fenced");
+	      "replace: a dirty old copy is cleared only after the new commit is fenced");
 	check(pmc_meta_count_dirty(&m) == 0, "replace: no dirty record left");
 
 	from = nr_events;
-	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), true, PMC_NO_SLOT);
+	pmc_rec_replace(&m, 3, pmc_key_make(42, 9), true, 9, true);
+	check(rec_commit(&m, 9) == 0 && pmc_commit_ok(3, pmc_key_make(42, 9), rec_commit(&m, 3)),
+	      "replace: over a clean copy, new copy committed, old record cleared");
+	check(seq_is(from, replace_clean_seq, ARRAY_SIZE(replace_clean_seq)) &&
+	      events[from + 2].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE + 8 &&
+	      events[from + 3].off == PMC_REC_OFFSET + 9 * PMC_REC_SIZE + 8,
+	      "replace: a clean old copy (on the origin) is cleared in the commit's fence");
+	pmc_rec_free(&m, 3);
+
+	from = nr_events;
+	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), true, PMC_NO_SLOT, false);
 	check(nr_events - from == 4 && pmc_commit_ok(5, pmc_key_make(43, 0),
 						     rec_commit(&m, 5)),
 	      "replace: with no old copy it is a commit");

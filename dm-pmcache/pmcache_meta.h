@@ -76,10 +76,11 @@ void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty);
 /*
  * Out-of-place update: commit @slot as the copy of @key, then clear @old
  * (PMC_NO_SLOT: none), which held the previous copy. Durable on return;
- * @old is free for reuse then. @old_clean: the origin holds @old's data
- * durably (written back and flushed, or read from it), so its clear may
- * persist before the commit and shares the commit's fence; a dirty @old is
- * cleared only once the commit is durable, a fence later.
+ * @old is free for reuse then. @old_clean: @old is clean, its data is on
+ * the origin (written back and flushed, or read from there), so losing @old
+ * before the commit loses nothing the origin does not keep: its clear shares
+ * the commit's fence. A dirty @old is cleared only once the commit is
+ * durable, a fence later.
  */
 void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old,
 		     bool old_clean);

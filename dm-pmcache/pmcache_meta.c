@@ -248,20 +248,16 @@ void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old,
 		     bool old_clean)
 {
 	rec_commit_unfenced(m, slot, key, dirty);
-	if (old != PMC_NO_SLOT && old_clean) {
-		/*
-		 * The origin holds the old copy's data: should the clear
-		 * persist and the commit not, the block reads its previous
-		 * content from the origin. One fence for both.
-		 */
-		pmc_rec_clear(m, old);
+	/*
+	 * A dirty old copy is cleared only once the commit is durable:
+	 * clearing it first would lose the block. A clean one's clear shares
+	 * the commit's fence: should it persist and the commit not, the
+	 * block reads its previous content from the origin.
+	 */
+	if (old == PMC_NO_SLOT || !old_clean)
 		pmc_pmem_fence();
-		return;
-	}
-	pmc_pmem_fence();
 	if (old == PMC_NO_SLOT)
 		return;
-	/* Only now: clearing a dirty copy before the commit would lose it. */
 	pmc_rec_clear(m, old);
 	pmc_pmem_fence();
 }

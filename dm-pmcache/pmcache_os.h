@@ -27,12 +27,44 @@
 #include <linux/minmax.h>
 #include <asm/byteorder.h>
 
+#ifdef CONFIG_X86_64
+#include <asm/cpufeature.h>
+#endif
+
 /*
- * crc32c() (libcrc32c) goes through the crypto API on every call; the
- * records' 12-byte crcs are on the write path, so call the library's
- * crc32c directly: the same function, the same values (raw, uninverted).
+ * crc32c, raw (uninverted). The records' 12-byte crcs are on the write path.
+ * crc32c() (libcrc32c) goes through the crypto API on every call, and
+ * __crc32c_le, the library function behind it, is table-driven on x86 in
+ * these kernels (6.1, 6.12): under TCG it cost about 350 ns per write. x86
+ * CPUs with SSE4.2 (all that have pmem) compute the same values with one
+ * instruction per 8 bytes.
  */
-#define pmc_crc32c(seed, p, len)	__crc32c_le(seed, (const unsigned char *)(p), len)
+static inline u32 pmc_crc32c(u32 crc, const void *p, size_t len)
+{
+	const u8 *b = p;
+
+#ifdef CONFIG_X86_64
+	if (static_cpu_has(X86_FEATURE_XMM4_2)) {
+		u64 q;
+		u32 l;
+
+		for (; len >= 8; len -= 8, b += 8) {
+			memcpy(&q, b, 8);
+			asm("crc32q %1, %q0" : "+r" (crc) : "rm" (q));
+		}
+		if (len >= 4) {
+			memcpy(&l, b, 4);
+			asm("crc32l %1, %0" : "+r" (crc) : "rm" (l));
+			len -= 4;
+			b += 4;
+		}
+		for (; len; len--, b++)
+			asm("crc32b %1, %0" : "+r" (crc) : "rm" (*b));
+		return crc;
+	}
+#endif
+	return __crc32c_le(crc, b, len);
+}
 
 #else /* userspace */
 

@@ -1,19 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Persistence helpers: the one file that stores to, flushes and fences
+ * Persistence helpers: with pmcache_pmem.h (where the kernel's copy, store
+ * and fence are inline), the only code that stores to, flushes and fences
  * persistent memory. See pmcache_pmem.h for the model.
  */
 #include "pmcache_pmem.h"
 
 #ifdef __KERNEL__
 
-#include <linux/libnvdimm.h>
 #include <linux/uaccess.h>
 
-void pmc_pmem_copy(void *dst, const void *src, size_t len)
-{
-	memcpy_flushcache(dst, src, len);
-}
+/* pmc_pmem_copy, pmc_pmem_store64 and pmc_pmem_fence: inline, in the header. */
 
 void pmc_pmem_zero(void *dst, size_t len)
 {
@@ -26,17 +23,6 @@ void pmc_pmem_zero(void *dst, size_t len)
 		dst += n;
 		len -= n;
 	}
-}
-
-void pmc_pmem_store64(__le64 *dst, __le64 val)
-{
-	/* An aligned 8-byte memcpy_flushcache is one movnti: atomic. */
-	memcpy_flushcache(dst, &val, sizeof(val));
-}
-
-void pmc_pmem_fence(void)
-{
-	pmem_wmb();
 }
 
 int pmc_pmem_read(void *dst, const void *src, size_t len)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Forced in front of every source of the microbenchmark (-include): the
- * kernel computes crc32c with the CPU's crc32 instruction (crc32c-intel),
- * the userspace build of pmcache_os.h with a bitwise loop that is only meant
+ * kernel's pmc_crc32c (pmcache_os.h) computes crc32c with the CPU's crc32
+ * instruction, the userspace build with a bitwise loop that is only meant
  * for tests. For timing the kernel's hot path natively, use the instruction
  * too. pmcache_os.h is included first (its guard then keeps it out), so the
  * macro below replaces every later use; (pmc_crc32c)(...) still calls the

@@ -170,6 +170,22 @@ static inline s64 pmc_nr_used(struct pmc_cache *c)
 	return percpu_counter_sum_positive(&c->nr_used);
 }
 
+/*
+ * Give back a slot whose record is clear and durable. Inline: every
+ * overwrite frees one.
+ */
+static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
+{
+	WRITE_ONCE(c->idx.state[slot], PMC_S_FREE);
+	/* A writer waiting for a slot must find it: no spare then. */
+	if (!atomic_read(&c->free_waiters) &&
+	    pmc_alloc_keep_spare(&c->alloc, raw_smp_processor_id(), slot))
+		return;
+	pmc_alloc_put(&c->alloc, slot);
+	if (atomic_read(&c->free_waiters))
+		wake_up(&c->free_wait);
+}
+
 /* pmcache_writeback.c */
 int pmc_wb_init(struct pmc_cache *c);
 void pmc_wb_exit(struct pmc_cache *c);
@@ -177,6 +193,5 @@ void pmc_wb_kick(struct pmc_cache *c);
 void pmc_wb_work(struct work_struct *w);
 void pmc_age_work(struct work_struct *w);
 bool pmc_wb_needed(struct pmc_cache *c);
-void pmc_slot_free(struct pmc_cache *c, u32 slot);
 
 #endif /* PMCACHE_H */

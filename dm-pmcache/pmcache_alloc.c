@@ -94,22 +94,3 @@ void pmc_alloc_put(struct pmc_alloc *a, u32 slot)
 	spin_unlock(&r->lock);
 	atomic_inc(&a->nr_free);
 }
-
-/*
- * Any task may use any CPU's spare (the caller's CPU may change under it):
- * the exchanges make that safe, and on the CPU's own cache line they cost
- * little.
- */
-u32 pmc_alloc_take_spare(struct pmc_alloc *a, unsigned int cpu)
-{
-	if (cpu >= a->nr_cpus || READ_ONCE(a->spares[cpu].slot) == PMC_NO_SLOT)
-		return PMC_NO_SLOT;
-	return xchg(&a->spares[cpu].slot, PMC_NO_SLOT);
-}
-
-bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu, u32 slot)
-{
-	if (cpu >= a->nr_cpus || READ_ONCE(a->spares[cpu].slot) != PMC_NO_SLOT)
-		return false;
-	return cmpxchg(&a->spares[cpu].slot, PMC_NO_SLOT, slot) == PMC_NO_SLOT;
-}

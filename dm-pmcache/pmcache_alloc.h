@@ -44,10 +44,27 @@ void pmc_alloc_exit(struct pmc_alloc *a);
 /* A free slot, from the regions of @cpu first; PMC_NO_SLOT if none. */
 u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int cpu);
 void pmc_alloc_put(struct pmc_alloc *a, u32 slot);
-/* The spare of @cpu (PMC_NO_SLOT if it has none), which is then empty. */
-u32 pmc_alloc_take_spare(struct pmc_alloc *a, unsigned int cpu);
+/*
+ * The spare of @cpu (PMC_NO_SLOT if it has none), which is then empty.
+ * Inline, as the next one: every overwrite runs both. Any task may use any
+ * CPU's spare (the caller's CPU may change under it): the exchanges make
+ * that safe, and on the CPU's own cache line they cost little.
+ */
+static inline u32 pmc_alloc_take_spare(struct pmc_alloc *a, unsigned int cpu)
+{
+	if (cpu >= a->nr_cpus || READ_ONCE(a->spares[cpu].slot) == PMC_NO_SLOT)
+		return PMC_NO_SLOT;
+	return xchg(&a->spares[cpu].slot, PMC_NO_SLOT);
+}
+
 /* Keep @slot as the spare of @cpu; false when it has one (put it instead). */
-bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu, u32 slot);
+static inline bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu,
+					u32 slot)
+{
+	if (cpu >= a->nr_cpus || READ_ONCE(a->spares[cpu].slot) != PMC_NO_SLOT)
+		return false;
+	return cmpxchg(&a->spares[cpu].slot, PMC_NO_SLOT, slot) == PMC_NO_SLOT;
+}
 
 static inline u32 pmc_alloc_nr_free(struct pmc_alloc *a)
 {

@@ -41,6 +41,8 @@
 #define PMC_SB_COPIES		2u
 #define PMC_REC_OFFSET		(PMC_SB_SIZE * PMC_SB_COPIES)
 #define PMC_REC_SIZE		16u
+/* Slots (blocks of the data area) count from 0; this one is none (in DRAM). */
+#define PMC_NO_SLOT		U32_MAX
 #define PMC_ORIGIN_NAME_LEN	32u
 #define PMC_MIN_BLOCK_SIZE	512u
 #define PMC_MAX_BLOCK_SIZE	4096u

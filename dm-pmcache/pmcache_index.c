@@ -57,39 +57,3 @@ size_t pmc_index_mem_bytes(const struct pmc_index *idx)
 	       (size_t)idx->nr_slots * (sizeof(u32) + sizeof(u64) + sizeof(u8)) +
 	       (idx->stripe_mask + 1) * sizeof(struct pmc_stripe);
 }
-
-u32 pmc_index_lookup(const struct pmc_index *idx, u64 oblock)
-{
-	u32 slot = idx->buckets[pmc_index_bucket(idx, oblock)];
-
-	while (slot != PMC_NO_SLOT) {
-		if (pmc_key_oblock(idx->key[slot]) == oblock)
-			return slot;
-		slot = idx->link[slot];
-	}
-	return PMC_NO_SLOT;
-}
-
-void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key, u8 state)
-{
-	u32 b = pmc_index_bucket(idx, pmc_key_oblock(key));
-
-	idx->key[slot] = key;
-	WRITE_ONCE(idx->state[slot], state);
-	idx->link[slot] = idx->buckets[b];
-	idx->buckets[b] = slot;
-}
-
-void pmc_index_remove(struct pmc_index *idx, u32 slot)
-{
-	u32 *p = &idx->buckets[pmc_index_bucket(idx, pmc_key_oblock(idx->key[slot]))];
-
-	while (*p != PMC_NO_SLOT) {
-		if (*p == slot) {
-			*p = idx->link[slot];
-			idx->link[slot] = PMC_NO_SLOT;
-			return;
-		}
-		p = &idx->link[*p];
-	}
-}

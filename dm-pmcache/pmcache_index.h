@@ -15,6 +15,7 @@
 
 #include "pmcache_os.h"
 #include "pmcache_policy.h"
+#include "pmcache_format.h"
 
 /* Slot state: a kind and flags. */
 #define PMC_S_KIND_MASK	0x03
@@ -77,9 +78,45 @@ static inline u8 pmc_slot_kind(const struct pmc_index *idx, u32 slot)
 	return READ_ONCE(idx->state[slot]) & PMC_S_KIND_MASK;
 }
 
-/* The following need the stripe lock of @oblock. */
-u32 pmc_index_lookup(const struct pmc_index *idx, u64 oblock);
-void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key, u8 state);
-void pmc_index_remove(struct pmc_index *idx, u32 slot);
+/*
+ * The following need the stripe lock of @oblock. Inline: every write runs
+ * them, and they do less work than a call and return.
+ */
+static inline u32 pmc_index_lookup(const struct pmc_index *idx, u64 oblock)
+{
+	u32 slot = idx->buckets[pmc_index_bucket(idx, oblock)];
+
+	while (slot != PMC_NO_SLOT) {
+		if (pmc_key_oblock(idx->key[slot]) == oblock)
+			return slot;
+		slot = idx->link[slot];
+	}
+	return PMC_NO_SLOT;
+}
+
+static inline void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key,
+				    u8 state)
+{
+	u32 b = pmc_index_bucket(idx, pmc_key_oblock(key));
+
+	idx->key[slot] = key;
+	WRITE_ONCE(idx->state[slot], state);
+	idx->link[slot] = idx->buckets[b];
+	idx->buckets[b] = slot;
+}
+
+static inline void pmc_index_remove(struct pmc_index *idx, u32 slot)
+{
+	u32 *p = &idx->buckets[pmc_index_bucket(idx, pmc_key_oblock(idx->key[slot]))];
+
+	while (*p != PMC_NO_SLOT) {
+		if (*p == slot) {
+			*p = idx->link[slot];
+			idx->link[slot] = PMC_NO_SLOT;
+			return;
+		}
+		p = &idx->link[*p];
+	}
+}
 
 #endif /* PMCACHE_INDEX_H */

@@ -217,68 +217,6 @@ bool pmc_meta_origin_matches(const struct pmc_meta *m,
 	       !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
 }
 
-/* Store key, fence, store the commit word: persistent after the next fence. */
-static void rec_commit_unfenced(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
-{
-	struct pmc_rec *rec = &m->recs[slot];
-
-	pmc_pmem_store64(&rec->key, cpu_to_le64(key));
-#ifndef PMC_CRASH_BUG_EARLY_COMMIT
-	/* The data and the key must be persistent before the commit word. */
-	pmc_pmem_fence();
-#else
-	/*
-	 * Only for the self-test of the userspace crash explorer
-	 * (tests/unit): without this fence the commit word can persist
-	 * before the block's data and key, which it must report.
-	 */
-#endif
-	pmc_pmem_store64(&rec->commit,
-			 cpu_to_le64(pmc_commit_make(slot, key,
-						     dirty ? PMC_REC_DIRTY : 0)));
-}
-
-void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty)
-{
-	rec_commit_unfenced(m, slot, key, dirty);
-	pmc_pmem_fence();
-}
-
-void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old,
-		     bool old_clean)
-{
-	rec_commit_unfenced(m, slot, key, dirty);
-	/*
-	 * A dirty old copy is cleared only once the commit is durable:
-	 * clearing it first would lose the block. A clean one's clear shares
-	 * the commit's fence: should it persist and the commit not, the
-	 * block reads its previous content from the origin.
-	 */
-	if (old == PMC_NO_SLOT || !old_clean)
-		pmc_pmem_fence();
-	if (old == PMC_NO_SLOT)
-		return;
-	pmc_rec_clear(m, old);
-	pmc_pmem_fence();
-}
-
-void pmc_rec_free(struct pmc_meta *m, u32 slot)
-{
-	pmc_rec_clear(m, slot);
-	pmc_pmem_fence();
-}
-
-void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key)
-{
-	pmc_pmem_store64(&m->recs[slot].commit,
-			 cpu_to_le64(pmc_commit_make(slot, key, 0)));
-}
-
-void pmc_rec_clear(struct pmc_meta *m, u32 slot)
-{
-	pmc_pmem_store64(&m->recs[slot].commit, 0);
-}
-
 u64 pmc_meta_count_dirty(const struct pmc_meta *m)
 {
 	u64 n = 0, i;

@@ -8,6 +8,7 @@
 #define PMCACHE_META_H
 
 #include "pmcache_format.h"
+#include "pmcache_pmem.h"
 
 struct pmc_index;
 
@@ -69,10 +70,49 @@ static inline u64 pmc_rec_commit_word(const struct pmc_meta *m, u32 slot)
 }
 
 /*
+ * The record protocol. Inline, as the index operations: every write runs
+ * it, and it is a handful of stores and fences.
+ */
+
+/* Free a slot's record; persistent after the next fence. */
+static inline void pmc_rec_clear(struct pmc_meta *m, u32 slot)
+{
+	pmc_pmem_store64(&m->recs[slot].commit, 0);
+}
+
+/* Store key, fence, store the commit word: persistent after the next fence. */
+static inline void pmc_rec_commit_unfenced(struct pmc_meta *m, u32 slot,
+					   u64 key, bool dirty)
+{
+	struct pmc_rec *rec = &m->recs[slot];
+
+	pmc_pmem_store64(&rec->key, cpu_to_le64(key));
+#ifndef PMC_CRASH_BUG_EARLY_COMMIT
+	/* The data and the key must be persistent before the commit word. */
+	pmc_pmem_fence();
+#else
+	/*
+	 * Only for the self-test of the userspace crash explorer
+	 * (tests/unit): without this fence the commit word can persist
+	 * before the block's data and key, which it must report.
+	 */
+#endif
+	pmc_pmem_store64(&rec->commit,
+			 cpu_to_le64(pmc_commit_make(slot, key,
+						     dirty ? PMC_REC_DIRTY : 0)));
+}
+
+/*
  * Commit @slot (free, its data already copied) as holding @key. Durable when
  * this returns: key store, fence, commit store, fence.
  */
-void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty);
+static inline void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key,
+				  bool dirty)
+{
+	pmc_rec_commit_unfenced(m, slot, key, dirty);
+	pmc_pmem_fence();
+}
+
 /*
  * Out-of-place update: commit @slot as the copy of @key, then clear @old
  * (PMC_NO_SLOT: none), which held the previous copy. Durable on return;
@@ -82,14 +122,37 @@ void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key, bool dirty);
  * the commit's fence. A dirty @old is cleared only once the commit is
  * durable, a fence later.
  */
-void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key, bool dirty, u32 old,
-		     bool old_clean);
+static inline void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key,
+				   bool dirty, u32 old, bool old_clean)
+{
+	pmc_rec_commit_unfenced(m, slot, key, dirty);
+	/*
+	 * A dirty old copy is cleared only once the commit is durable:
+	 * clearing it first would lose the block. A clean one's clear shares
+	 * the commit's fence: should it persist and the commit not, the
+	 * block reads its previous content from the origin.
+	 */
+	if (old == PMC_NO_SLOT || !old_clean)
+		pmc_pmem_fence();
+	if (old == PMC_NO_SLOT)
+		return;
+	pmc_rec_clear(m, old);
+	pmc_pmem_fence();
+}
+
 /* Free a slot's record; durable on return, so the slot may be reused. */
-void pmc_rec_free(struct pmc_meta *m, u32 slot);
+static inline void pmc_rec_free(struct pmc_meta *m, u32 slot)
+{
+	pmc_rec_clear(m, slot);
+	pmc_pmem_fence();
+}
+
 /* Mark a committed slot clean; persistent after the next fence. */
-void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key);
-/* Free a slot's record; persistent after the next fence. */
-void pmc_rec_clear(struct pmc_meta *m, u32 slot);
+static inline void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key)
+{
+	pmc_pmem_store64(&m->recs[slot].commit,
+			 cpu_to_le64(pmc_commit_make(slot, key, 0)));
+}
 
 /* What recovery found. */
 struct pmc_recovery_stats {

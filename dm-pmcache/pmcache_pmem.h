@@ -24,9 +24,8 @@ int pmc_pmem_read(void *dst, const void *src, size_t len);
 #ifdef __KERNEL__
 /*
  * The three a write does several times each are inline in the kernel: a
- * call and return apiece cost more than the store or fence itself (about
- * 100 ns per call under TCG). Userspace has them in pmcache_pmem.c, where
- * the crash explorer hooks them.
+ * call and return apiece would cost more than the store or fence itself.
+ * Userspace has them in pmcache_pmem.c, where the crash explorer hooks them.
  */
 #include <linux/libnvdimm.h>
 

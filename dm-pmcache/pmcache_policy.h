@@ -15,9 +15,7 @@
 #ifndef PMCACHE_POLICY_H
 #define PMCACHE_POLICY_H
 
-#include "pmcache_os.h"
-
-#define PMC_NO_SLOT U32_MAX
+#include "pmcache_format.h"	/* PMC_NO_SLOT */
 
 struct pmc_policy;
 

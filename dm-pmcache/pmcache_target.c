@@ -376,24 +376,12 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 	return slot;
 }
 
-void pmc_slot_free(struct pmc_cache *c, u32 slot)
-{
-	WRITE_ONCE(c->idx.state[slot], PMC_S_FREE);
-	/* A writer waiting for a slot must find it: no spare then. */
-	if (!atomic_read(&c->free_waiters) &&
-	    pmc_alloc_keep_spare(&c->alloc, raw_smp_processor_id(), slot))
-		return;
-	pmc_alloc_put(&c->alloc, slot);
-	if (atomic_read(&c->free_waiters))
-		wake_up(&c->free_wait);
-}
-
 /*
  * Make @slot (data already in pmem) the current copy of @oblock, dirty or
  * clean, durably (pmc_slot_install). Called with the stripe lock held.
  */
-static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
-		       bool dirty)
+static inline u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock,
+			      u32 *old_p, bool dirty)
 {
 	s64 d_used = 0, d_dirty = 0;
 	u32 to_free;
@@ -405,8 +393,8 @@ static u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock, u32 *old_p,
 }
 
 /* After pmc_install, outside the lock: tell the policy, free the old slot. */
-static void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock, u32 old,
-			     u32 to_free)
+static inline void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock,
+				    u32 old, u32 to_free)
 {
 	pmc_policy_installed(c->pops, c->policy, slot, oblock, old);
 	if (to_free != PMC_NO_SLOT)
@@ -819,9 +807,9 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 	return off;
 }
 
-static int pmc_map_write(struct pmc_cache *c, struct bio *bio, bool sequential)
+static int pmc_map_write(struct pmc_cache *c, struct bio *bio,
+			 struct pmc_bio *pb, bool sequential)
 {
-	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
 	unsigned int off = 0, size = bio->bi_iter.bi_size;
 	bool around = sequential || c->mode != PMC_MODE_WRITEBACK;
 	struct pmc_chunk ch;
@@ -920,7 +908,7 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 		 * push the hot set out. Small writes are not even tracked:
 		 * a stream is counted from its first large write.
 		 */
-		return pmc_map_write(c, bio,
+		return pmc_map_write(c, bio, pb,
 				     bio->bi_iter.bi_size >= PMC_SEQ_BYPASS_MIN_WRITE &&
 				     pmc_sequential(c, bio));
 	case REQ_OP_DISCARD:

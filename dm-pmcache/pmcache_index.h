@@ -14,7 +14,6 @@
 #define PMCACHE_INDEX_H
 
 #include "pmcache_os.h"
-#include "pmcache_policy.h"
 #include "pmcache_format.h"
 
 /* Slot state: a kind and flags. */

@@ -80,13 +80,34 @@ static inline void pmc_rec_clear(struct pmc_meta *m, u32 slot)
 	pmc_pmem_store64(&m->recs[slot].commit, 0);
 }
 
+/*
+ * Store @slot's key (the slot is free, so its commit word is zero and the
+ * record stays free): persistent after the next fence. A write stores it
+ * ahead of the commit, next to the block's data, so that the one fence the
+ * data needs makes the key durable too.
+ */
+static inline void pmc_rec_set_key(struct pmc_meta *m, u32 slot, u64 key)
+{
+	pmc_pmem_store64(&m->recs[slot].key, cpu_to_le64(key));
+}
+
+/*
+ * Store @slot's commit word for @key, dirty or clean: persistent after the
+ * next fence. The block's data and key must be durable already.
+ */
+static inline void pmc_rec_set_commit(struct pmc_meta *m, u32 slot, u64 key,
+				      bool dirty)
+{
+	pmc_pmem_store64(&m->recs[slot].commit,
+			 cpu_to_le64(pmc_commit_make(slot, key,
+						     dirty ? PMC_REC_DIRTY : 0)));
+}
+
 /* Store key, fence, store the commit word: persistent after the next fence. */
 static inline void pmc_rec_commit_unfenced(struct pmc_meta *m, u32 slot,
 					   u64 key, bool dirty)
 {
-	struct pmc_rec *rec = &m->recs[slot];
-
-	pmc_pmem_store64(&rec->key, cpu_to_le64(key));
+	pmc_rec_set_key(m, slot, key);
 #ifndef PMC_CRASH_BUG_EARLY_COMMIT
 	/* The data and the key must be persistent before the commit word. */
 	pmc_pmem_fence();
@@ -97,9 +118,7 @@ static inline void pmc_rec_commit_unfenced(struct pmc_meta *m, u32 slot,
 	 * before the block's data and key, which it must report.
 	 */
 #endif
-	pmc_pmem_store64(&rec->commit,
-			 cpu_to_le64(pmc_commit_make(slot, key,
-						     dirty ? PMC_REC_DIRTY : 0)));
+	pmc_rec_set_commit(m, slot, key, dirty);
 }
 
 /*
@@ -116,16 +135,22 @@ static inline void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key,
 /*
  * Out-of-place update: commit @slot as the copy of @key, then clear @old
  * (PMC_NO_SLOT: none), which held the previous copy. Durable on return;
- * @old is free for reuse then. @old_clean: @old is clean, its data is on
- * the origin (written back and flushed, or read from there), so losing @old
- * before the commit loses nothing the origin does not keep: its clear shares
- * the commit's fence. A dirty @old is cleared only once the commit is
- * durable, a fence later.
+ * @old is free for reuse then. @key_durable: @key and the block's data are
+ * durable already (pmc_rec_set_key, then a fence), so the commit word is
+ * stored at once; otherwise the key is stored and fenced first. @old_clean:
+ * @old is clean, its data is on the origin (written back and flushed, or
+ * read from there), so losing @old before the commit loses nothing the
+ * origin does not keep: its clear shares the commit's fence. A dirty @old
+ * is cleared only once the commit is durable, a fence later.
  */
 static inline void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key,
-				   bool dirty, u32 old, bool old_clean)
+				   bool key_durable, bool dirty, u32 old,
+				   bool old_clean)
 {
-	pmc_rec_commit_unfenced(m, slot, key, dirty);
+	if (key_durable)
+		pmc_rec_set_commit(m, slot, key, dirty);
+	else
+		pmc_rec_commit_unfenced(m, slot, key, dirty);
 	/*
 	 * A dirty old copy is cleared only once the commit is durable:
 	 * clearing it first would lose the block. A clean one's clear shares
@@ -150,8 +175,7 @@ static inline void pmc_rec_free(struct pmc_meta *m, u32 slot)
 /* Mark a committed slot clean; persistent after the next fence. */
 static inline void pmc_rec_set_clean(struct pmc_meta *m, u32 slot, u64 key)
 {
-	pmc_pmem_store64(&m->recs[slot].commit,
-			 cpu_to_le64(pmc_commit_make(slot, key, 0)));
+	pmc_rec_set_commit(m, slot, key, false);
 }
 
 /* What recovery found. */

@@ -14,20 +14,57 @@
 #include "pmcache_meta.h"
 
 /*
+ * The key pmc_slot_install will give the next copy of @oblock, read without
+ * the stripe lock: a guess. A write stores it in its new slot's record next
+ * to the data (pmc_rec_set_key) before taking the lock, so that the fence
+ * the data needs makes the key durable too, and the commit under the lock
+ * needs one fence, not two. pmc_slot_install checks the guess against the
+ * key it computes under the lock and, when they differ (a write or removal
+ * of the same block raced with it), stores the key again behind a fence of
+ * its own.
+ *
+ * The chains may change under this walk: every slot number read is either
+ * PMC_NO_SLOT or in range, and the walk is bounded, so a torn view yields
+ * only a wrong guess.
+ */
+static inline u64 pmc_slot_next_key(const struct pmc_index *idx, u64 oblock)
+{
+	unsigned int steps;
+	u32 slot;
+	u64 key;
+
+	/* Without the stripe lock, as every read below: a guess. */
+	slot = data_race(READ_ONCE(idx->buckets[pmc_index_bucket(idx, oblock)]));
+	for (steps = 0; slot < idx->nr_slots && steps < 8; steps++) {
+		/* Unlocked (a guess): any key of a slot in range. */
+		key = data_race(READ_ONCE(idx->key[slot]));
+		if (pmc_key_oblock(key) == oblock)
+			return pmc_key_make(oblock, pmc_key_gen(key) + 1);
+		/* Unlocked (a guess): PMC_NO_SLOT or a slot in range. */
+		slot = data_race(READ_ONCE(idx->link[slot]));
+	}
+	return pmc_key_make(oblock, 0);
+}
+
+/*
  * Make @slot (its data already in pmem) the current copy of @oblock, dirty
  * or clean, durably. *@old_p: the copy it replaces (PMC_NO_SLOT: none); left
- * naming the copy the policy must forget, or PMC_NO_SLOT. Returns the slot
+ * naming the copy the policy must forget, or PMC_NO_SLOT. @key_stored: the
+ * key already stored in @slot's record and fenced together with the data
+ * (pmc_slot_next_key), or NULL when neither is fenced yet. Returns the slot
  * that can be freed now (the replaced copy), PMC_NO_SLOT if none. The
  * changes of the used and dirty block counts are added to *@d_used and
  * *@d_dirty. Inline: every write runs it.
  */
 static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
-				   u32 slot, u64 oblock, u32 *old_p, bool dirty,
+				   u32 slot, u64 oblock, u32 *old_p,
+				   const u64 *key_stored, bool dirty,
 				   s64 *d_used, s64 *d_dirty)
 {
 	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
 	u32 old = *old_p, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
 	u16 gen = 0;
+	u64 key;
 	u8 os = 0;
 
 	*d_used += 1;
@@ -41,9 +78,10 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 		if (!(os & PMC_S_STALE))
 			retire = old;
 	}
+	key = pmc_key_make(oblock, gen);
 	/* A plain clean copy (no writeback around it): the origin has its data. */
-	pmc_rec_replace(meta, slot, pmc_key_make(oblock, gen), dirty, retire,
-			os == PMC_S_CLEAN);
+	pmc_rec_replace(meta, slot, key, key_stored && *key_stored == key, dirty,
+			retire, os == PMC_S_CLEAN);
 	if (old != PMC_NO_SLOT) {
 		if (os & PMC_S_STALE) {
 			*old_p = PMC_NO_SLOT;
@@ -67,7 +105,7 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 			to_free = old;
 		}
 	}
-	pmc_index_insert(idx, slot, pmc_key_make(oblock, gen), state);
+	pmc_index_insert(idx, slot, key, state);
 	return to_free;
 }
 

@@ -381,13 +381,13 @@ static u32 pmc_get_slot(struct pmc_cache *c)
  * clean, durably (pmc_slot_install). Called with the stripe lock held.
  */
 static inline u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock,
-			      u32 *old_p, bool dirty)
+			      u32 *old_p, const u64 *key_stored, bool dirty)
 {
 	s64 d_used = 0, d_dirty = 0;
 	u32 to_free;
 
-	to_free = pmc_slot_install(&c->idx, &c->meta, slot, oblock, old_p, dirty,
-				   &d_used, &d_dirty);
+	to_free = pmc_slot_install(&c->idx, &c->meta, slot, oblock, old_p,
+				   key_stored, dirty, &d_used, &d_dirty);
 	pmc_count(c, d_used, d_dirty);
 	return to_free;
 }
@@ -519,6 +519,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	bool full = ch->len == c->block_size;
 	struct pmc_stripe *st = pmc_index_stripe(&c->idx, ch->oblock);
 	u32 slot, old, to_free;
+	u64 key;
 	int r;
 
 	if (!full) {
@@ -533,8 +534,17 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	}
 
 	slot = pmc_get_slot(c);
-	if (full)
+	if (full) {
 		pmc_bio_to_pmem(bio, ch->bio_off, pmc_block_data(&c->meta, slot), ch->len);
+		/*
+		 * Data and key durable in one fence, before the lock: under it
+		 * the commit then needs one fence, not two, and the lock is
+		 * held that much shorter.
+		 */
+		key = pmc_slot_next_key(&c->idx, ch->oblock);
+		pmc_rec_set_key(&c->meta, slot, key);
+		pmc_pmem_fence();
+	}
 
 	spin_lock(&st->lock);
 	atomic_inc(&st->write_seq);
@@ -565,7 +575,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		PMC_STAT_INC(c, write_hits);
 	else
 		PMC_STAT_INC(c, write_misses);
-	to_free = pmc_install(c, slot, ch->oblock, &old, true);
+	to_free = pmc_install(c, slot, ch->oblock, &old, full ? &key : NULL, true);
 	spin_unlock(&st->lock);
 	pmc_install_done(c, slot, ch->oblock, old, to_free);
 	if (pmc_nr_dirty_approx(c) > c->high_limit)
@@ -949,6 +959,8 @@ static void pmc_promote_work(struct work_struct *w)
 		u64 oblock = p->first + i;
 		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
 		u32 slot, old = PMC_NO_SLOT, to_free;
+		/* Installed only when no copy exists: the first generation. */
+		u64 key = pmc_key_make(oblock, 0);
 
 		mask &= mask - 1;
 		slot = pmc_try_get_slot(c);
@@ -956,6 +968,8 @@ static void pmc_promote_work(struct work_struct *w)
 			break;
 		pmc_pmem_copy(pmc_block_data(&c->meta, slot), p->data + (size_t)i * c->block_size,
 			      c->block_size);
+		pmc_rec_set_key(&c->meta, slot, key);
+		pmc_pmem_fence();
 		spin_lock(&st->lock);
 		if (atomic_read(&st->write_seq) != p->seq[i] ||
 		    atomic_read(&st->bypass_inflight) ||
@@ -964,7 +978,7 @@ static void pmc_promote_work(struct work_struct *w)
 			pmc_slot_free(c, slot);
 			continue;
 		}
-		to_free = pmc_install(c, slot, oblock, &old, false);
+		to_free = pmc_install(c, slot, oblock, &old, &key, false);
 		spin_unlock(&st->lock);
 		pmc_install_done(c, slot, oblock, old, to_free);
 		PMC_STAT_INC(c, promotions);

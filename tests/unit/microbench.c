@@ -134,6 +134,7 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 	struct pmc_stripe *st = pmc_index_stripe(&m->idx, oblock);
 	s64 d_used = 0, d_dirty = 0;	/* pmc_count: per-CPU counters in the kernel */
 	u32 slot, old, to_free;
+	u64 key;
 
 	/* pmc_get_slot */
 	slot = pmc_alloc_take_spare(&m->alloc, 0);
@@ -144,12 +145,15 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 	m->idx.state[slot] = PMC_S_BUSY;
 	/* pmc_bio_to_pmem */
 	pmc_pmem_copy(pmc_block_data(&m->meta, slot), m->src, BS);
+	key = pmc_slot_next_key(&m->idx, oblock);
+	pmc_rec_set_key(&m->meta, slot, key);
+	pmc_pmem_fence();
 
 	spin_lock(&st->lock);
 	atomic_inc(&st->write_seq);
 	old = pmc_index_lookup(&m->idx, oblock);
 	/* pmc_install: the target's own state machine */
-	to_free = pmc_slot_install(&m->idx, &m->meta, slot, oblock, &old, true,
+	to_free = pmc_slot_install(&m->idx, &m->meta, slot, oblock, &old, &key, true,
 				   &d_used, &d_dirty);
 	spin_unlock(&st->lock);
 
@@ -258,7 +262,7 @@ static void check_crc(void)
 	for (i = 0; i < sizeof(buf); i++)
 		buf[i] = (u8)rng();
 	for (i = 0; i <= sizeof(buf); i++)
-		if (mb_crc32c_hw(~i, buf, i) != (pmc_crc32c)(~i, buf, i))
+		if (pmc_crc32c_insn(~i, buf, i) != (pmc_crc32c)(~i, buf, i))
 			die("crc32 instruction disagrees with pmcache_os.h's crc32c");
 }
 

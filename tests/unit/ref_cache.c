@@ -203,13 +203,13 @@ static void ref_slot_free(struct ref_cache *rc, u32 slot)
 
 /* pmc_install */
 static u32 ref_install(struct ref_cache *rc, u32 slot, u64 oblock, u32 *old_p,
-		       bool dirty)
+		       const u64 *key_stored, bool dirty)
 {
 	s64 d_used = 0, d_dirty = 0;
 	u32 to_free;
 
-	to_free = pmc_slot_install(&rc->idx, &rc->meta, slot, oblock, old_p, dirty,
-				   &d_used, &d_dirty);
+	to_free = pmc_slot_install(&rc->idx, &rc->meta, slot, oblock, old_p,
+				   key_stored, dirty, &d_used, &d_dirty);
 	ref_count(rc, d_used, d_dirty);
 	return to_free;
 }
@@ -228,6 +228,7 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 	bool full = len == rc->block_size;
 	u8 bounce[PMC_MAX_BLOCK_SIZE];
 	u32 slot, old, to_free;
+	u64 key;
 	int r;
 
 	if (!full) {
@@ -241,8 +242,19 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 	slot = ref_get_slot(rc);
 	if (slot == PMC_NO_SLOT)
 		return -ENOSPC;
-	if (full)	/* pmc_bio_to_pmem: one segment */
+	if (full) {	/* pmc_bio_to_pmem: one segment */
 		pmc_pmem_copy(pmc_block_data(&rc->meta, slot), data, len);
+		key = pmc_slot_next_key(&rc->idx, oblock);
+		/*
+		 * One write in four guesses a generation off by one, as when a
+		 * write of the same block on another CPU raced with the guess:
+		 * install must then store the key again behind its own fence.
+		 */
+		if (ref_rand(rc) % 4 == 0)
+			key = pmc_key_make(oblock, pmc_key_gen(key) + 1);
+		pmc_rec_set_key(&rc->meta, slot, key);
+		pmc_pmem_fence();
+	}
 
 	old = pmc_index_lookup(&rc->idx, oblock);
 	if (!full) {
@@ -267,7 +279,7 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 		pmc_pmem_copy(pmc_block_data(&rc->meta, slot), bounce,
 			      rc->block_size);
 	}
-	to_free = ref_install(rc, slot, oblock, &old, true);
+	to_free = ref_install(rc, slot, oblock, &old, full ? &key : NULL, true);
 	ref_install_done(rc, to_free);
 	return 0;
 }
@@ -332,6 +344,7 @@ enum ref_write_result ref_map_write(struct ref_cache *rc, u64 oblock,
 int ref_promote(struct ref_cache *rc, u64 oblock, const u8 *data)
 {
 	u32 slot, old = PMC_NO_SLOT, to_free;
+	u64 key = pmc_key_make(oblock, 0);
 
 	if (pmc_index_lookup(&rc->idx, oblock) != PMC_NO_SLOT)
 		return -EEXIST;
@@ -339,11 +352,13 @@ int ref_promote(struct ref_cache *rc, u64 oblock, const u8 *data)
 	if (slot == PMC_NO_SLOT)
 		return -ENOSPC;
 	pmc_pmem_copy(pmc_block_data(&rc->meta, slot), data, rc->block_size);
+	pmc_rec_set_key(&rc->meta, slot, key);
+	pmc_pmem_fence();
 	if (pmc_index_lookup(&rc->idx, oblock) != PMC_NO_SLOT) {
 		ref_slot_free(rc, slot);
 		return -EEXIST;
 	}
-	to_free = ref_install(rc, slot, oblock, &old, false);
+	to_free = ref_install(rc, slot, oblock, &old, &key, false);
 	ref_install_done(rc, to_free);
 	return 0;
 }

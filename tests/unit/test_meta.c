@@ -401,7 +401,7 @@ static void test_commit_replace_free(void)
 	check(pmc_meta_count_dirty(&m) == 1, "commit: one dirty record counted");
 
 	from = nr_events;
-	pmc_rec_replace(&m, 9, k2, false, 3, false);
+	pmc_rec_replace(&m, 9, k2, false, false, 3, false);
 	check(rec_commit(&m, 3) == 0 && pmc_commit_ok(9, k2, rec_commit(&m, 9)) &&
 	      !(rec_commit(&m, 9) & PMC_REC_DIRTY),
 	      "replace: new copy committed (clean), old record cleared");
@@ -411,7 +411,7 @@ static void test_commit_replace_free(void)
 	check(pmc_meta_count_dirty(&m) == 0, "replace: no dirty record left");
 
 	from = nr_events;
-	pmc_rec_replace(&m, 3, pmc_key_make(42, 9), true, 9, true);
+	pmc_rec_replace(&m, 3, pmc_key_make(42, 9), false, true, 9, true);
 	check(rec_commit(&m, 9) == 0 && pmc_commit_ok(3, pmc_key_make(42, 9), rec_commit(&m, 3)),
 	      "replace: over a clean copy, new copy committed, old record cleared");
 	check(seq_is(from, replace_clean_seq, ARRAY_SIZE(replace_clean_seq)) &&
@@ -421,10 +421,24 @@ static void test_commit_replace_free(void)
 	pmc_rec_free(&m, 3);
 
 	from = nr_events;
-	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), true, PMC_NO_SLOT, false);
+	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), false, true, PMC_NO_SLOT, false);
 	check(nr_events - from == 4 && pmc_commit_ok(5, pmc_key_make(43, 0),
 						     rec_commit(&m, 5)),
 	      "replace: with no old copy it is a commit");
+
+	/* The write path: key stored and fenced with the data, before the lock. */
+	from = nr_events;
+	pmc_rec_set_key(&m, 6, pmc_key_make(43, 1));
+	pmc_pmem_fence();
+	pmc_rec_replace(&m, 6, pmc_key_make(43, 1), true, true, 5, false);
+	check(rec_commit(&m, 5) == 0 && pmc_commit_ok(6, pmc_key_make(43, 1), rec_commit(&m, 6)) &&
+	      seq_is(from, replace_seq, ARRAY_SIZE(replace_seq)) &&
+	      events[from].off == PMC_REC_OFFSET + 6 * PMC_REC_SIZE &&
+	      events[from + 2].off == PMC_REC_OFFSET + 6 * PMC_REC_SIZE + 8 &&
+	      events[from + 4].off == PMC_REC_OFFSET + 5 * PMC_REC_SIZE + 8,
+	      "replace with the key durable: commit store and its fence, then the dirty old clear");
+	pmc_rec_free(&m, 6);
+	pmc_rec_commit(&m, 5, pmc_key_make(43, 0), true);
 
 	pmc_rec_set_clean(&m, 5, pmc_key_make(43, 0));
 	c = rec_commit(&m, 5);

@@ -55,6 +55,8 @@ typedef unsigned long long __le64;
 #define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 #endif
+/* An intended race (a guess checked later); the marked access inside it. */
+#define data_race(expr) (expr)
 #define BUILD_BUG_ON(c) _Static_assert(!(c), #c)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))

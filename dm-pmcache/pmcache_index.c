@@ -6,6 +6,12 @@
 #include "pmcache_format.h"
 
 #define PMC_MAX_STRIPES 1024u
+/*
+ * At least this many slots per stripe: each stripe may hold one slot whose
+ * record awaits its clear (struct pmc_stripe), so at most 1/64 of a cache
+ * is in that state at a time, small caches included.
+ */
+#define PMC_SLOTS_PER_STRIPE 64u
 
 int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 {
@@ -16,7 +22,9 @@ int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 	nr_buckets = (u32)roundup_pow_of_two(nr_slots) / 2;
 	if (nr_buckets < 2)
 		nr_buckets = 2;
-	nr_stripes = min(nr_buckets, PMC_MAX_STRIPES);
+	nr_stripes = nr_slots / PMC_SLOTS_PER_STRIPE;
+	nr_stripes = nr_stripes ? 1u << ilog2(nr_stripes) : 1;
+	nr_stripes = min(min(nr_stripes, nr_buckets), PMC_MAX_STRIPES);
 	idx->nr_slots = nr_slots;
 	idx->hash_shift = 64 - ilog2(nr_buckets);
 	idx->stripe_mask = nr_stripes - 1;
@@ -30,13 +38,25 @@ int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 		pmc_index_exit(idx);
 		return -ENOMEM;
 	}
-	for (i = 0; i < nr_buckets; i++)
-		idx->buckets[i] = PMC_NO_SLOT;
-	for (i = 0; i < nr_slots; i++)
-		idx->link[i] = PMC_NO_SLOT;
 	for (i = 0; i < nr_stripes; i++)
 		spin_lock_init(&idx->stripes[i].lock);
+	pmc_index_reset(idx);
 	return 0;
+}
+
+void pmc_index_reset(struct pmc_index *idx)
+{
+	u32 i, nr_buckets = 1u << (64 - idx->hash_shift);
+
+	for (i = 0; i < nr_buckets; i++)
+		idx->buckets[i] = PMC_NO_SLOT;
+	for (i = 0; i < idx->nr_slots; i++) {
+		idx->link[i] = PMC_NO_SLOT;
+		idx->key[i] = 0;
+		idx->state[i] = PMC_S_FREE;
+	}
+	for (i = 0; i <= idx->stripe_mask; i++)
+		idx->stripes[i].stale_slot = PMC_NO_SLOT;
 }
 
 void pmc_index_exit(struct pmc_index *idx)

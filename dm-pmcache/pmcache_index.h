@@ -33,6 +33,14 @@ struct pmc_stripe {
 	atomic_t write_seq;
 	/* Writes to the origin of uncached blocks still in flight. */
 	atomic_t bypass_inflight;
+	/*
+	 * A slot (PMC_NO_SLOT: none) whose record still commits an older copy
+	 * of a block of this stripe, one that a durable newer copy replaced.
+	 * Its clear waits for the next fence taken under this lock, which
+	 * frees it (pmcache_slot.h): a write then needs no fence of its own
+	 * for the copy it replaces.
+	 */
+	u32 stale_slot;
 } __aligned(64);
 
 struct pmc_index {
@@ -47,6 +55,8 @@ struct pmc_index {
 };
 
 int pmc_index_init(struct pmc_index *idx, u32 nr_slots);
+/* Empty again, as after pmc_index_init. */
+void pmc_index_reset(struct pmc_index *idx);
 void pmc_index_exit(struct pmc_index *idx);
 /* DRAM bytes used. */
 size_t pmc_index_mem_bytes(const struct pmc_index *idx);

@@ -169,6 +169,28 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 	m->sb_copy = copy;
 }
 
+static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_blocks,
+		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
+		     struct pmc_recovery_stats *st, bool write);
+
+/*
+ * Invalidate both superblock copies, @older first, each behind a fence: from
+ * here until meta_write_sb the device is not a cache (a crash leaves its
+ * first 4 KiB zero, and the next load formats it). Were the current copy
+ * cleared first, a crash could bring the older one back (say, naming the
+ * origin from before a rebind) over records it does not describe. The
+ * records are zeroed only after both: a half-zeroed record area is never
+ * loaded, where an older copy of a block that writes leave to be cleared
+ * later (pmcache_slot.h) could outlive its newer copy's record.
+ */
+static void meta_invalidate_sb(u8 *base, unsigned int older)
+{
+	pmc_pmem_zero(sb_copy(base, older), PMC_SB_SIZE);
+	pmc_pmem_fence();
+	pmc_pmem_zero(sb_copy(base, !older), PMC_SB_SIZE);
+	pmc_pmem_fence();
+}
+
 int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 		    const struct pmc_origin_id *origin, const u8 uuid[16],
 		    u64 now)
@@ -181,29 +203,33 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 	r = pmc_geometry_compute(size, block_size, &g);
 	if (r)
 		return r;
-	/*
-	 * Invalidate both superblocks first: a crash mid-format is not a
-	 * cache. The older copy goes first: were the current one cleared
-	 * first, a crash could bring the older one back (say, naming the
-	 * origin from before a rebind) over records it does not describe.
-	 */
 	if (pmc_meta_probe(m, base, size, &why) == PMC_PROBE_VALID)
 		first = !m->sb_copy;
 	memset(m, 0, sizeof(*m));
 	meta_set_geometry(m, base, &g);
 	meta_set_origin(m, origin);
 	memcpy(m->uuid, uuid, sizeof(m->uuid));
-	pmc_pmem_zero(sb_copy(base, first), PMC_SB_SIZE);
-	pmc_pmem_fence();
-	pmc_pmem_zero(sb_copy(base, !first), PMC_SB_SIZE);
+	meta_invalidate_sb(base, first);
 	pmc_pmem_zero(m->recs, g.nr_blocks * PMC_REC_SIZE);
 	pmc_pmem_fence();
 	meta_write_sb(m, now);
 	return 0;
 }
 
-void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin)
+void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
+		     struct pmc_index *idx)
 {
+	struct pmc_recovery_stats st;
+
+	/*
+	 * Records superseded by newer ones (writes leave them to be cleared
+	 * later, pmcache_slot.h) go first, durably, as recovery clears them:
+	 * should the zeroing below stop half way, one of them could
+	 * otherwise outlive its newer copy's record and come back, stale,
+	 * at the next load of the old origin.
+	 */
+	meta_scan(m, idx, U64_MAX, NULL, NULL, &st, true);
+	pmc_index_reset(idx);
 	pmc_pmem_zero(m->recs, m->geo.nr_blocks * PMC_REC_SIZE);
 	pmc_pmem_fence();
 	meta_set_origin(m, origin);
@@ -217,24 +243,14 @@ bool pmc_meta_origin_matches(const struct pmc_meta *m,
 	       !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
 }
 
-u64 pmc_meta_count_dirty(const struct pmc_meta *m)
-{
-	u64 n = 0, i;
-
-	for (i = 0; i < m->geo.nr_blocks; i++) {
-		u64 commit = pmc_rec_commit_word(m, i);
-		u64 key = le64_to_cpu(READ_ONCE(m->recs[i].key));
-
-		if ((commit & PMC_REC_DIRTY) && pmc_commit_ok(i, key, commit))
-			n++;
-	}
-	return n;
-}
-
-int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
-		     u64 origin_blocks,
+/*
+ * Recovery's scan into @idx (empty). @write: clear the records it drops
+ * (corrupt, out of range, superseded), durably, and report free slots to
+ * @free_slot (if not NULL); otherwise change nothing in pmem.
+ */
+static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_blocks,
 		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
-		     struct pmc_recovery_stats *st)
+		     struct pmc_recovery_stats *st, bool write)
 {
 	u32 slot, nr = (u32)m->geo.nr_blocks;
 	bool cleared = false;
@@ -254,7 +270,8 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 		commit = le64_to_cpu(rec.commit);
 		key = le64_to_cpu(rec.key);
 		if (!commit) {
-			free_slot(ctx, slot);
+			if (write && free_slot)
+				free_slot(ctx, slot);
 			continue;
 		}
 		oblock = pmc_key_oblock(key);
@@ -263,9 +280,12 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 				st->out_of_range++;
 			else
 				st->corrupt++;
-			pmc_rec_clear(m, slot);
-			cleared = true;
-			free_slot(ctx, slot);
+			if (write) {
+				pmc_rec_clear(m, slot);
+				cleared = true;
+				if (free_slot)
+					free_slot(ctx, slot);
+			}
 			continue;
 		}
 		dirty = commit & PMC_REC_DIRTY;
@@ -288,9 +308,12 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 				if (dirty)
 					st->dirty++;
 			}
-			pmc_rec_clear(m, loser);
-			cleared = true;
-			free_slot(ctx, loser);
+			if (write) {
+				pmc_rec_clear(m, loser);
+				cleared = true;
+				if (free_slot)
+					free_slot(ctx, loser);
+			}
 			continue;
 		}
 		pmc_index_insert(idx, slot, key, dirty ? PMC_S_DIRTY : PMC_S_CLEAN);
@@ -301,4 +324,28 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 	if (cleared)
 		pmc_pmem_fence();
 	return 0;
+}
+
+int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
+		     u64 origin_blocks,
+		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
+		     struct pmc_recovery_stats *st)
+{
+	return meta_scan(m, idx, origin_blocks, free_slot, ctx, st, true);
+}
+
+int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty)
+{
+	struct pmc_recovery_stats st;
+	struct pmc_index idx;
+	int r;
+
+	r = pmc_index_init(&idx, (u32)m->geo.nr_blocks);
+	if (r)
+		return r;
+	/* Every block counts, in range of this origin or not. */
+	r = meta_scan(m, &idx, U64_MAX, NULL, NULL, &st, false);
+	pmc_index_exit(&idx);
+	*dirty = st.dirty;
+	return r;
 }

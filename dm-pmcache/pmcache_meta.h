@@ -52,8 +52,12 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 		    const struct pmc_origin_id *origin, const u8 uuid[16],
 		    u64 now);
 
-/* Bind a cache holding no dirty data to another origin: drops every block. */
-void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin);
+/*
+ * Bind a cache holding no dirty data to another origin: drops every block.
+ * @idx: an empty index of the cache's size, used on the way and left empty.
+ */
+void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
+		     struct pmc_index *idx);
 
 /* Does the superblock's origin match? */
 bool pmc_meta_origin_matches(const struct pmc_meta *m,
@@ -133,35 +137,32 @@ static inline void pmc_rec_commit(struct pmc_meta *m, u32 slot, u64 key,
 }
 
 /*
- * Out-of-place update: commit @slot as the copy of @key, then clear @old
- * (PMC_NO_SLOT: none), which held the previous copy. Durable on return;
- * @old is free for reuse then. @key_durable: @key and the block's data are
- * durable already (pmc_rec_set_key, then a fence), so the commit word is
- * stored at once; otherwise the key is stored and fenced first. @old_clean:
- * @old is clean, its data is on the origin (written back and flushed, or
- * read from there), so losing @old before the commit loses nothing the
- * origin does not keep: its clear shares the commit's fence. A dirty @old
- * is cleared only once the commit is durable, a fence later.
+ * Out-of-place update: commit @slot as the copy of @key, durably.
+ * @key_durable: @key and the block's data are durable already
+ * (pmc_rec_set_key, then a fence), so the commit word is stored at once;
+ * otherwise the key is stored and fenced first.
+ * @clear_with (PMC_NO_SLOT: none): a record cleared in the commit's fence,
+ * one that may vanish before the commit persists or after it: an older copy
+ * of some block whose newer copy is durable already.
+ * @clear_after (PMC_NO_SLOT: none): a record cleared only once the commit
+ * is durable, a fence later: the copy this one replaces, when it must not
+ * be lost before the commit is.
+ * On return both are free for reuse.
  */
 static inline void pmc_rec_replace(struct pmc_meta *m, u32 slot, u64 key,
-				   bool key_durable, bool dirty, u32 old,
-				   bool old_clean)
+				   bool key_durable, bool dirty, u32 clear_with,
+				   u32 clear_after)
 {
 	if (key_durable)
 		pmc_rec_set_commit(m, slot, key, dirty);
 	else
 		pmc_rec_commit_unfenced(m, slot, key, dirty);
-	/*
-	 * A dirty old copy is cleared only once the commit is durable:
-	 * clearing it first would lose the block. A clean one's clear shares
-	 * the commit's fence: should it persist and the commit not, the
-	 * block reads its previous content from the origin.
-	 */
-	if (old == PMC_NO_SLOT || !old_clean)
-		pmc_pmem_fence();
-	if (old == PMC_NO_SLOT)
+	if (clear_with != PMC_NO_SLOT)
+		pmc_rec_clear(m, clear_with);
+	pmc_pmem_fence();
+	if (clear_after == PMC_NO_SLOT)
 		return;
-	pmc_rec_clear(m, old);
+	pmc_rec_clear(m, clear_after);
 	pmc_pmem_fence();
 }
 
@@ -197,7 +198,12 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
 		     struct pmc_recovery_stats *st);
 
-/* Count committed dirty records without changing anything. */
-u64 pmc_meta_count_dirty(const struct pmc_meta *m);
+/*
+ * Count the blocks whose newest record is dirty, without changing anything:
+ * a scan as recovery's (an older record of a block, superseded by a newer
+ * one, counts as the newer one does). Needs a temporary index of the
+ * cache's size. 0 or -ENOMEM.
+ */
+int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty);
 
 #endif /* PMCACHE_META_H */

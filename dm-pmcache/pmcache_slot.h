@@ -51,18 +51,29 @@ static inline u64 pmc_slot_next_key(const struct pmc_index *idx, u64 oblock)
  * or clean, durably. *@old_p: the copy it replaces (PMC_NO_SLOT: none); left
  * naming the copy the policy must forget, or PMC_NO_SLOT. @key_stored: the
  * key already stored in @slot's record and fenced together with the data
- * (pmc_slot_next_key), or NULL when neither is fenced yet. Returns the slot
- * that can be freed now (the replaced copy), PMC_NO_SLOT if none. The
- * changes of the used and dirty block counts are added to *@d_used and
- * *@d_dirty. Inline: every write runs it.
+ * (pmc_slot_next_key), or NULL when neither is fenced yet. Returns a slot
+ * that can be freed now (the stripe's stale slot, cleared in the commit's
+ * fence), PMC_NO_SLOT if none. The changes of the used and dirty block
+ * counts are added to *@d_used and *@d_dirty. Inline: every write runs it.
+ *
+ * The replaced copy's record is not cleared here. The new copy is durable
+ * when this returns, and recovery keeps the newer of two copies of a block,
+ * so the old record may linger: it becomes the stripe's stale slot and is
+ * cleared in the fence of the next commit under this lock, or before
+ * anything removes a copy of a block of the stripe (pmc_slot_rec_free).
+ * Clearing it here would cost a third fence per overwrite: it may not
+ * persist before the commit. Only a copy under writeback is cleared at once
+ * (behind the commit's fence): it stays as a tombstone, which writeback
+ * frees, and a tombstone has no record.
  */
 static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 				   u32 slot, u64 oblock, u32 *old_p,
 				   const u64 *key_stored, bool dirty,
 				   s64 *d_used, s64 *d_dirty)
 {
+	struct pmc_stripe *st = pmc_index_stripe(idx, oblock);
 	u8 state = dirty ? PMC_S_DIRTY : PMC_S_CLEAN;
-	u32 old = *old_p, to_free = PMC_NO_SLOT, retire = PMC_NO_SLOT;
+	u32 old = *old_p, to_free = st->stale_slot, clear_after = PMC_NO_SLOT;
 	u16 gen = 0;
 	u64 key;
 	u8 os = 0;
@@ -74,14 +85,15 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 		gen = pmc_key_gen(idx->key[old]) + 1;
 		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
 			state |= PMC_S_WB_WAIT;
-		/* A tombstone's record is already gone. */
-		if (!(os & PMC_S_STALE))
-			retire = old;
+		/* Under writeback, not yet a tombstone (whose record is gone). */
+		if ((os & (PMC_S_WB | PMC_S_STALE)) == PMC_S_WB)
+			clear_after = old;
 	}
 	key = pmc_key_make(oblock, gen);
-	/* A plain clean copy (no writeback around it): the origin has its data. */
+	/* The stale slot's newer copy is durable: its clear joins this fence. */
 	pmc_rec_replace(meta, slot, key, key_stored && *key_stored == key, dirty,
-			retire, os == PMC_S_CLEAN);
+			to_free, clear_after);
+	st->stale_slot = PMC_NO_SLOT;
 	if (old != PMC_NO_SLOT) {
 		if (os & PMC_S_STALE) {
 			*old_p = PMC_NO_SLOT;
@@ -102,11 +114,42 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 		} else {
 			pmc_index_remove(idx, old);
 			idx->state[old] = PMC_S_BUSY;
-			to_free = old;
+			st->stale_slot = old;
 		}
 	}
 	pmc_index_insert(idx, slot, key, state);
 	return to_free;
+}
+
+/*
+ * Clear the stale record of stripe @st (struct pmc_stripe), durably. Returns
+ * its slot, now free for reuse, or PMC_NO_SLOT. Under the stripe lock.
+ */
+static inline u32 pmc_stripe_settle(struct pmc_stripe *st, struct pmc_meta *meta)
+{
+	u32 stale = st->stale_slot;
+
+	if (stale != PMC_NO_SLOT) {
+		pmc_rec_free(meta, stale);
+		st->stale_slot = PMC_NO_SLOT;
+	}
+	return stale;
+}
+
+/*
+ * Free the record of @slot, the current copy of a block of stripe @st,
+ * durably; under the stripe lock. The stripe's stale record goes first, a
+ * fence ahead: an older copy of this very block, once nothing newer stands
+ * in front of it, would come back at recovery. Returns the stale slot, now
+ * free for reuse (the caller frees it), or PMC_NO_SLOT.
+ */
+static inline u32 pmc_slot_rec_free(struct pmc_stripe *st, struct pmc_meta *meta,
+				    u32 slot)
+{
+	u32 stale = pmc_stripe_settle(st, meta);
+
+	pmc_rec_free(meta, slot);
+	return stale;
 }
 
 enum pmc_wb_outcome {

@@ -324,6 +324,7 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		u32 slot = c->pops->evict_candidate(c->policy, pmc_evictable, c);
 		struct pmc_stripe *st;
 		u64 oblock;
+		u32 stale;
 
 		if (slot == PMC_NO_SLOT)
 			return PMC_NO_SLOT;
@@ -338,11 +339,13 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		pmc_index_remove(&c->idx, slot);
 		c->idx.state[slot] = PMC_S_BUSY;
 		/* Its next owner writes the key first: the clear must be durable. */
-		pmc_rec_free(&c->meta, slot);
+		stale = pmc_slot_rec_free(st, &c->meta, slot);
 		spin_unlock(&st->lock);
 		c->pops->remove(c->policy, slot);
 		pmc_count(c, -1, 0);
 		PMC_STAT_INC(c, evictions);
+		if (stale != PMC_NO_SLOT)
+			pmc_slot_free(c, stale);
 		return slot;
 	}
 	return PMC_NO_SLOT;
@@ -535,13 +538,14 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 
 	slot = pmc_get_slot(c);
 	if (full) {
-		pmc_bio_to_pmem(bio, ch->bio_off, pmc_block_data(&c->meta, slot), ch->len);
 		/*
 		 * Data and key durable in one fence, before the lock: under it
 		 * the commit then needs one fence, not two, and the lock is
-		 * held that much shorter.
+		 * held that much shorter. The guess goes first: its index
+		 * loads, cache misses often, overlap the copy.
 		 */
 		key = pmc_slot_next_key(&c->idx, ch->oblock);
+		pmc_bio_to_pmem(bio, ch->bio_off, pmc_block_data(&c->meta, slot), ch->len);
 		pmc_rec_set_key(&c->meta, slot, key);
 		pmc_pmem_fence();
 	}
@@ -590,7 +594,7 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 
 	for (b = first; b <= last; b++) {
 		struct pmc_stripe *st = pmc_index_stripe(&c->idx, b);
-		u32 slot, to_free = PMC_NO_SLOT;
+		u32 slot, stale, to_free = PMC_NO_SLOT;
 		u8 s;
 
 		spin_lock(&st->lock);
@@ -601,7 +605,7 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 		}
 		atomic_inc(&st->write_seq);
 		s = c->idx.state[slot];
-		pmc_rec_free(&c->meta, slot);
+		stale = pmc_slot_rec_free(st, &c->meta, slot);
 		pmc_count(c, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
 		if (s & PMC_S_WB) {
 			/* Keep it in the hash as a tombstone until writeback ends. */
@@ -615,6 +619,8 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 		c->pops->remove(c->policy, slot);
 		if (to_free != PMC_NO_SLOT)
 			pmc_slot_free(c, to_free);
+		if (stale != PMC_NO_SLOT)
+			pmc_slot_free(c, stale);
 	}
 }
 
@@ -777,7 +783,7 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 
 	while (off < size) {
 		struct pmc_stripe *st;
-		u32 slot, drop = PMC_NO_SLOT;
+		u32 slot, drop = PMC_NO_SLOT, stale = PMC_NO_SLOT;
 
 		pmc_chunk_first(c, bio, off, &ch);
 		st = pmc_index_stripe(&c->idx, ch.oblock);
@@ -790,12 +796,14 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 			}
 			pmc_index_remove(&c->idx, slot);
 			c->idx.state[slot] = PMC_S_BUSY;
-			pmc_rec_free(&c->meta, slot);
+			stale = pmc_slot_rec_free(st, &c->meta, slot);
 			drop = slot;
 		}
 		atomic_inc(&st->write_seq);
 		atomic_inc(&st->bypass_inflight);
 		spin_unlock(&st->lock);
+		if (stale != PMC_NO_SLOT)
+			pmc_slot_free(c, stale);
 		if (drop != PMC_NO_SLOT) {
 			c->pops->remove(c->policy, drop);
 			pmc_count(c, -1, 0);
@@ -1123,7 +1131,7 @@ static int pmc_load(struct pmc_cache *c)
 		       dm_device_name(dm_table_get_md(c->ti->table)),
 		       c->meta.geo.nr_blocks, c->block_size, c->origin_name);
 	} else if (c->action == PMC_ACT_REBIND) {
-		pmc_meta_rebind(&c->meta, &oid);
+		pmc_meta_rebind(&c->meta, &oid, &c->idx);
 		DMWARN("cache held only clean blocks of another origin: dropped them, now bound to %s",
 		       c->origin_name);
 	}
@@ -1173,8 +1181,12 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
-		u64 dirty = pmc_meta_count_dirty(&c->meta);
+		u64 dirty;
 
+		if (pmc_meta_count_dirty(&c->meta, &dirty)) {
+			*error = "cannot allocate the index to count dirty blocks";
+			return -ENOMEM;
+		}
 		if (dirty) {
 			DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors), not %s (%llu sectors)",
 			      dirty, c->meta.origin_name, c->meta.origin_sectors,
@@ -1252,6 +1264,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	unsigned int nr_feat;
 	u32 user_block_size;
 	bool block_size_set;
+	u64 dirty = 0;
 	unsigned int i;
 	int r;
 
@@ -1361,7 +1374,12 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 
 	if (c->mode == PMC_MODE_PASSTHROUGH && c->action == PMC_ACT_LOAD &&
-	    pmc_meta_count_dirty(&c->meta)) {
+	    pmc_meta_count_dirty(&c->meta, &dirty)) {
+		ti->error = "cannot allocate the index to count dirty blocks";
+		r = -ENOMEM;
+		goto bad;
+	}
+	if (dirty) {
 		ti->error = "the cache holds dirty blocks: run \"dmsetup message <dev> 0 flush\" before passthrough";
 		r = -EBUSY;
 		goto bad;
@@ -1420,6 +1438,27 @@ static void pmc_resume(struct dm_target *ti)
 		queue_delayed_work(c->wq, &c->age_work, msecs_to_jiffies(c->max_age_ms / 2 + 1));
 }
 
+/*
+ * Clear every stripe's stale record (pmcache_slot.h), so that a suspended
+ * cache's records name only current copies: the next load, or pmcache-tool,
+ * finds no older copy to resolve.
+ */
+static void pmc_settle_stripes(struct pmc_cache *c)
+{
+	u32 i;
+
+	for (i = 0; i <= c->idx.stripe_mask; i++) {
+		struct pmc_stripe *st = &c->idx.stripes[i];
+		u32 stale;
+
+		spin_lock(&st->lock);
+		stale = pmc_stripe_settle(st, &c->meta);
+		spin_unlock(&st->lock);
+		if (stale != PMC_NO_SLOT)
+			pmc_slot_free(c, stale);
+	}
+}
+
 static void pmc_postsuspend(struct dm_target *ti)
 {
 	struct pmc_cache *c = ti->private;
@@ -1427,6 +1466,7 @@ static void pmc_postsuspend(struct dm_target *ti)
 	WRITE_ONCE(c->running, false);
 	cancel_delayed_work_sync(&c->age_work);
 	flush_workqueue(c->wq);
+	pmc_settle_stripes(c);
 }
 
 /* ---------------------------------------------------------------------------

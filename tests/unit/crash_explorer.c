@@ -81,6 +81,7 @@ enum op_kind {
 	OP_EVICT,
 	OP_DISCARD,
 	OP_WB_FINISH,
+	OP_SUSPEND,
 	OP_RESTART,
 	OP_REBIND,
 	OP_RECOVER,
@@ -97,6 +98,7 @@ static const char * const op_names[] = {
 	[OP_EVICT] = "eviction",
 	[OP_DISCARD] = "discard",
 	[OP_WB_FINISH] = "writeback completion",
+	[OP_SUSPEND] = "suspend",
 	[OP_RESTART] = "restart",
 	[OP_REBIND] = "rebind",
 	[OP_RECOVER] = "recovery after a crash",
@@ -983,10 +985,21 @@ static void do_format(struct xp *x, int origin)
 	do_load(x, OP_FORMAT, true);
 }
 
+/* Suspend before a table reload: stale records cleared, no content moves. */
+static void do_suspend(struct xp *x)
+{
+	if (!x->live)
+		return;
+	op_begin(x, OP_SUSPEND);
+	ref_suspend(&x->rc);
+	op_end(x);
+}
+
 static void do_restart(struct xp *x)
 {
 	if (x->wb_active)
 		wb_finish(x);
+	do_suspend(x);
 	do_load(x, OP_RESTART, false);
 }
 
@@ -996,6 +1009,7 @@ static void do_mode_switch(struct xp *x)
 	x->mode = rnd_below(x, 4);
 	if (x->wb_active)
 		wb_finish(x);
+	do_suspend(x);
 	do_load(x, OP_MODE, false);
 }
 

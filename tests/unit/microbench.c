@@ -11,16 +11,17 @@
  *
  * Measured, in the same run, interleaved round by round:
  *   floor         4 KiB non-temporal copy into a cache block + one sfence
- *   cached_write  a 4 KiB write of a cached block, as pmc_write_chunk and
- *                 pmc_install do it: free slot from the allocator, copy,
- *                 stripe lock, index lookup, pmc_rec_replace (key, fence,
- *                 commit, fence, clear the old record, fence), index
- *                 replace, policy remove/insert, old slot back to the
- *                 allocator
+ *   cached_write  a 4 KiB overwrite of a dirty cached block, as
+ *                 pmc_write_chunk and pmc_install do it: free slot from the
+ *                 allocator, the key's guess (pmc_slot_next_key), copy, key,
+ *                 fence, stripe lock, index lookup, pmc_rec_replace (commit
+ *                 and the clear of the stripe's stale record, fence), index
+ *                 replace, policy remove/insert, the stale slot back to the
+ *                 allocator; the replaced copy becomes the stripe's stale
+ *                 slot (pmcache_slot.h)
  *   cached_write_new  the same for a block not cached before (no old copy)
  *   cached_write_clean  an overwrite of a block whose copy is clean (written
- *                 back; marked so, untimed, before the batch): the old
- *                 record's clear shares the commit's fence
+ *                 back; marked so, untimed, before the batch)
  *   commit_floor  what any crash-atomic out-of-place write costs at least:
  *                 the floor's copy, then pmc_rec_commit (key, fence, commit,
  *                 fence: the commit must not persist before the data), with
@@ -144,8 +145,8 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 		die("cache full (the working set must fit)");
 	m->idx.state[slot] = PMC_S_BUSY;
 	/* pmc_bio_to_pmem */
-	pmc_pmem_copy(pmc_block_data(&m->meta, slot), m->src, BS);
 	key = pmc_slot_next_key(&m->idx, oblock);
+	pmc_pmem_copy(pmc_block_data(&m->meta, slot), m->src, BS);
 	pmc_rec_set_key(&m->meta, slot, key);
 	pmc_pmem_fence();
 
@@ -414,10 +415,10 @@ int main(int argc, char **argv)
 	       " (alloc, copy, rec_replace, index, policy, free old); cached_write_new: first"
 	       " write of a block (timed once, %u writes); lookup: stripe lock + index + policy"
 	       " hit; cached_read: lookup + 4 KiB copy out; store64_fence: one 8-byte movnti to a"
-	       " record + sfence (a cached write does three: key+data, commit, clear old);"
-	       " commit_floor: the floor's copy + pmc_rec_commit (key, fence, commit, fence),"
-	       " the least a crash-atomic write can do; cached_write_clean: overwrite of a"
-	       " written-back (clean) block, whose old record is cleared in the commit's fence\n",
+	       " record + sfence (a cached write does two: data+key, then commit + the clear of"
+	       " an older copy); commit_floor: the floor's copy + pmc_rec_commit (key, fence,"
+	       " commit, fence), the least a crash-atomic write can do; cached_write_clean:"
+	       " overwrite of a written-back (clean) block\n",
 	       hot);
 	printf("# write_to_floor: median of the per-round ratios (target: <= 1.5)\n");
 	return 0;

@@ -83,7 +83,13 @@ int ref_load(struct ref_cache *rc, u8 *pmem, u64 pmem_size, u32 block_size,
 	}
 	if (rc->action == REF_ACT_LOAD &&
 	    !pmc_meta_origin_matches(&rc->meta, origin)) {
-		if (pmc_meta_count_dirty(&rc->meta)) {
+		u64 dirty;
+
+		if (pmc_meta_count_dirty(&rc->meta, &dirty)) {
+			*error = "pmcache: cannot allocate the index to count dirty blocks";
+			return -ENOMEM;
+		}
+		if (dirty) {
 			*error = "pmcache: cache holds dirty data of another origin";
 			return -EINVAL;
 		}
@@ -122,7 +128,7 @@ int ref_load(struct ref_cache *rc, u8 *pmem, u64 pmem_size, u32 block_size,
 			return r;
 		}
 	} else if (rc->action == REF_ACT_REBIND) {
-		pmc_meta_rebind(&rc->meta, origin);
+		pmc_meta_rebind(&rc->meta, origin, &rc->idx);
 	}
 	r = pmc_meta_recover(&rc->meta, &rc->idx, origin_blocks,
 			     ref_recover_free, rc, st);
@@ -155,6 +161,13 @@ static u32 ref_evict_candidate(struct ref_cache *rc)
 	return PMC_NO_SLOT;
 }
 
+/* pmc_slot_free */
+static void ref_slot_free(struct ref_cache *rc, u32 slot)
+{
+	WRITE_ONCE(rc->idx.state[slot], PMC_S_FREE);
+	pmc_alloc_put(&rc->alloc, slot);
+}
+
 /* pmc_evict_one */
 static u32 ref_evict_one(struct ref_cache *rc)
 {
@@ -163,6 +176,7 @@ static u32 ref_evict_one(struct ref_cache *rc)
 	for (tries = 0; tries < 16; tries++) {
 		u32 slot = ref_evict_candidate(rc);
 		u64 oblock;
+		u32 stale;
 
 		if (slot == PMC_NO_SLOT)
 			return PMC_NO_SLOT;
@@ -173,8 +187,10 @@ static u32 ref_evict_one(struct ref_cache *rc)
 		pmc_index_remove(&rc->idx, slot);
 		rc->idx.state[slot] = PMC_S_BUSY;
 		/* Its next owner writes the key first: the clear must be durable. */
-		pmc_rec_free(&rc->meta, slot);
+		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, oblock), &rc->meta, slot);
 		ref_count(rc, -1, 0);
+		if (stale != PMC_NO_SLOT)
+			ref_slot_free(rc, stale);
 		return slot;
 	}
 	return PMC_NO_SLOT;
@@ -192,13 +208,6 @@ static u32 ref_get_slot(struct ref_cache *rc)
 		return PMC_NO_SLOT;
 	rc->idx.state[slot] = PMC_S_BUSY;
 	return slot;
-}
-
-/* pmc_slot_free */
-static void ref_slot_free(struct ref_cache *rc, u32 slot)
-{
-	WRITE_ONCE(rc->idx.state[slot], PMC_S_FREE);
-	pmc_alloc_put(&rc->alloc, slot);
 }
 
 /* pmc_install */
@@ -242,9 +251,10 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 	slot = ref_get_slot(rc);
 	if (slot == PMC_NO_SLOT)
 		return -ENOSPC;
-	if (full) {	/* pmc_bio_to_pmem: one segment */
-		pmc_pmem_copy(pmc_block_data(&rc->meta, slot), data, len);
+	if (full) {
 		key = pmc_slot_next_key(&rc->idx, oblock);
+		/* pmc_bio_to_pmem: one segment */
+		pmc_pmem_copy(pmc_block_data(&rc->meta, slot), data, len);
 		/*
 		 * One write in four guesses a generation off by one, as when a
 		 * write of the same block on another CPU raced with the guess:
@@ -291,7 +301,7 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
  */
 static bool ref_origin_write_prefix(struct ref_cache *rc, u64 oblock)
 {
-	u32 slot, drop = PMC_NO_SLOT;
+	u32 slot, drop = PMC_NO_SLOT, stale = PMC_NO_SLOT;
 
 	slot = pmc_index_lookup(&rc->idx, oblock);
 	if (slot != PMC_NO_SLOT) {
@@ -299,9 +309,11 @@ static bool ref_origin_write_prefix(struct ref_cache *rc, u64 oblock)
 			return false;
 		pmc_index_remove(&rc->idx, slot);
 		rc->idx.state[slot] = PMC_S_BUSY;
-		pmc_rec_free(&rc->meta, slot);
+		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, oblock), &rc->meta, slot);
 		drop = slot;
 	}
+	if (stale != PMC_NO_SLOT)
+		ref_slot_free(rc, stale);
 	if (drop != PMC_NO_SLOT) {
 		ref_count(rc, -1, 0);
 		ref_slot_free(rc, drop);
@@ -379,14 +391,14 @@ void ref_invalidate(struct ref_cache *rc, u64 first, u64 last)
 	u64 b;
 
 	for (b = first; b <= last; b++) {
-		u32 slot, to_free = PMC_NO_SLOT;
+		u32 slot, stale, to_free = PMC_NO_SLOT;
 		u8 s;
 
 		slot = pmc_index_lookup(&rc->idx, b);
 		if (slot == PMC_NO_SLOT || (rc->idx.state[slot] & PMC_S_STALE))
 			continue;
 		s = rc->idx.state[slot];
-		pmc_rec_free(&rc->meta, slot);
+		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, b), &rc->meta, slot);
 		ref_count(rc, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
 		if (s & PMC_S_WB) {
 			/* Keep it in the hash as a tombstone until writeback ends. */
@@ -398,6 +410,20 @@ void ref_invalidate(struct ref_cache *rc, u64 first, u64 last)
 		}
 		if (to_free != PMC_NO_SLOT)
 			ref_slot_free(rc, to_free);
+		if (stale != PMC_NO_SLOT)
+			ref_slot_free(rc, stale);
+	}
+}
+
+/* pmc_settle_stripes, at suspend */
+void ref_suspend(struct ref_cache *rc)
+{
+	u32 i, stale;
+
+	for (i = 0; i <= rc->idx.stripe_mask; i++) {
+		stale = pmc_stripe_settle(&rc->idx.stripes[i], &rc->meta);
+		if (stale != PMC_NO_SLOT)
+			ref_slot_free(rc, stale);
 	}
 }
 

@@ -115,6 +115,8 @@ int ref_promote(struct ref_cache *rc, u64 oblock, const u8 *data);
 bool ref_evict(struct ref_cache *rc);
 /* pmc_invalidate_range: discard of blocks [first, last]. */
 void ref_invalidate(struct ref_cache *rc, u64 first, u64 last);
+/* pmc_postsuspend's pmc_settle_stripes: every stripe's stale record cleared. */
+void ref_suspend(struct ref_cache *rc);
 /* pmc_wb_collect (everything dirty, no ageing) + sort: the batch size. */
 u32 ref_wb_collect(struct ref_cache *rc, u32 max);
 /* pmc_wb_finish after the batch is durable on the origin (or failed). */

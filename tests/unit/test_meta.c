@@ -127,6 +127,19 @@ static void format_dev(struct pmc_meta *m, u64 size)
 	}
 }
 
+/* pmc_meta_rebind with an index of its own, as the target's (empty) one. */
+static void rebind(struct pmc_meta *m, const struct pmc_origin_id *origin)
+{
+	struct pmc_index idx;
+
+	if (pmc_index_init(&idx, (u32)m->geo.nr_blocks)) {
+		fprintf(stderr, "no memory\n");
+		exit(2);
+	}
+	pmc_meta_rebind(m, origin, &idx);
+	pmc_index_exit(&idx);
+}
+
 /* ---- format and probe ---- */
 
 static void test_probe_blank_foreign(void)
@@ -210,7 +223,7 @@ static void test_format_order(void)
 	      "format: records cleared and fenced before the superblock; durable on return");
 
 	/* Over a cache whose current copy is 1: copy 0 must be cleared first. */
-	pmc_meta_rebind(&m, &origin_b);
+	rebind(&m, &origin_b);
 	check(m.sb_copy == 1, "rebind: writes the other copy");
 	nr_events = 0;
 	pmc_meta_format(&m, dev, DEV_SIZE, BS, &origin_a, uuid_b, 0);
@@ -291,12 +304,12 @@ static void test_two_copies(void)
 	bool ok;
 
 	format_dev(&m, DEV_SIZE);
-	pmc_meta_rebind(&m, &origin_b);
+	rebind(&m, &origin_b);
 	ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
 	check(ok && p.sb_seq == 2 && p.sb_copy == 1 &&
 	      pmc_meta_origin_matches(&p, &origin_b) && !memcmp(p.uuid, uuid_a, 16),
 	      "rebind: seq 2 in copy 1 names the new origin, same uuid");
-	pmc_meta_rebind(&p, &origin_a);
+	rebind(&p, &origin_a);
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
 	check(ok && m.sb_seq == 3 && m.sb_copy == 0 &&
 	      pmc_meta_origin_matches(&m, &origin_a),
@@ -370,6 +383,15 @@ static bool seq_is(unsigned int from, const enum ev_kind *want, unsigned int n)
 	return true;
 }
 
+static u64 count_dirty(struct pmc_meta *m)
+{
+	u64 n = ~0ULL;
+
+	if (pmc_meta_count_dirty(m, &n))
+		check(false, "pmc_meta_count_dirty: no memory");
+	return n;
+}
+
 static void test_commit_replace_free(void)
 {
 	static const enum ev_kind commit_seq[] = {
@@ -398,30 +420,39 @@ static void test_commit_replace_free(void)
 #endif
 	check(!pmc_commit_ok(4, k1, c) && !pmc_commit_ok(3, k2, c),
 	      "commit: the checksum binds the slot and the key");
-	check(pmc_meta_count_dirty(&m) == 1, "commit: one dirty record counted");
+	check(count_dirty(&m) == 1, "commit: one dirty record counted");
 
 	from = nr_events;
-	pmc_rec_replace(&m, 9, k2, false, false, 3, false);
+	pmc_rec_replace(&m, 9, k2, false, false, PMC_NO_SLOT, 3);
 	check(rec_commit(&m, 3) == 0 && pmc_commit_ok(9, k2, rec_commit(&m, 9)) &&
 	      !(rec_commit(&m, 9) & PMC_REC_DIRTY),
 	      "replace: new copy committed (clean), old record cleared");
 	check(seq_is(from, replace_seq, ARRAY_SIZE(replace_seq)) &&
 	      events[from + 4].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE + 8,
-	      "replace: a dirty old copy is cleared only after the new commit is fenced");
-	check(pmc_meta_count_dirty(&m) == 0, "replace: no dirty record left");
+	      "replace: a clear_after record is cleared only after the new commit is fenced");
+	check(count_dirty(&m) == 0, "replace: no dirty record left");
+
+	/* An older dirty record left behind a newer clean one: not dirty. */
+	pmc_rec_commit(&m, 12, pmc_key_make(42, 7), true);
+	check(count_dirty(&m) == 0 && rec_commit(&m, 12) != 0,
+	      "count_dirty: a superseded dirty record does not count, and stays");
+	pmc_rec_commit(&m, 13, pmc_key_make(42, 9), true);
+	check(count_dirty(&m) == 1, "count_dirty: a newer dirty record counts once");
+	pmc_rec_free(&m, 12);
+	pmc_rec_free(&m, 13);
 
 	from = nr_events;
-	pmc_rec_replace(&m, 3, pmc_key_make(42, 9), false, true, 9, true);
+	pmc_rec_replace(&m, 3, pmc_key_make(42, 9), false, true, 9, PMC_NO_SLOT);
 	check(rec_commit(&m, 9) == 0 && pmc_commit_ok(3, pmc_key_make(42, 9), rec_commit(&m, 3)),
-	      "replace: over a clean copy, new copy committed, old record cleared");
+	      "replace: new copy committed, the clear_with record cleared");
 	check(seq_is(from, replace_clean_seq, ARRAY_SIZE(replace_clean_seq)) &&
 	      events[from + 2].off == PMC_REC_OFFSET + 3 * PMC_REC_SIZE + 8 &&
 	      events[from + 3].off == PMC_REC_OFFSET + 9 * PMC_REC_SIZE + 8,
-	      "replace: a clean old copy (on the origin) is cleared in the commit's fence");
+	      "replace: a clear_with record is cleared in the commit's fence");
 	pmc_rec_free(&m, 3);
 
 	from = nr_events;
-	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), false, true, PMC_NO_SLOT, false);
+	pmc_rec_replace(&m, 5, pmc_key_make(43, 0), false, true, PMC_NO_SLOT, PMC_NO_SLOT);
 	check(nr_events - from == 4 && pmc_commit_ok(5, pmc_key_make(43, 0),
 						     rec_commit(&m, 5)),
 	      "replace: with no old copy it is a commit");
@@ -430,13 +461,13 @@ static void test_commit_replace_free(void)
 	from = nr_events;
 	pmc_rec_set_key(&m, 6, pmc_key_make(43, 1));
 	pmc_pmem_fence();
-	pmc_rec_replace(&m, 6, pmc_key_make(43, 1), true, true, 5, false);
+	pmc_rec_replace(&m, 6, pmc_key_make(43, 1), true, true, 5, PMC_NO_SLOT);
 	check(rec_commit(&m, 5) == 0 && pmc_commit_ok(6, pmc_key_make(43, 1), rec_commit(&m, 6)) &&
-	      seq_is(from, replace_seq, ARRAY_SIZE(replace_seq)) &&
+	      seq_is(from, replace_clean_seq, ARRAY_SIZE(replace_clean_seq)) &&
 	      events[from].off == PMC_REC_OFFSET + 6 * PMC_REC_SIZE &&
 	      events[from + 2].off == PMC_REC_OFFSET + 6 * PMC_REC_SIZE + 8 &&
-	      events[from + 4].off == PMC_REC_OFFSET + 5 * PMC_REC_SIZE + 8,
-	      "replace with the key durable: commit store and its fence, then the dirty old clear");
+	      events[from + 3].off == PMC_REC_OFFSET + 5 * PMC_REC_SIZE + 8,
+	      "replace with the key durable: the commit and a stale clear share one fence");
 	pmc_rec_free(&m, 6);
 	pmc_rec_commit(&m, 5, pmc_key_make(43, 0), true);
 
@@ -609,7 +640,7 @@ static void test_rebind_drops(void)
 	format_dev(&m, DEV_SIZE);
 	pmc_rec_commit(&m, 0, pmc_key_make(1, 0), false);
 	pmc_rec_commit(&m, 9, pmc_key_make(2, 0), false);
-	pmc_meta_rebind(&m, &origin_b);
+	rebind(&m, &origin_b);
 	r = recover(&m, &idx, 100, &f, &st);
 	check(!r && st.used == 0 && f.n == m.geo.nr_blocks,
 	      "rebind: every block is dropped");

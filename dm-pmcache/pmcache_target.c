@@ -381,27 +381,26 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 
 /*
  * Make @slot (data already in pmem) the current copy of @oblock, dirty or
- * clean, durably (pmc_slot_install). Called with the stripe lock held.
+ * clean, durably (pmc_slot_install), and tell the policy. @old: the copy it
+ * replaces (PMC_NO_SLOT: none), as the caller looked it up. Called with the
+ * stripe lock held. Returns the slot to free once the lock is dropped.
  */
 static inline u32 pmc_install(struct pmc_cache *c, u32 slot, u64 oblock,
-			      u32 *old_p, const u64 *key_stored, bool dirty)
+			      u32 old, const u64 *key_stored, bool dirty)
 {
 	s64 d_used = 0, d_dirty = 0;
 	u32 to_free;
 
-	to_free = pmc_slot_install(&c->idx, &c->meta, slot, oblock, old_p,
+	to_free = pmc_slot_install(&c->idx, &c->meta, slot, oblock, &old,
 				   key_stored, dirty, &d_used, &d_dirty);
 	pmc_count(c, d_used, d_dirty);
-	return to_free;
-}
-
-/* After pmc_install, outside the lock: tell the policy, free the old slot. */
-static inline void pmc_install_done(struct pmc_cache *c, u32 slot, u64 oblock,
-				    u32 old, u32 to_free)
-{
+	/*
+	 * Under the lock: the replaced copy is the stripe's stale slot now,
+	 * which the next commit in the stripe, on any CPU, frees. Its policy
+	 * state must be gone before that slot can be reused.
+	 */
 	pmc_policy_installed(c->pops, c->policy, slot, oblock, old);
-	if (to_free != PMC_NO_SLOT)
-		pmc_slot_free(c, to_free);
+	return to_free;
 }
 
 /* ---------------------------------------------------------------------------
@@ -579,9 +578,10 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		PMC_STAT_INC(c, write_hits);
 	else
 		PMC_STAT_INC(c, write_misses);
-	to_free = pmc_install(c, slot, ch->oblock, &old, full ? &key : NULL, true);
+	to_free = pmc_install(c, slot, ch->oblock, old, full ? &key : NULL, true);
 	spin_unlock(&st->lock);
-	pmc_install_done(c, slot, ch->oblock, old, to_free);
+	if (to_free != PMC_NO_SLOT)
+		pmc_slot_free(c, to_free);
 	if (pmc_nr_dirty_approx(c) > c->high_limit)
 		pmc_wb_kick(c);
 	return 0;
@@ -966,7 +966,7 @@ static void pmc_promote_work(struct work_struct *w)
 		unsigned int i = __ffs(mask);
 		u64 oblock = p->first + i;
 		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
-		u32 slot, old = PMC_NO_SLOT, to_free;
+		u32 slot, to_free;
 		/* Installed only when no copy exists: the first generation. */
 		u64 key = pmc_key_make(oblock, 0);
 
@@ -986,9 +986,10 @@ static void pmc_promote_work(struct work_struct *w)
 			pmc_slot_free(c, slot);
 			continue;
 		}
-		to_free = pmc_install(c, slot, oblock, &old, &key, false);
+		to_free = pmc_install(c, slot, oblock, PMC_NO_SLOT, &key, false);
 		spin_unlock(&st->lock);
-		pmc_install_done(c, slot, oblock, old, to_free);
+		if (to_free != PMC_NO_SLOT)
+			pmc_slot_free(c, to_free);
 		PMC_STAT_INC(c, promotions);
 	}
 	kfree(p);

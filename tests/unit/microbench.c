@@ -16,9 +16,9 @@
  *                 allocator, the key's guess (pmc_slot_next_key), copy, key,
  *                 fence, stripe lock, index lookup, pmc_rec_replace (commit
  *                 and the clear of the stripe's stale record, fence), index
- *                 replace, policy remove/insert, the stale slot back to the
- *                 allocator; the replaced copy becomes the stripe's stale
- *                 slot (pmcache_slot.h)
+ *                 replace, policy remove/insert, unlock, the stale slot
+ *                 back to the allocator; the replaced copy becomes the
+ *                 stripe's stale slot (pmcache_slot.h)
  *   cached_write_new  the same for a block not cached before (no old copy)
  *   cached_write_clean  an overwrite of a block whose copy is clean (written
  *                 back; marked so, untimed, before the batch)
@@ -129,7 +129,7 @@ NOINLINE void mb_floor(struct mb *m, u32 slot)
 	pmc_pmem_fence();
 }
 
-/* pmc_write_chunk + pmc_install + pmc_install_done for a full 4 KiB block. */
+/* pmc_write_chunk + pmc_install (policy included) + the slot free, for 4 KiB. */
 static __always_inline void mb_write(struct mb *m, u64 oblock)
 {
 	struct pmc_stripe *st = pmc_index_stripe(&m->idx, oblock);
@@ -156,10 +156,9 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 	/* pmc_install: the target's own state machine */
 	to_free = pmc_slot_install(&m->idx, &m->meta, slot, oblock, &old, &key, true,
 				   &d_used, &d_dirty);
+	pmc_policy_installed(m->pops, m->pol, slot, oblock, old);
 	spin_unlock(&st->lock);
 
-	/* pmc_install_done */
-	pmc_policy_installed(m->pops, m->pol, slot, oblock, old);
 	/* pmc_slot_free */
 	if (to_free != PMC_NO_SLOT) {
 		WRITE_ONCE(m->idx.state[to_free], PMC_S_FREE);

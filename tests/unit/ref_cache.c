@@ -223,7 +223,7 @@ static u32 ref_install(struct ref_cache *rc, u32 slot, u64 oblock, u32 *old_p,
 	return to_free;
 }
 
-/* pmc_install_done, less the policy. */
+/* The free after pmc_install (whose policy update this model has not). */
 static void ref_install_done(struct ref_cache *rc, u32 to_free)
 {
 	if (to_free != PMC_NO_SLOT)

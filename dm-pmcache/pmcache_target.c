@@ -615,8 +615,13 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 			c->idx.state[slot] = PMC_S_BUSY;
 			to_free = slot;
 		}
-		spin_unlock(&st->lock);
+		/*
+		 * Under the lock: a tombstone is freed by writeback's end, on
+		 * another CPU, and its slot may be reused before a late
+		 * remove() here would clear its new owner's policy state.
+		 */
 		c->pops->remove(c->policy, slot);
+		spin_unlock(&st->lock);
 		if (to_free != PMC_NO_SLOT)
 			pmc_slot_free(c, to_free);
 		if (stale != PMC_NO_SLOT)

@@ -169,10 +169,6 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 	m->sb_copy = copy;
 }
 
-static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_blocks,
-		     void (*free_slot)(void *ctx, u32 slot), void *ctx,
-		     struct pmc_recovery_stats *st, bool write);
-
 /*
  * Invalidate both superblock copies, @older first, each behind a fence: from
  * here until meta_write_sb the device is not a cache (a crash leaves its
@@ -214,26 +210,6 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 	pmc_pmem_fence();
 	meta_write_sb(m, now);
 	return 0;
-}
-
-void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
-		     struct pmc_index *idx)
-{
-	struct pmc_recovery_stats st;
-
-	/*
-	 * Records superseded by newer ones (writes leave them to be cleared
-	 * later, pmcache_slot.h) go first, durably, as recovery clears them:
-	 * should the zeroing below stop half way, one of them could
-	 * otherwise outlive its newer copy's record and come back, stale,
-	 * at the next load of the old origin.
-	 */
-	meta_scan(m, idx, U64_MAX, NULL, NULL, &st, true);
-	pmc_index_reset(idx);
-	pmc_pmem_zero(m->recs, m->geo.nr_blocks * PMC_REC_SIZE);
-	pmc_pmem_fence();
-	meta_set_origin(m, origin);
-	meta_write_sb(m, 0);
 }
 
 bool pmc_meta_origin_matches(const struct pmc_meta *m,
@@ -332,6 +308,26 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 		     struct pmc_recovery_stats *st)
 {
 	return meta_scan(m, idx, origin_blocks, free_slot, ctx, st, true);
+}
+
+void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
+		     struct pmc_index *idx)
+{
+	struct pmc_recovery_stats st;
+
+	/*
+	 * Records superseded by newer ones (writes leave them to be cleared
+	 * later, pmcache_slot.h) go first, durably, as recovery clears them:
+	 * should the zeroing below stop half way, one of them could
+	 * otherwise outlive its newer copy's record and come back, stale,
+	 * at the next load of the old origin.
+	 */
+	meta_scan(m, idx, U64_MAX, NULL, NULL, &st, true);
+	pmc_index_reset(idx);
+	pmc_pmem_zero(m->recs, m->geo.nr_blocks * PMC_REC_SIZE);
+	pmc_pmem_fence();
+	meta_set_origin(m, origin);
+	meta_write_sb(m, 0);
 }
 
 int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty)

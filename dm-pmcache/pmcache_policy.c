@@ -62,16 +62,21 @@
  *   about 30% with twice that memory. Aging is counted in misses, not time:
  *   with no misses there is nothing to decide. tick() has nothing to do.
  *
- * Memory: 1 byte per slot (frequency) + 1 bit per slot (resident bitmap) +
- * 2 bytes per slot (sketch: 4 rows of nr_slots 4-bit counters), 3.125 bytes
- * per slot in all, reported by mem_bytes().
+ * Memory: 1 byte per slot (frequency) + 1 byte per slot (resident) + 2 bytes
+ * per slot (sketch: 4 rows of nr_slots 4-bit counters), 4 bytes per slot in
+ * all, reported by mem_bytes().
  *
  * Concurrency: hit() is lock-free (a byte load, and a byte store until the
  * counter saturates). miss() takes no lock: sketch and aging updates are racy
  * read-modify-writes with READ_ONCE/WRITE_ONCE, which may lose an increment
  * or a halving but never reach outside the tables (every index is reduced
- * into range before use). insert() and remove() flip a bit in the resident
- * bitmap with atomic bit operations and take no lock either.
+ * into range before use). insert(), remove() and replace() take no lock
+ * either: they set or clear a slot's resident byte with a plain store, and
+ * only the slot's owner calls them (see pmcache_policy.h), so no two CPUs
+ * write one byte at once. A byte, not a bit: an overwrite moves residency
+ * from one slot to another, and two atomic bit operations on a shared word
+ * cost it more than anything else the policy does (they wait for the pmem
+ * stores of the write's commit to drain).
  * evict_candidate() takes the policy spinlock (one hand, one evictor at a
  * time) with interrupts disabled, for a bounded time. The evictable
  * callback is called with that lock held and interrupts disabled: it must
@@ -99,7 +104,7 @@ struct pmc_policy {
 	atomic_t misses;	/* all misses: ages the sketch */
 	atomic_t reuse_misses;	/* misses with evidence of reuse: the slots */
 	u8 *freq;		/* per slot, 0..PMC_FREQ_MAX */
-	u64 *resident;		/* bitmap, atomic bit operations */
+	u8 *resident;		/* per slot, 0 or 1; 8-byte aligned */
 	u64 *sketch;		/* PMC_SKETCH_ROWS * row_words words */
 };
 
@@ -114,7 +119,23 @@ static inline u64 pmc_mix64(u64 x)
 
 static inline bool pmc_is_resident(const struct pmc_policy *p, u32 slot)
 {
-	return (READ_ONCE(p->resident[slot / 64]) >> (slot % 64)) & 1;
+	return READ_ONCE(p->resident[slot]);
+}
+
+/* Are the resident bytes of @slot's group of 8 all zero? One load. */
+static inline bool pmc_resident_group_empty(const struct pmc_policy *p, u32 slot)
+{
+	return !READ_ONCE(*(const u64 *)&p->resident[slot & ~7u]);
+}
+
+/* Mark @slot (not) resident; returns the change of the resident count. */
+static inline int pmc_set_resident(struct pmc_policy *p, u32 slot, u8 resident)
+{
+	int delta = (int)resident - (int)p->resident[slot];
+
+	if (delta)
+		WRITE_ONCE(p->resident[slot], resident);
+	return delta;
 }
 
 static inline u32 pmc_next_slot(const struct pmc_policy *p, u32 slot)
@@ -264,7 +285,8 @@ static struct pmc_policy *pmc_create(u32 nr_slots)
 	p->sketch_every = max_t(u32, 1, nr_slots / nr_words);
 
 	p->freq = kvcalloc(nr_slots, sizeof(*p->freq), GFP_KERNEL);
-	p->resident = kvcalloc(DIV_ROUND_UP(nr_slots, 64), sizeof(*p->resident),
+	/* Whole u64 groups: evict_candidate() skips 8 empty slots at a time. */
+	p->resident = kvcalloc(ALIGN(nr_slots, 8), sizeof(*p->resident),
 			       GFP_KERNEL);
 	p->sketch = kvcalloc(nr_words, sizeof(*p->sketch), GFP_KERNEL);
 	if (!p->freq || !p->resident || !p->sketch) {
@@ -304,8 +326,7 @@ static void pmc_insert(struct pmc_policy *p, u32 slot, u64 oblock)
 	if (unlikely(slot >= p->nr_slots))
 		return;
 	WRITE_ONCE(p->freq[slot], (u8)est);
-	/* Lock-free: the I/O path inserts and removes on every CPU at once. */
-	if (!test_and_set_bit(slot, (unsigned long *)p->resident))
+	if (pmc_set_resident(p, slot, 1))
 		atomic_inc(&p->nr_resident);
 }
 
@@ -313,23 +334,21 @@ static void pmc_remove(struct pmc_policy *p, u32 slot)
 {
 	if (unlikely(slot >= p->nr_slots))
 		return;
-	if (test_and_clear_bit(slot, (unsigned long *)p->resident))
+	if (pmc_set_resident(p, slot, 0))
 		atomic_dec(&p->nr_resident);
 	WRITE_ONCE(p->freq[slot], 0);
 }
 
 static void pmc_replace(struct pmc_policy *p, u32 old, u32 slot)
 {
-	int delta = 0;
+	int delta;
 
 	if (unlikely(old >= p->nr_slots || slot >= p->nr_slots))
 		return;
 	WRITE_ONCE(p->freq[slot], READ_ONCE(p->freq[old]));
 	/* The new copy first: the block is never out of the policy. */
-	if (!test_and_set_bit(slot, (unsigned long *)p->resident))
-		delta++;
-	if (test_and_clear_bit(old, (unsigned long *)p->resident))
-		delta--;
+	delta = pmc_set_resident(p, slot, 1);
+	delta += pmc_set_resident(p, old, 0);
 	WRITE_ONCE(p->freq[old], 0);
 	/* Only when the two differ: no shared counter on every overwrite. */
 	if (delta)
@@ -346,7 +365,7 @@ static u32 pmc_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 			       void *ctx)
 {
 	u32 best = PMC_NO_SLOT, best_freq = PMC_FREQ_MAX + 1;
-	u64 limit = 2ULL * p->nr_slots, looked = 0, word;
+	u64 limit = 2ULL * p->nr_slots, looked = 0;
 	u32 slot, seen = 0, f, skip;
 	unsigned long flags;
 
@@ -355,15 +374,14 @@ static u32 pmc_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 		goto out;
 	slot = p->hand < p->nr_slots ? p->hand : 0;
 	while (looked < limit && (seen < PMC_SAMPLES || best == PMC_NO_SLOT)) {
-		word = READ_ONCE(p->resident[slot / 64]) >> (slot % 64);
-		if (!word) {
-			/* Nothing resident up to the end of this word. */
-			skip = 64 - slot % 64;
+		if (pmc_resident_group_empty(p, slot)) {
+			/* Nothing resident up to the end of this group. */
+			skip = 8 - slot % 8;
 			looked += skip;
 			slot = slot + skip < p->nr_slots ? slot + skip : 0;
 			continue;
 		}
-		if (word & 1) {
+		if (pmc_is_resident(p, slot)) {
 			seen++;
 			f = READ_ONCE(p->freq[slot]);
 			if (f < best_freq && evictable(ctx, slot)) {
@@ -392,7 +410,7 @@ static void pmc_tick(struct pmc_policy *p)
 static size_t pmc_mem_bytes(const struct pmc_policy *p)
 {
 	return sizeof(*p) + (size_t)p->nr_slots * sizeof(*p->freq) +
-	       DIV_ROUND_UP((size_t)p->nr_slots, 64) * sizeof(*p->resident) +
+	       ALIGN((size_t)p->nr_slots, 8) * sizeof(*p->resident) +
 	       (size_t)PMC_SKETCH_ROWS * p->row_words * sizeof(*p->sketch);
 }
 

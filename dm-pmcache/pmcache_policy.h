@@ -11,6 +11,12 @@
  * insert() and remove(). Whether a resident slot may be evicted right now
  * (clean, not under I/O) only the mechanism knows: evict_candidate() asks it
  * through the callback and skips slots it refuses.
+ *
+ * insert(), remove() and replace() of a slot come from its owner only: the
+ * holder of the stripe lock of the block the slot holds, or the one CPU that
+ * has taken the slot out of the index and not yet freed it. So two calls
+ * about one slot never run at once, and the policy needs no atomic operation
+ * for a slot's own state.
  */
 #ifndef PMCACHE_POLICY_H
 #define PMCACHE_POLICY_H

@@ -778,6 +778,53 @@ static void test_evictable(void)
 	sim_fini(&s);
 }
 
+static bool evictable_any(void *ctx, u32 slot)
+{
+	(void)ctx;
+	(void)slot;
+	return true;
+}
+
+/*
+ * The hand skips empty groups of 8 slots: a lone resident slot is found
+ * wherever it sits, in caches of any size (the last group partly past the
+ * end), and after replace() moved it.
+ */
+static void test_lone_resident(void)
+{
+	const struct pmc_policy_ops *ops = &pmc_policy_default;
+	static const u32 sizes[] = { 1, 7, 8, 9, 21, 64, 100 };
+	u32 k, n, j, to, got, bad = 0;
+	struct pmc_policy *p;
+
+	for (k = 0; k < ARRAY_SIZE(sizes); k++) {
+		n = sizes[k];
+		for (j = 0; j < n; j++) {
+			p = ops->create(n);
+			if (!p) {
+				bad++;
+				continue;
+			}
+			ops->insert(p, j, 1000 + j);
+			got = ops->evict_candidate(p, evictable_any, NULL);
+			if (got != j)
+				bad++;
+			/* Moved: the old slot is gone, the new one found. */
+			to = n - 1 - j;
+			if (to != j)
+				ops->replace(p, j, to);
+			got = ops->evict_candidate(p, evictable_any, NULL);
+			if (got != to)
+				bad++;
+			ops->remove(p, to);
+			if (ops->evict_candidate(p, evictable_any, NULL) != PMC_NO_SLOT)
+				bad++;
+			ops->destroy(p);
+		}
+	}
+	check(bad == 0, "evictable: a lone resident slot is found anywhere, any cache size");
+}
+
 /* replace(): the new slot inherits the block's frequency and residency. */
 static void test_replace(void)
 {
@@ -957,6 +1004,7 @@ int main(int argc, char **argv)
 	test_memory();
 	test_admission_cold();
 	test_evictable();
+	test_lone_resident();
 	test_replace();
 
 	printf("# hit ratios, cache %u slots (default = %s)\n", CACHE,

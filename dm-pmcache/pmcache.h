@@ -171,11 +171,14 @@ static inline s64 pmc_nr_used(struct pmc_cache *c)
 }
 
 /*
- * Give back a slot whose record is clear and durable. Inline: every
- * overwrite frees one.
+ * Give back a slot whose record is clear and durable; PMC_NO_SLOT: nothing
+ * (what the removal sites get when the stripe has no stale slot). Inline:
+ * every overwrite frees one.
  */
 static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 {
+	if (slot == PMC_NO_SLOT)
+		return;
 	WRITE_ONCE(c->idx.state[slot], PMC_S_FREE);
 	/* A writer waiting for a slot must find it: no spare then. */
 	if (!atomic_read(&c->free_waiters) &&

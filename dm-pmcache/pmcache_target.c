@@ -344,8 +344,7 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		c->pops->remove(c->policy, slot);
 		pmc_count(c, -1, 0);
 		PMC_STAT_INC(c, evictions);
-		if (stale != PMC_NO_SLOT)
-			pmc_slot_free(c, stale);
+		pmc_slot_free(c, stale);
 		return slot;
 	}
 	return PMC_NO_SLOT;
@@ -580,8 +579,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		PMC_STAT_INC(c, write_misses);
 	to_free = pmc_install(c, slot, ch->oblock, old, full ? &key : NULL, true);
 	spin_unlock(&st->lock);
-	if (to_free != PMC_NO_SLOT)
-		pmc_slot_free(c, to_free);
+	pmc_slot_free(c, to_free);
 	if (pmc_nr_dirty_approx(c) > c->high_limit)
 		pmc_wb_kick(c);
 	return 0;
@@ -622,10 +620,8 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 		 */
 		c->pops->remove(c->policy, slot);
 		spin_unlock(&st->lock);
-		if (to_free != PMC_NO_SLOT)
-			pmc_slot_free(c, to_free);
-		if (stale != PMC_NO_SLOT)
-			pmc_slot_free(c, stale);
+		pmc_slot_free(c, to_free);
+		pmc_slot_free(c, stale);
 	}
 }
 
@@ -807,8 +803,7 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 		atomic_inc(&st->write_seq);
 		atomic_inc(&st->bypass_inflight);
 		spin_unlock(&st->lock);
-		if (stale != PMC_NO_SLOT)
-			pmc_slot_free(c, stale);
+		pmc_slot_free(c, stale);
 		if (drop != PMC_NO_SLOT) {
 			c->pops->remove(c->policy, drop);
 			pmc_count(c, -1, 0);
@@ -993,8 +988,7 @@ static void pmc_promote_work(struct work_struct *w)
 		}
 		to_free = pmc_install(c, slot, oblock, PMC_NO_SLOT, &key, false);
 		spin_unlock(&st->lock);
-		if (to_free != PMC_NO_SLOT)
-			pmc_slot_free(c, to_free);
+		pmc_slot_free(c, to_free);
 		PMC_STAT_INC(c, promotions);
 	}
 	kfree(p);
@@ -1460,8 +1454,7 @@ static void pmc_settle_stripes(struct pmc_cache *c)
 		spin_lock(&st->lock);
 		stale = pmc_stripe_settle(st, &c->meta);
 		spin_unlock(&st->lock);
-		if (stale != PMC_NO_SLOT)
-			pmc_slot_free(c, stale);
+		pmc_slot_free(c, stale);
 	}
 }
 

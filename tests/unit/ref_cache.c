@@ -164,6 +164,8 @@ static u32 ref_evict_candidate(struct ref_cache *rc)
 /* pmc_slot_free */
 static void ref_slot_free(struct ref_cache *rc, u32 slot)
 {
+	if (slot == PMC_NO_SLOT)
+		return;
 	WRITE_ONCE(rc->idx.state[slot], PMC_S_FREE);
 	pmc_alloc_put(&rc->alloc, slot);
 }
@@ -189,8 +191,7 @@ static u32 ref_evict_one(struct ref_cache *rc)
 		/* Its next owner writes the key first: the clear must be durable. */
 		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, oblock), &rc->meta, slot);
 		ref_count(rc, -1, 0);
-		if (stale != PMC_NO_SLOT)
-			ref_slot_free(rc, stale);
+		ref_slot_free(rc, stale);
 		return slot;
 	}
 	return PMC_NO_SLOT;
@@ -226,8 +227,7 @@ static u32 ref_install(struct ref_cache *rc, u32 slot, u64 oblock, u32 *old_p,
 /* The free after pmc_install (whose policy update this model has not). */
 static void ref_install_done(struct ref_cache *rc, u32 to_free)
 {
-	if (to_free != PMC_NO_SLOT)
-		ref_slot_free(rc, to_free);
+	ref_slot_free(rc, to_free);
 }
 
 /* pmc_write_chunk */
@@ -312,8 +312,7 @@ static bool ref_origin_write_prefix(struct ref_cache *rc, u64 oblock)
 		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, oblock), &rc->meta, slot);
 		drop = slot;
 	}
-	if (stale != PMC_NO_SLOT)
-		ref_slot_free(rc, stale);
+	ref_slot_free(rc, stale);
 	if (drop != PMC_NO_SLOT) {
 		ref_count(rc, -1, 0);
 		ref_slot_free(rc, drop);
@@ -408,10 +407,8 @@ void ref_invalidate(struct ref_cache *rc, u64 first, u64 last)
 			rc->idx.state[slot] = PMC_S_BUSY;
 			to_free = slot;
 		}
-		if (to_free != PMC_NO_SLOT)
-			ref_slot_free(rc, to_free);
-		if (stale != PMC_NO_SLOT)
-			ref_slot_free(rc, stale);
+		ref_slot_free(rc, to_free);
+		ref_slot_free(rc, stale);
 	}
 }
 
@@ -422,8 +419,7 @@ void ref_suspend(struct ref_cache *rc)
 
 	for (i = 0; i <= rc->idx.stripe_mask; i++) {
 		stale = pmc_stripe_settle(&rc->idx.stripes[i], &rc->meta);
-		if (stale != PMC_NO_SLOT)
-			ref_slot_free(rc, stale);
+		ref_slot_free(rc, stale);
 	}
 }
 

@@ -4,8 +4,10 @@
 # system, lines the host turns into a table:
 #   PROFILE-RUN <system> <iops> <samples> <idle samples> <module samples>
 #   PROFILE-SYM <system> <samples> <symbol>
+#   PROFILE-OFF <system> <samples> <symbol>+<offset>   (PROFILE_OFFSETS only)
 # Environment: PROFILE_SYSTEMS, PROFILE_WORKLOAD (a job in tests/fio/),
-# PROFILE_SECONDS, PROFILE_TOP; perf comes as $EXTRADIR/perf.tgz.
+# PROFILE_SECONDS, PROFILE_TOP, PROFILE_OFFSETS (symbols whose samples are
+# also counted per offset); perf comes as $EXTRADIR/perf.tgz.
 . "$SCRIPTDIR/lib.sh"
 . "$SCRIPTDIR/peers.sh"
 
@@ -50,5 +52,12 @@ for sys in $systems; do
 		  if ($2 in mod) m += $1 }
 		END { print "PROFILE-RUN", sys, iops, all, idle, m + 0 }' /tmp/module.syms /tmp/syms
 	head -n "$top" /tmp/syms | awk -v sys="$sys" '{ print "PROFILE-SYM", sys, $0 }'
+	if [ -n "${PROFILE_OFFSETS:-}" ]; then
+		perf script -i /tmp/perf.data -F ip,sym,symoff 2>/dev/null |
+			awk -v want=" $PROFILE_OFFSETS " -v sys="$sys" '
+				{ s = $2; sub(/\+0x[0-9a-f]+$/, "", s)
+				  if (index(want, " " s " ")) n[$2]++ }
+				END { for (k in n) print "PROFILE-OFF", sys, n[k], k }'
+	fi
 	peer_down "$sys"
 done

@@ -179,7 +179,7 @@ static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 {
 	if (slot == PMC_NO_SLOT)
 		return;
-	WRITE_ONCE(c->idx.state[slot], PMC_S_FREE);
+	WRITE_ONCE(c->idx.slots[slot].state, PMC_S_FREE);
 	/* A writer waiting for a slot must find it: no spare then. */
 	if (!atomic_read(&c->free_waiters) &&
 	    pmc_alloc_keep_spare(&c->alloc, raw_smp_processor_id(), slot))

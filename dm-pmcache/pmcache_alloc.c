@@ -16,7 +16,7 @@ int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions,
 		nr_regions = idx->nr_slots;
 	a->nr_regions = nr_regions;
 	a->slots_per_region = DIV_ROUND_UP(idx->nr_slots, nr_regions);
-	a->link = idx->link;
+	a->slots = idx->slots;
 	if (!nr_cpus)
 		nr_cpus = 1;
 	a->nr_cpus = nr_cpus;
@@ -54,8 +54,8 @@ static u32 region_pop(struct pmc_alloc *a, struct pmc_region *r)
 	spin_lock(&r->lock);
 	slot = r->head;
 	if (slot != PMC_NO_SLOT) {
-		r->head = a->link[slot];
-		a->link[slot] = PMC_NO_SLOT;
+		r->head = a->slots[slot].link;
+		a->slots[slot].link = PMC_NO_SLOT;
 		r->count--;
 	}
 	spin_unlock(&r->lock);
@@ -88,7 +88,7 @@ void pmc_alloc_put(struct pmc_alloc *a, u32 slot)
 	struct pmc_region *r = &a->regions[slot / a->slots_per_region];
 
 	spin_lock(&r->lock);
-	a->link[slot] = r->head;
+	a->slots[slot].link = r->head;
 	r->head = slot;
 	r->count++;
 	spin_unlock(&r->lock);

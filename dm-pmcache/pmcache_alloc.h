@@ -2,7 +2,7 @@
 /*
  * Free cache slots. The slots are split into regions, each with its own
  * lock and free stack, so CPUs allocating at once rarely meet. The stack
- * links reuse pmc_index.link (a free slot is in no hash chain).
+ * links reuse the index's slot links (a free slot is in no hash chain).
  *
  * A slot handed to pmc_alloc_put() must have a zero commit word in pmem
  * that is already persistent: its next owner writes the key word first.
@@ -32,7 +32,7 @@ struct pmc_alloc {
 	u32 slots_per_region;
 	u32 region_stride;	/* regions per CPU: where a CPU looks first */
 	u32 nr_cpus;
-	u32 *link;
+	struct pmc_slot_entry *slots;	/* the index's: their links */
 	struct pmc_region *regions;
 	struct pmc_spare *spares;	/* one per CPU */
 	atomic_t nr_free;

@@ -29,12 +29,9 @@ int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 	idx->hash_shift = 64 - ilog2(nr_buckets);
 	idx->stripe_mask = nr_stripes - 1;
 	idx->buckets = kvmalloc_array(nr_buckets, sizeof(u32), GFP_KERNEL);
-	idx->link = kvmalloc_array(nr_slots, sizeof(u32), GFP_KERNEL);
-	idx->key = kvcalloc(nr_slots, sizeof(u64), GFP_KERNEL);
-	idx->state = kvcalloc(nr_slots, sizeof(u8), GFP_KERNEL);
+	idx->slots = kvcalloc(nr_slots, sizeof(*idx->slots), GFP_KERNEL);
 	idx->stripes = kvcalloc(nr_stripes, sizeof(struct pmc_stripe), GFP_KERNEL);
-	if (!idx->buckets || !idx->link || !idx->key || !idx->state ||
-	    !idx->stripes) {
+	if (!idx->buckets || !idx->slots || !idx->stripes) {
 		pmc_index_exit(idx);
 		return -ENOMEM;
 	}
@@ -51,9 +48,9 @@ void pmc_index_reset(struct pmc_index *idx)
 	for (i = 0; i < nr_buckets; i++)
 		idx->buckets[i] = PMC_NO_SLOT;
 	for (i = 0; i < idx->nr_slots; i++) {
-		idx->link[i] = PMC_NO_SLOT;
-		idx->key[i] = 0;
-		idx->state[i] = PMC_S_FREE;
+		idx->slots[i].link = PMC_NO_SLOT;
+		idx->slots[i].key = 0;
+		idx->slots[i].state = PMC_S_FREE;
 	}
 	for (i = 0; i <= idx->stripe_mask; i++)
 		idx->stripes[i].stale_slot = PMC_NO_SLOT;
@@ -62,9 +59,7 @@ void pmc_index_reset(struct pmc_index *idx)
 void pmc_index_exit(struct pmc_index *idx)
 {
 	kvfree(idx->buckets);
-	kvfree(idx->link);
-	kvfree(idx->key);
-	kvfree(idx->state);
+	kvfree(idx->slots);
 	kvfree(idx->stripes);
 	memset(idx, 0, sizeof(*idx));
 }
@@ -74,6 +69,6 @@ size_t pmc_index_mem_bytes(const struct pmc_index *idx)
 	size_t nr_buckets = (size_t)1 << (64 - idx->hash_shift);
 
 	return nr_buckets * sizeof(u32) +
-	       (size_t)idx->nr_slots * (sizeof(u32) + sizeof(u64) + sizeof(u8)) +
+	       (size_t)idx->nr_slots * sizeof(*idx->slots) +
 	       (idx->stripe_mask + 1) * sizeof(struct pmc_stripe);
 }

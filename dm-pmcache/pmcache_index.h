@@ -2,8 +2,8 @@
 /*
  * In-DRAM index of the cache: origin block -> cache slot, and per-slot state.
  *
- * Memory per cache block: 8 (key) + 4 (hash chain / free list link) + 1
- * (state) + at most 4 (bucket head) = 17 bytes, plus the lock stripes.
+ * Memory per cache block: 16 (struct pmc_slot_entry) + at most 4 (bucket
+ * head) = 20 bytes, plus the lock stripes.
  *
  * Concurrency: the buckets are split into stripes, each with its own lock.
  * Everything about a slot that holds origin block B (its chain, its state)
@@ -43,14 +43,23 @@ struct pmc_stripe {
 	u32 stale_slot;
 } __aligned(64);
 
+/*
+ * What the index keeps about one slot, together: a lookup, an install or a
+ * removal then touches one cache line (and one page) per slot, not one per
+ * field. In a cache of millions of blocks each of those is a DRAM miss.
+ */
+struct pmc_slot_entry {
+	u64 key;	/* pmc_key_make(oblock, gen) */
+	u32 link;	/* hash chain while cached, free list while free */
+	u8 state;
+};
+
 struct pmc_index {
 	u32 nr_slots;
 	u32 hash_shift;
 	u32 stripe_mask;
 	u32 *buckets;
-	u32 *link;	/* hash chain while cached, free list while free */
-	u64 *key;	/* pmc_key_make(oblock, gen) */
-	u8 *state;
+	struct pmc_slot_entry *slots;
 	struct pmc_stripe *stripes;
 };
 
@@ -84,7 +93,7 @@ static inline struct pmc_stripe *pmc_index_stripe(const struct pmc_index *idx,
 
 static inline u8 pmc_slot_kind(const struct pmc_index *idx, u32 slot)
 {
-	return READ_ONCE(idx->state[slot]) & PMC_S_KIND_MASK;
+	return READ_ONCE(idx->slots[slot].state) & PMC_S_KIND_MASK;
 }
 
 /*
@@ -96,9 +105,9 @@ static inline u32 pmc_index_lookup(const struct pmc_index *idx, u64 oblock)
 	u32 slot = idx->buckets[pmc_index_bucket(idx, oblock)];
 
 	while (slot != PMC_NO_SLOT) {
-		if (pmc_key_oblock(idx->key[slot]) == oblock)
+		if (pmc_key_oblock(idx->slots[slot].key) == oblock)
 			return slot;
-		slot = idx->link[slot];
+		slot = idx->slots[slot].link;
 	}
 	return PMC_NO_SLOT;
 }
@@ -108,23 +117,23 @@ static inline void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key,
 {
 	u32 b = pmc_index_bucket(idx, pmc_key_oblock(key));
 
-	idx->key[slot] = key;
-	WRITE_ONCE(idx->state[slot], state);
-	idx->link[slot] = idx->buckets[b];
+	idx->slots[slot].key = key;
+	WRITE_ONCE(idx->slots[slot].state, state);
+	idx->slots[slot].link = idx->buckets[b];
 	idx->buckets[b] = slot;
 }
 
 static inline void pmc_index_remove(struct pmc_index *idx, u32 slot)
 {
-	u32 *p = &idx->buckets[pmc_index_bucket(idx, pmc_key_oblock(idx->key[slot]))];
+	u32 *p = &idx->buckets[pmc_index_bucket(idx, pmc_key_oblock(idx->slots[slot].key))];
 
 	while (*p != PMC_NO_SLOT) {
 		if (*p == slot) {
-			*p = idx->link[slot];
-			idx->link[slot] = PMC_NO_SLOT;
+			*p = idx->slots[slot].link;
+			idx->slots[slot].link = PMC_NO_SLOT;
 			return;
 		}
-		p = &idx->link[*p];
+		p = &idx->slots[*p].link;
 	}
 }
 

@@ -270,14 +270,14 @@ static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_block
 			u32 loser = slot;
 
 			st->duplicates++;
-			if (pmc_gen_after(pmc_key_gen(key), pmc_key_gen(idx->key[other]))) {
+			if (pmc_gen_after(pmc_key_gen(key), pmc_key_gen(idx->slots[other].key))) {
 				/* This one is newer: it replaces the one found. */
 				loser = other;
 				st->used--;
 				if (pmc_slot_kind(idx, other) == PMC_S_DIRTY)
 					st->dirty--;
 				pmc_index_remove(idx, other);
-				idx->state[other] = PMC_S_FREE;
+				idx->slots[other].state = PMC_S_FREE;
 				pmc_index_insert(idx, slot, key,
 						 dirty ? PMC_S_DIRTY : PMC_S_CLEAN);
 				st->used++;

@@ -9,31 +9,31 @@ enum pmc_wb_outcome pmc_slot_wb_done(struct pmc_index *idx, struct pmc_meta *met
 				     u32 slot, u64 oblock, bool ok)
 {
 	enum pmc_wb_outcome out;
-	u8 s = idx->state[slot];
+	u8 s = idx->slots[slot].state;
 	u32 cur;
 
 	if (s & PMC_S_STALE) {
 		/* Superseded or discarded meanwhile: a tombstone, record gone. */
 		pmc_index_remove(idx, slot);
-		idx->state[slot] = PMC_S_BUSY;
+		idx->slots[slot].state = PMC_S_BUSY;
 		out = PMC_WB_FREE;
 	} else if (ok) {
-		pmc_rec_set_clean(meta, slot, idx->key[slot]);
+		pmc_rec_set_clean(meta, slot, idx->slots[slot].key);
 		/*
 		 * Durable before the caller unlocks: once the block is clean,
 		 * another CPU may evict it and clear this word, and its clear
 		 * must not be overtaken by this store.
 		 */
 		pmc_pmem_fence();
-		idx->state[slot] = PMC_S_CLEAN;
+		idx->slots[slot].state = PMC_S_CLEAN;
 		out = PMC_WB_CLEANED;
 	} else {
-		idx->state[slot] = s & ~PMC_S_WB;
+		idx->slots[slot].state = s & ~PMC_S_WB;
 		out = PMC_WB_KEPT;
 	}
 	/* A newer copy waited for this writeback to land first. */
 	cur = pmc_index_lookup(idx, oblock);
 	if (cur != PMC_NO_SLOT && cur != slot)
-		idx->state[cur] &= ~PMC_S_WB_WAIT;
+		idx->slots[cur].state &= ~PMC_S_WB_WAIT;
 	return out;
 }

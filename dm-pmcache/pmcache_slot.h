@@ -37,11 +37,11 @@ static inline u64 pmc_slot_next_key(const struct pmc_index *idx, u64 oblock)
 	slot = data_race(READ_ONCE(idx->buckets[pmc_index_bucket(idx, oblock)]));
 	for (steps = 0; slot < idx->nr_slots && steps < 8; steps++) {
 		/* Unlocked (a guess): any key of a slot in range. */
-		key = data_race(READ_ONCE(idx->key[slot]));
+		key = data_race(READ_ONCE(idx->slots[slot].key));
 		if (pmc_key_oblock(key) == oblock)
 			return pmc_key_make(oblock, pmc_key_gen(key) + 1);
 		/* Unlocked (a guess): PMC_NO_SLOT or a slot in range. */
-		slot = data_race(READ_ONCE(idx->link[slot]));
+		slot = data_race(READ_ONCE(idx->slots[slot].link));
 	}
 	return pmc_key_make(oblock, 0);
 }
@@ -81,8 +81,8 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 	*d_used += 1;
 	*d_dirty += dirty;
 	if (old != PMC_NO_SLOT) {
-		os = idx->state[old];
-		gen = pmc_key_gen(idx->key[old]) + 1;
+		os = idx->slots[old].state;
+		gen = pmc_key_gen(idx->slots[old].key) + 1;
 		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
 			state |= PMC_S_WB_WAIT;
 		/* Under writeback, not yet a tombstone (whose record is gone). */
@@ -110,10 +110,10 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 			 * must still find that an older copy is on its way to
 			 * the origin and not overtake it there.
 			 */
-			idx->state[old] = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
+			idx->slots[old].state = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
 		} else {
 			pmc_index_remove(idx, old);
-			idx->state[old] = PMC_S_BUSY;
+			idx->slots[old].state = PMC_S_BUSY;
 			st->stale_slot = old;
 		}
 	}

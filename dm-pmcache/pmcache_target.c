@@ -312,7 +312,7 @@ static bool pmc_evictable(void *ctx, u32 slot)
 {
 	struct pmc_cache *c = ctx;
 
-	return READ_ONCE(c->idx.state[slot]) == PMC_S_CLEAN;
+	return READ_ONCE(c->idx.slots[slot].state) == PMC_S_CLEAN;
 }
 
 /* Evict one clean block; its slot, its record cleared and persistent, is ours. */
@@ -328,16 +328,16 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 
 		if (slot == PMC_NO_SLOT)
 			return PMC_NO_SLOT;
-		oblock = pmc_key_oblock(READ_ONCE(c->idx.key[slot]));
+		oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
 		st = pmc_index_stripe(&c->idx, oblock);
 		spin_lock(&st->lock);
-		if (c->idx.state[slot] != PMC_S_CLEAN ||
-		    pmc_key_oblock(c->idx.key[slot]) != oblock) {
+		if (c->idx.slots[slot].state != PMC_S_CLEAN ||
+		    pmc_key_oblock(c->idx.slots[slot].key) != oblock) {
 			spin_unlock(&st->lock);
 			continue;
 		}
 		pmc_index_remove(&c->idx, slot);
-		c->idx.state[slot] = PMC_S_BUSY;
+		c->idx.slots[slot].state = PMC_S_BUSY;
 		/* Its next owner writes the key first: the clear must be durable. */
 		stale = pmc_slot_rec_free(st, &c->meta, slot);
 		spin_unlock(&st->lock);
@@ -374,7 +374,7 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		wait_event_timeout(c->free_wait, pmc_slot_available(c), HZ / 10);
 		atomic_dec(&c->free_waiters);
 	}
-	c->idx.state[slot] = PMC_S_BUSY;
+	c->idx.slots[slot].state = PMC_S_BUSY;
 	return slot;
 }
 
@@ -504,7 +504,7 @@ static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
 {
 	u32 slot = pmc_index_lookup(&c->idx, oblock);
 
-	if (slot != PMC_NO_SLOT && (c->idx.state[slot] & PMC_S_STALE))
+	if (slot != PMC_NO_SLOT && (c->idx.slots[slot].state & PMC_S_STALE))
 		return PMC_NO_SLOT;
 	return slot;
 }
@@ -555,9 +555,9 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		u8 *src;
 		unsigned int tail = ch->blk_off + ch->len;
 
-		if (old == PMC_NO_SLOT || (c->idx.state[old] & PMC_S_STALE)) {
+		if (old == PMC_NO_SLOT || (c->idx.slots[old].state & PMC_S_STALE)) {
 			spin_unlock(&st->lock);
-			c->idx.state[slot] = PMC_S_BUSY;
+			c->idx.slots[slot].state = PMC_S_BUSY;
 			pmc_slot_free(c, slot);
 			return -EAGAIN;
 		}
@@ -573,7 +573,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		}
 		pmc_pmem_copy(pmc_block_data(&c->meta, slot), bounce, c->block_size);
 	}
-	if (old != PMC_NO_SLOT && !(c->idx.state[old] & PMC_S_STALE))
+	if (old != PMC_NO_SLOT && !(c->idx.slots[old].state & PMC_S_STALE))
 		PMC_STAT_INC(c, write_hits);
 	else
 		PMC_STAT_INC(c, write_misses);
@@ -597,20 +597,20 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 
 		spin_lock(&st->lock);
 		slot = pmc_index_lookup(&c->idx, b);
-		if (slot == PMC_NO_SLOT || (c->idx.state[slot] & PMC_S_STALE)) {
+		if (slot == PMC_NO_SLOT || (c->idx.slots[slot].state & PMC_S_STALE)) {
 			spin_unlock(&st->lock);
 			continue;
 		}
 		atomic_inc(&st->write_seq);
-		s = c->idx.state[slot];
+		s = c->idx.slots[slot].state;
 		stale = pmc_slot_rec_free(st, &c->meta, slot);
 		pmc_count(c, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
 		if (s & PMC_S_WB) {
 			/* Keep it in the hash as a tombstone until writeback ends. */
-			c->idx.state[slot] = s | PMC_S_STALE;
+			c->idx.slots[slot].state = s | PMC_S_STALE;
 		} else {
 			pmc_index_remove(&c->idx, slot);
-			c->idx.state[slot] = PMC_S_BUSY;
+			c->idx.slots[slot].state = PMC_S_BUSY;
 			to_free = slot;
 		}
 		/*
@@ -791,12 +791,12 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 		spin_lock(&st->lock);
 		slot = pmc_index_lookup(&c->idx, ch.oblock);
 		if (slot != PMC_NO_SLOT) {
-			if (c->idx.state[slot] != PMC_S_CLEAN) {
+			if (c->idx.slots[slot].state != PMC_S_CLEAN) {
 				spin_unlock(&st->lock);
 				break;
 			}
 			pmc_index_remove(&c->idx, slot);
-			c->idx.state[slot] = PMC_S_BUSY;
+			c->idx.slots[slot].state = PMC_S_BUSY;
 			stale = pmc_slot_rec_free(st, &c->meta, slot);
 			drop = slot;
 		}
@@ -948,7 +948,7 @@ static u32 pmc_try_get_slot(struct pmc_cache *c)
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_evict_one(c);
 	if (slot != PMC_NO_SLOT)
-		c->idx.state[slot] = PMC_S_BUSY;
+		c->idx.slots[slot].state = PMC_S_BUSY;
 	return slot;
 }
 
@@ -1107,7 +1107,7 @@ static void pmc_recover_free(void *ctx, u32 slot)
 {
 	struct pmc_cache *c = ctx;
 
-	c->idx.state[slot] = PMC_S_FREE;
+	c->idx.slots[slot].state = PMC_S_FREE;
 	pmc_alloc_put(&c->alloc, slot);
 }
 
@@ -1140,7 +1140,7 @@ static int pmc_load(struct pmc_cache *c)
 		return r;
 	for (slot = 0; slot < c->idx.nr_slots; slot++)
 		if (pmc_slot_kind(&c->idx, slot) != PMC_S_FREE)
-			c->pops->insert(c->policy, slot, pmc_key_oblock(c->idx.key[slot]));
+			c->pops->insert(c->policy, slot, pmc_key_oblock(c->idx.slots[slot].key));
 	percpu_counter_set(&c->nr_used, st.used);
 	percpu_counter_set(&c->nr_dirty, st.dirty);
 	c->load_corrupt = st.corrupt + st.out_of_range;

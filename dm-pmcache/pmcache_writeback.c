@@ -112,9 +112,9 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_onl
 	spin_lock(&st->lock);
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_index_lookup(&c->idx, oblock);
-	if (slot != PMC_NO_SLOT && pmc_wb_takeable(c->idx.state[slot], aged_only) &&
-	    pmc_key_oblock(c->idx.key[slot]) == oblock) {
-		c->idx.state[slot] |= PMC_S_WB;
+	if (slot != PMC_NO_SLOT && pmc_wb_takeable(c->idx.slots[slot].state, aged_only) &&
+	    pmc_key_oblock(c->idx.slots[slot].key) == oblock) {
+		c->idx.slots[slot].state |= PMC_S_WB;
 		item->oblock = oblock;
 		item->slot = slot;
 		item->free_slot = false;
@@ -141,9 +141,9 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 
 		if (slot >= nr)
 			slot = 0;
-		if (!pmc_wb_takeable(READ_ONCE(c->idx.state[slot]), aged_only))
+		if (!pmc_wb_takeable(READ_ONCE(c->idx.slots[slot].state), aged_only))
 			continue;
-		oblock = pmc_key_oblock(READ_ONCE(c->idx.key[slot]));
+		oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
 		if (!pmc_wb_take(c, oblock, slot, aged_only, &items[n]))
 			continue;
 		n++;
@@ -306,16 +306,16 @@ void pmc_age_work(struct work_struct *w)
 	pmc_wb_kick(c);
 	flush_work(&c->wb_work);
 	for (slot = 0; slot < c->idx.nr_slots; slot++) {
-		u8 s = READ_ONCE(c->idx.state[slot]);
+		u8 s = READ_ONCE(c->idx.slots[slot].state);
 
 		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY && !(s & PMC_S_AGED)) {
 			struct pmc_stripe *st =
 				pmc_index_stripe(&c->idx,
-						 pmc_key_oblock(READ_ONCE(c->idx.key[slot])));
+						 pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key)));
 
 			spin_lock(&st->lock);
-			if ((c->idx.state[slot] & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-				c->idx.state[slot] |= PMC_S_AGED;
+			if ((c->idx.slots[slot].state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+				c->idx.slots[slot].state |= PMC_S_AGED;
 			spin_unlock(&st->lock);
 		}
 		if (!(slot & 4095))

@@ -157,8 +157,8 @@ static int cmd_dump(const char *path, bool records)
 
 		if (kind == PMC_S_FREE)
 			continue;
-		printf("%u %" PRIu64 " %u %s\n", slot, pmc_key_oblock(v.idx.key[slot]),
-		       pmc_key_gen(v.idx.key[slot]), kind == PMC_S_DIRTY ? "dirty" : "clean");
+		printf("%u %" PRIu64 " %u %s\n", slot, pmc_key_oblock(v.idx.slots[slot].key),
+		       pmc_key_gen(v.idx.slots[slot].key), kind == PMC_S_DIRTY ? "dirty" : "clean");
 	}
 	return 0;
 }
@@ -193,7 +193,7 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 
 		if (pmc_slot_kind(&v.idx, slot) != PMC_S_DIRTY)
 			continue;
-		oblock = pmc_key_oblock(v.idx.key[slot]);
+		oblock = pmc_key_oblock(v.idx.slots[slot].key);
 		if (pmc_pmem_read(buf, pmc_block_data(&v.meta, slot), bs)) {
 			fprintf(stderr, "media error reading block %" PRIu64 "\n", oblock);
 			r = 1;

@@ -348,7 +348,7 @@ static void check_recovered(struct xp *x, struct ref_cache *c, u8 *img)
 	for (slot = 0; slot < nr; slot++) {
 		u64 key = le64_to_cpu(recs[slot].key);
 		u64 commit = le64_to_cpu(recs[slot].commit);
-		u8 st = c->idx.state[slot];
+		u8 st = c->idx.slots[slot].state;
 
 		if (!commit) {
 			if (st != PMC_S_FREE)
@@ -364,9 +364,9 @@ static void check_recovered(struct xp *x, struct ref_cache *c, u8 *img)
 		if (commit & PMC_REC_DIRTY)
 			dirty++;
 		if (st != ((commit & PMC_REC_DIRTY) ? PMC_S_DIRTY : PMC_S_CLEAN) ||
-		    c->idx.key[slot] != key)
+		    c->idx.slots[slot].key != key)
 			violation(x, "slot %u: index state %#x key %#llx, record key %#llx commit %#llx",
-				  slot, st, (unsigned long long)c->idx.key[slot],
+				  slot, st, (unsigned long long)c->idx.slots[slot].key,
 				  (unsigned long long)key, (unsigned long long)commit);
 		else if (pmc_index_lookup(&c->idx, pmc_key_oblock(key)) != slot)
 			violation(x, "two committed records for block %llu after recovery",
@@ -500,13 +500,13 @@ static void check_image(struct xp *x)
 			violation(x, "block %llu (%s, slot %d) reads data it never held or a mix: differs from %s at byte %u",
 				  (unsigned long long)ob,
 				  slot == PMC_NO_SLOT ? "from the origin" :
-				  (c->idx.state[slot] & PMC_S_DIRTY) ? "dirty" : "clean",
+				  (c->idx.slots[slot].state & PMC_S_DIRTY) ? "dirty" : "clean",
 				  slot == PMC_NO_SLOT ? -1 : (int)slot,
 				  b ? "both its current and previous content" :
 				  "its last completed content",
 				  first_diff(got, a, x->bs));
 		} else if (slot != PMC_NO_SLOT &&
-			   (c->idx.state[slot] & PMC_S_KIND_MASK) == PMC_S_CLEAN &&
+			   (c->idx.slots[slot].state & PMC_S_KIND_MASK) == PMC_S_CLEAN &&
 			   memcmp(got, origin_block(x, ob), x->bs)) {
 			violation(x, "block %llu is clean in slot %u but the origin holds other data",
 				  (unsigned long long)ob, slot);
@@ -787,7 +787,7 @@ static void wb_origin_write(struct xp *x)
 		if (x->verbose)
 			printf("# writeback to the origin: block %llu from slot %u%s\n",
 			       (unsigned long long)it->oblock, it->slot,
-			       x->rc.idx.state[it->slot] & PMC_S_STALE ? " (stale)" : "");
+			       x->rc.idx.slots[it->slot].state & PMC_S_STALE ? " (stale)" : "");
 
 		memcpy(x->origin[x->ocur] + it->oblock * x->bs,
 		       pmc_block_data(&x->rc.meta, it->slot), x->bs);

@@ -143,7 +143,7 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 		slot = pmc_alloc_get(&m->alloc, 0);
 	if (slot == PMC_NO_SLOT)
 		die("cache full (the working set must fit)");
-	m->idx.state[slot] = PMC_S_BUSY;
+	m->idx.slots[slot].state = PMC_S_BUSY;
 	/* pmc_bio_to_pmem */
 	key = pmc_slot_next_key(&m->idx, oblock);
 	pmc_pmem_copy(pmc_block_data(&m->meta, slot), m->src, BS);
@@ -161,7 +161,7 @@ static __always_inline void mb_write(struct mb *m, u64 oblock)
 
 	/* pmc_slot_free */
 	if (to_free != PMC_NO_SLOT) {
-		WRITE_ONCE(m->idx.state[to_free], PMC_S_FREE);
+		WRITE_ONCE(m->idx.slots[to_free].state, PMC_S_FREE);
 		if (!pmc_alloc_keep_spare(&m->alloc, 0, to_free))
 			pmc_alloc_put(&m->alloc, to_free);
 	}
@@ -172,7 +172,7 @@ NOINLINE void mb_commit_floor(struct mb *m, u32 slot)
 {
 	pmc_pmem_copy(pmc_block_data(&m->meta, slot), m->src, BS);
 	/* The slot's own key and a dirty commit: what its record holds anyway. */
-	pmc_rec_commit(&m->meta, slot, m->idx.key[slot], true);
+	pmc_rec_commit(&m->meta, slot, m->idx.slots[slot].key, true);
 }
 
 /* One fenced 8-byte record store: what each commit step costs. */
@@ -216,7 +216,7 @@ NOINLINE u32 mb_lookup(struct mb *m, u64 oblock)
 
 	spin_lock(&st->lock);
 	slot = pmc_index_lookup(&m->idx, oblock);
-	if (slot != PMC_NO_SLOT && (m->idx.state[slot] & PMC_S_STALE))
+	if (slot != PMC_NO_SLOT && (m->idx.slots[slot].state & PMC_S_STALE))
 		slot = PMC_NO_SLOT;
 	spin_unlock(&st->lock);
 	if (slot != PMC_NO_SLOT)
@@ -233,7 +233,7 @@ NOINLINE int mb_cached_read(struct mb *m, u64 oblock)
 
 	spin_lock(&st->lock);
 	slot = pmc_index_lookup(&m->idx, oblock);
-	if (slot != PMC_NO_SLOT && !(m->idx.state[slot] & PMC_S_STALE))
+	if (slot != PMC_NO_SLOT && !(m->idx.slots[slot].state & PMC_S_STALE))
 		r = pmc_pmem_read(m->dst, pmc_block_data(&m->meta, slot), BS);
 	spin_unlock(&st->lock);
 	if (r == 0)

@@ -28,7 +28,7 @@ static void ref_recover_free(void *ctx, u32 slot)
 {
 	struct ref_cache *rc = ctx;
 
-	rc->idx.state[slot] = PMC_S_FREE;
+	rc->idx.slots[slot].state = PMC_S_FREE;
 	pmc_alloc_put(&rc->alloc, slot);
 }
 
@@ -144,7 +144,7 @@ int ref_load(struct ref_cache *rc, u8 *pmem, u64 pmem_size, u32 block_size,
 /* pmc_evictable */
 static bool ref_evictable(struct ref_cache *rc, u32 slot)
 {
-	return READ_ONCE(rc->idx.state[slot]) == PMC_S_CLEAN;
+	return READ_ONCE(rc->idx.slots[slot].state) == PMC_S_CLEAN;
 }
 
 /* The policy's evict_candidate: any resident slot the callback accepts. */
@@ -166,7 +166,7 @@ static void ref_slot_free(struct ref_cache *rc, u32 slot)
 {
 	if (slot == PMC_NO_SLOT)
 		return;
-	WRITE_ONCE(rc->idx.state[slot], PMC_S_FREE);
+	WRITE_ONCE(rc->idx.slots[slot].state, PMC_S_FREE);
 	pmc_alloc_put(&rc->alloc, slot);
 }
 
@@ -182,12 +182,12 @@ static u32 ref_evict_one(struct ref_cache *rc)
 
 		if (slot == PMC_NO_SLOT)
 			return PMC_NO_SLOT;
-		oblock = pmc_key_oblock(READ_ONCE(rc->idx.key[slot]));
-		if (rc->idx.state[slot] != PMC_S_CLEAN ||
-		    pmc_key_oblock(rc->idx.key[slot]) != oblock)
+		oblock = pmc_key_oblock(READ_ONCE(rc->idx.slots[slot].key));
+		if (rc->idx.slots[slot].state != PMC_S_CLEAN ||
+		    pmc_key_oblock(rc->idx.slots[slot].key) != oblock)
 			continue;
 		pmc_index_remove(&rc->idx, slot);
-		rc->idx.state[slot] = PMC_S_BUSY;
+		rc->idx.slots[slot].state = PMC_S_BUSY;
 		/* Its next owner writes the key first: the clear must be durable. */
 		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, oblock), &rc->meta, slot);
 		ref_count(rc, -1, 0);
@@ -207,7 +207,7 @@ static u32 ref_get_slot(struct ref_cache *rc)
 		slot = ref_evict_one(rc);
 	if (slot == PMC_NO_SLOT)
 		return PMC_NO_SLOT;
-	rc->idx.state[slot] = PMC_S_BUSY;
+	rc->idx.slots[slot].state = PMC_S_BUSY;
 	return slot;
 }
 
@@ -243,7 +243,7 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 	if (!full) {
 		/* Cheap check first: partial writes to uncached blocks bypass. */
 		old = pmc_index_lookup(&rc->idx, oblock);	/* pmc_lookup_live */
-		if (old == PMC_NO_SLOT || (rc->idx.state[old] & PMC_S_STALE))
+		if (old == PMC_NO_SLOT || (rc->idx.slots[old].state & PMC_S_STALE))
 			return -EAGAIN;
 		memcpy(bounce + blk_off, data, len);	/* pmc_bio_to_buf */
 	}
@@ -271,8 +271,8 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 		u8 *src;
 		u32 tail = blk_off + len;
 
-		if (old == PMC_NO_SLOT || (rc->idx.state[old] & PMC_S_STALE)) {
-			rc->idx.state[slot] = PMC_S_BUSY;
+		if (old == PMC_NO_SLOT || (rc->idx.slots[old].state & PMC_S_STALE)) {
+			rc->idx.slots[slot].state = PMC_S_BUSY;
 			ref_slot_free(rc, slot);
 			return -EAGAIN;
 		}
@@ -305,10 +305,10 @@ static bool ref_origin_write_prefix(struct ref_cache *rc, u64 oblock)
 
 	slot = pmc_index_lookup(&rc->idx, oblock);
 	if (slot != PMC_NO_SLOT) {
-		if (rc->idx.state[slot] != PMC_S_CLEAN)
+		if (rc->idx.slots[slot].state != PMC_S_CLEAN)
 			return false;
 		pmc_index_remove(&rc->idx, slot);
-		rc->idx.state[slot] = PMC_S_BUSY;
+		rc->idx.slots[slot].state = PMC_S_BUSY;
 		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, oblock), &rc->meta, slot);
 		drop = slot;
 	}
@@ -394,17 +394,17 @@ void ref_invalidate(struct ref_cache *rc, u64 first, u64 last)
 		u8 s;
 
 		slot = pmc_index_lookup(&rc->idx, b);
-		if (slot == PMC_NO_SLOT || (rc->idx.state[slot] & PMC_S_STALE))
+		if (slot == PMC_NO_SLOT || (rc->idx.slots[slot].state & PMC_S_STALE))
 			continue;
-		s = rc->idx.state[slot];
+		s = rc->idx.slots[slot].state;
 		stale = pmc_slot_rec_free(pmc_index_stripe(&rc->idx, b), &rc->meta, slot);
 		ref_count(rc, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
 		if (s & PMC_S_WB) {
 			/* Keep it in the hash as a tombstone until writeback ends. */
-			rc->idx.state[slot] = s | PMC_S_STALE;
+			rc->idx.slots[slot].state = s | PMC_S_STALE;
 		} else {
 			pmc_index_remove(&rc->idx, slot);
-			rc->idx.state[slot] = PMC_S_BUSY;
+			rc->idx.slots[slot].state = PMC_S_BUSY;
 			to_free = slot;
 		}
 		ref_slot_free(rc, to_free);
@@ -442,12 +442,12 @@ u32 ref_wb_collect(struct ref_cache *rc, u32 max)
 
 		if (slot >= nr)
 			slot = 0;
-		s = READ_ONCE(rc->idx.state[slot]);
+		s = READ_ONCE(rc->idx.slots[slot].state);
 		if ((s & PMC_S_KIND_MASK) != PMC_S_DIRTY ||
 		    (s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)))
 			continue;
-		oblock = pmc_key_oblock(READ_ONCE(rc->idx.key[slot]));
-		rc->idx.state[slot] = s | PMC_S_WB;
+		oblock = pmc_key_oblock(READ_ONCE(rc->idx.slots[slot].key));
+		rc->idx.slots[slot].state = s | PMC_S_WB;
 		rc->items[n].oblock = oblock;
 		rc->items[n].slot = slot;
 		rc->items[n].free_slot = false;
@@ -488,7 +488,7 @@ u32 ref_lookup(const struct ref_cache *rc, u64 oblock)
 {
 	u32 slot = pmc_index_lookup(&rc->idx, oblock);
 
-	if (slot == PMC_NO_SLOT || (rc->idx.state[slot] & PMC_S_STALE))
+	if (slot == PMC_NO_SLOT || (rc->idx.slots[slot].state & PMC_S_STALE))
 		return PMC_NO_SLOT;
 	return slot;
 }
@@ -499,7 +499,7 @@ int ref_check_counters(const struct ref_cache *rc, const char **why)
 	u32 slot, nfree = 0;
 
 	for (slot = 0; slot < rc->idx.nr_slots; slot++) {
-		u8 s = rc->idx.state[slot];
+		u8 s = rc->idx.slots[slot].state;
 
 		if (s == PMC_S_FREE) {
 			nfree++;

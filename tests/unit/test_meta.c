@@ -537,7 +537,7 @@ static void test_recover_basic(void)
 	      "recover: every committed block is in the index");
 	check(pmc_slot_kind(&idx, 0) == PMC_S_DIRTY &&
 	      pmc_slot_kind(&idx, 1) == PMC_S_CLEAN &&
-	      idx.key[1] == pmc_key_make(101, 3),
+	      idx.slots[1].key == pmc_key_make(101, 3),
 	      "recover: slot states and keys (with generation)");
 	check(f.n == nr - 3 && !f.twice && !f.seen[0] && !f.seen[1] && !f.seen[7],
 	      "recover: every other slot is reported free, once");
@@ -580,7 +580,7 @@ static void test_recover_duplicates(void)
 	      !rec_commit(&m, 11) && f.seen[2] && f.seen[8] && f.seen[10] &&
 	      f.seen[11] && !f.twice && f.n == m.geo.nr_blocks - 4,
 	      "recover: losers are cleared and reported free");
-	check(idx.state[2] == PMC_S_FREE && idx.state[8] == PMC_S_FREE,
+	check(idx.slots[2].state == PMC_S_FREE && idx.slots[8].state == PMC_S_FREE,
 	      "recover: losers are free in the index");
 	check(nr_events && events[nr_events - 1].kind == EV_FENCE,
 	      "recover: the clears are fenced before it returns");
@@ -667,7 +667,7 @@ static void test_index(void)
 	for (i = 0; i < nr; i++) {
 		ok &= pmc_index_lookup(&idx, 1000 + i * 3) == i;
 		ok &= pmc_slot_kind(&idx, i) == (i & 1 ? PMC_S_DIRTY : PMC_S_CLEAN);
-		chains |= idx.link[i] != PMC_NO_SLOT;
+		chains |= idx.slots[i].link != PMC_NO_SLOT;
 	}
 	check(ok && chains, "index: 16 blocks in 8 buckets all found (chains)");
 	check(pmc_index_lookup(&idx, 1001) == PMC_NO_SLOT &&
@@ -775,7 +775,7 @@ static void load_free(void *ctx, u32 slot)
 {
 	struct load_ctx *l = ctx;
 
-	l->idx->state[slot] = PMC_S_FREE;
+	l->idx->slots[slot].state = PMC_S_FREE;
 	pmc_alloc_put(l->a, slot);
 }
 

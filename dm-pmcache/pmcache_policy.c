@@ -62,9 +62,9 @@
  *   about 30% with twice that memory. Aging is counted in misses, not time:
  *   with no misses there is nothing to decide. tick() has nothing to do.
  *
- * Memory: 1 byte per slot (frequency) + 1 byte per slot (resident) + 2 bytes
- * per slot (sketch: 4 rows of nr_slots 4-bit counters), 4 bytes per slot in
- * all, reported by mem_bytes().
+ * Memory: 2 bytes per slot (frequency and resident, side by side) + 2
+ * bytes per slot (sketch: 4 rows of nr_slots 4-bit counters), 4 bytes per
+ * slot in all, reported by mem_bytes().
  *
  * Concurrency: hit() is lock-free (a byte load, and a byte store until the
  * counter saturates). miss() takes no lock: sketch and aging updates are racy
@@ -93,6 +93,17 @@
 #define PMC_SKETCH_MIN_WIDTH	64	/* counters per row, for tiny caches */
 #define PMC_SLOT_AGE_STEP	4	/* slot bytes halved per reuse miss */
 
+/*
+ * A slot's two bytes side by side: an insert, replace or remove touches one
+ * cache line per slot, not two. Separate bytes, not bit fields: hit() and
+ * aging store the frequency byte without the owner's lock, and must never
+ * write the resident byte the owner changes.
+ */
+struct pmc_slot_policy {
+	u8 freq;	/* 0..PMC_FREQ_MAX */
+	u8 resident;	/* 0 or 1 */
+};
+
 struct pmc_policy {
 	spinlock_t lock;	/* the hand: one evictor at a time */
 	u32 nr_slots;
@@ -103,8 +114,7 @@ struct pmc_policy {
 	u32 sketch_every;	/* misses between two sketch word halvings */
 	atomic_t misses;	/* all misses: ages the sketch */
 	atomic_t reuse_misses;	/* misses with evidence of reuse: the slots */
-	u8 *freq;		/* per slot, 0..PMC_FREQ_MAX */
-	u8 *resident;		/* per slot, 0 or 1; 8-byte aligned */
+	struct pmc_slot_policy *slot;	/* in whole groups of 8 */
 	u64 *sketch;		/* PMC_SKETCH_ROWS * row_words words */
 };
 
@@ -119,22 +129,28 @@ static inline u64 pmc_mix64(u64 x)
 
 static inline bool pmc_is_resident(const struct pmc_policy *p, u32 slot)
 {
-	return READ_ONCE(p->resident[slot]);
+	return READ_ONCE(p->slot[slot].resident);
 }
 
-/* Are the resident bytes of @slot's group of 8 all zero? One load. */
+/*
+ * Is nothing resident in @slot's group of 8? Two loads. A free slot's
+ * frequency byte is zero too, but for a late hit() on a block just removed:
+ * then the group is looked at slot by slot, which is only slower.
+ */
 static inline bool pmc_resident_group_empty(const struct pmc_policy *p, u32 slot)
 {
-	return !READ_ONCE(*(const u64 *)&p->resident[slot & ~7u]);
+	const u64 *group = (const u64 *)&p->slot[slot & ~7u];
+
+	return !(READ_ONCE(group[0]) | READ_ONCE(group[1]));
 }
 
 /* Mark @slot (not) resident; returns the change of the resident count. */
 static inline int pmc_set_resident(struct pmc_policy *p, u32 slot, u8 resident)
 {
-	int delta = (int)resident - (int)p->resident[slot];
+	int delta = (int)resident - (int)p->slot[slot].resident;
 
 	if (delta)
-		WRITE_ONCE(p->resident[slot], resident);
+		WRITE_ONCE(p->slot[slot].resident, resident);
 	return delta;
 }
 
@@ -224,9 +240,9 @@ static void pmc_age_slots(struct pmc_policy *p, u32 n)
 	u8 f;
 
 	for (k = 0; k < PMC_SLOT_AGE_STEP; k++) {
-		f = READ_ONCE(p->freq[slot]);
+		f = READ_ONCE(p->slot[slot].freq);
 		if (f)
-			WRITE_ONCE(p->freq[slot], f >> 1);
+			WRITE_ONCE(p->slot[slot].freq, f >> 1);
 		slot = pmc_next_slot(p, slot);
 	}
 }
@@ -246,7 +262,7 @@ static u32 pmc_peek_victim_freq(const struct pmc_policy *p)
 	     looked++, slot = pmc_next_slot(p, slot)) {
 		if (!pmc_is_resident(p, slot))
 			continue;
-		best = min_t(u32, best, READ_ONCE(p->freq[slot]));
+		best = min_t(u32, best, READ_ONCE(p->slot[slot].freq));
 		if (!best || ++seen == PMC_SAMPLES)
 			break;
 	}
@@ -258,8 +274,7 @@ static void pmc_destroy(struct pmc_policy *p)
 	if (!p)
 		return;
 	kvfree(p->sketch);
-	kvfree(p->resident);
-	kvfree(p->freq);
+	kvfree(p->slot);
 	kvfree(p);
 }
 
@@ -284,12 +299,10 @@ static struct pmc_policy *pmc_create(u32 nr_slots)
 	nr_words = PMC_SKETCH_ROWS * p->row_words;
 	p->sketch_every = max_t(u32, 1, nr_slots / nr_words);
 
-	p->freq = kvcalloc(nr_slots, sizeof(*p->freq), GFP_KERNEL);
-	/* Whole u64 groups: evict_candidate() skips 8 empty slots at a time. */
-	p->resident = kvcalloc(ALIGN(nr_slots, 8), sizeof(*p->resident),
-			       GFP_KERNEL);
+	/* Whole groups: evict_candidate() skips 8 empty slots at a time. */
+	p->slot = kvcalloc(ALIGN(nr_slots, 8), sizeof(*p->slot), GFP_KERNEL);
 	p->sketch = kvcalloc(nr_words, sizeof(*p->sketch), GFP_KERNEL);
-	if (!p->freq || !p->resident || !p->sketch) {
+	if (!p->slot || !p->sketch) {
 		pmc_destroy(p);
 		return NULL;
 	}
@@ -302,9 +315,9 @@ static void pmc_hit(struct pmc_policy *p, u32 slot)
 
 	if (unlikely(slot >= p->nr_slots))
 		return;
-	f = READ_ONCE(p->freq[slot]);
+	f = READ_ONCE(p->slot[slot].freq);
 	if (f < PMC_FREQ_MAX)
-		WRITE_ONCE(p->freq[slot], f + 1);
+		WRITE_ONCE(p->slot[slot].freq, f + 1);
 }
 
 static bool pmc_miss(struct pmc_policy *p, u64 oblock, bool have_free)
@@ -325,7 +338,7 @@ static void pmc_insert(struct pmc_policy *p, u32 slot, u64 oblock)
 
 	if (unlikely(slot >= p->nr_slots))
 		return;
-	WRITE_ONCE(p->freq[slot], (u8)est);
+	WRITE_ONCE(p->slot[slot].freq, (u8)est);
 	if (pmc_set_resident(p, slot, 1))
 		atomic_inc(&p->nr_resident);
 }
@@ -336,7 +349,7 @@ static void pmc_remove(struct pmc_policy *p, u32 slot)
 		return;
 	if (pmc_set_resident(p, slot, 0))
 		atomic_dec(&p->nr_resident);
-	WRITE_ONCE(p->freq[slot], 0);
+	WRITE_ONCE(p->slot[slot].freq, 0);
 }
 
 static void pmc_replace(struct pmc_policy *p, u32 old, u32 slot)
@@ -345,11 +358,11 @@ static void pmc_replace(struct pmc_policy *p, u32 old, u32 slot)
 
 	if (unlikely(old >= p->nr_slots || slot >= p->nr_slots))
 		return;
-	WRITE_ONCE(p->freq[slot], READ_ONCE(p->freq[old]));
+	WRITE_ONCE(p->slot[slot].freq, READ_ONCE(p->slot[old].freq));
 	/* The new copy first: the block is never out of the policy. */
 	delta = pmc_set_resident(p, slot, 1);
 	delta += pmc_set_resident(p, old, 0);
-	WRITE_ONCE(p->freq[old], 0);
+	WRITE_ONCE(p->slot[old].freq, 0);
 	/* Only when the two differ: no shared counter on every overwrite. */
 	if (delta)
 		atomic_add(delta, &p->nr_resident);
@@ -383,7 +396,7 @@ static u32 pmc_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 		}
 		if (pmc_is_resident(p, slot)) {
 			seen++;
-			f = READ_ONCE(p->freq[slot]);
+			f = READ_ONCE(p->slot[slot].freq);
 			if (f < best_freq && evictable(ctx, slot)) {
 				best = slot;
 				best_freq = f;
@@ -409,8 +422,7 @@ static void pmc_tick(struct pmc_policy *p)
 
 static size_t pmc_mem_bytes(const struct pmc_policy *p)
 {
-	return sizeof(*p) + (size_t)p->nr_slots * sizeof(*p->freq) +
-	       ALIGN((size_t)p->nr_slots, 8) * sizeof(*p->resident) +
+	return sizeof(*p) + ALIGN((size_t)p->nr_slots, 8) * sizeof(*p->slot) +
 	       (size_t)PMC_SKETCH_ROWS * p->row_words * sizeof(*p->sketch);
 }
 

@@ -794,7 +794,7 @@ static void test_lone_resident(void)
 {
 	const struct pmc_policy_ops *ops = &pmc_policy_default;
 	static const u32 sizes[] = { 1, 7, 8, 9, 21, 64, 100 };
-	u32 k, n, j, to, got, bad = 0;
+	u32 k, n, j, to, other, got, bad = 0;
 	struct pmc_policy *p;
 
 	for (k = 0; k < ARRAY_SIZE(sizes); k++) {
@@ -819,6 +819,14 @@ static void test_lone_resident(void)
 			ops->remove(p, to);
 			if (ops->evict_candidate(p, evictable_any, NULL) != PMC_NO_SLOT)
 				bad++;
+			/* A late hit() on the removed slot: still no candidate. */
+			ops->hit(p, to);
+			other = (to + 1) % n;
+			if (other != to) {
+				ops->insert(p, other, 2000);
+				if (ops->evict_candidate(p, evictable_any, NULL) != other)
+					bad++;
+			}
 			ops->destroy(p);
 		}
 	}

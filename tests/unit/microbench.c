@@ -98,10 +98,13 @@ static void mb_setup(struct mb *m, u32 blocks)
 	memset(m, 0, sizeof(*m));
 	m->size = PMC_REC_OFFSET + (size_t)blocks * (BS + PMC_REC_SIZE) + 2 * PMC_DATA_ALIGN;
 	m->pmem = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m->pmem == MAP_FAILED)
 		die("mmap");
-	/* The kernel reaches pmem through its huge-page direct map. */
+	/*
+	 * The kernel reaches pmem through its huge-page direct map: huge
+	 * pages here too, asked for before the memset faults the buffer in.
+	 */
 	madvise(m->pmem, m->size, MADV_HUGEPAGE);
 	memset(m->pmem, 0, m->size);
 	if (pmc_meta_format(&m->meta, m->pmem, m->size, BS, &origin, uuid, 0))

@@ -100,6 +100,13 @@ struct pmc_cache {
 	unsigned int nr_feature_args;
 	char **feature_args;		/* as given, for the table line */
 	enum pmc_action action;
+	/*
+	 * Why the first resume must find no dirty block (format over a
+	 * cache, rebind, passthrough), or NULL: see pmc_refuse_dirty.
+	 */
+	const char *dirty_refusal;
+	struct list_head devices_node;	/* in pmc_devices while registered */
+	bool registered;
 
 	/* Counters that drive writeback and allocation. */
 	struct percpu_counter nr_used;	/* blocks holding data */
@@ -115,6 +122,7 @@ struct pmc_cache {
 	atomic64_t origin_writes_done;
 	atomic64_t origin_writes_flushed;
 	atomic_t wb_errors;		/* failed writeback batches */
+	bool wb_failing;		/* the last writeback batch failed */
 	u64 high_limit;			/* high_wm in blocks */
 	unsigned long wb_pause_until;	/* jiffies */
 	wait_queue_head_t free_wait;

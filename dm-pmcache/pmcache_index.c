@@ -19,7 +19,8 @@ int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 
 	memset(idx, 0, sizeof(*idx));
 	/* Between one half and one bucket per slot: short chains, <= 4 B/slot. */
-	nr_buckets = (u32)roundup_pow_of_two(nr_slots) / 2;
+	/* In 64 bits: a power of two above 2^31 slots does not fit a u32. */
+	nr_buckets = (u32)(roundup_pow_of_two((unsigned long)nr_slots) / 2);
 	if (nr_buckets < 2)
 		nr_buckets = 2;
 	nr_stripes = nr_slots / PMC_SLOTS_PER_STRIPE;

@@ -356,10 +356,18 @@ static bool pmc_slot_available(struct pmc_cache *c)
 	       percpu_counter_read_positive(&c->nr_used) > pmc_nr_dirty_approx(c);
 }
 
-/* A free slot for a write; waits for writeback when the cache is all dirty. */
+/* Rounds of HZ / 10 a write waits for a free slot while writeback fails. */
+#define PMC_FAILING_WAIT_ROUNDS 10
+
+/*
+ * A free slot for a write; waits for writeback when the cache is all dirty.
+ * PMC_NO_SLOT when writeback to the origin keeps failing and nothing could
+ * be freed for a second: the write fails rather than hang (and with it
+ * suspend and remove, which wait for it).
+ */
 static u32 pmc_get_slot(struct pmc_cache *c)
 {
-	unsigned int cpu = raw_smp_processor_id();
+	unsigned int cpu = raw_smp_processor_id(), failing_rounds = 0;
 	u32 slot = pmc_alloc_take_spare(&c->alloc, cpu);
 
 	while (slot == PMC_NO_SLOT) {
@@ -369,6 +377,11 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		slot = pmc_evict_one(c);
 		if (slot != PMC_NO_SLOT)
 			break;
+		if (READ_ONCE(c->wb_failing) &&
+		    ++failing_rounds > PMC_FAILING_WAIT_ROUNDS) {
+			DMERR_LIMIT("no free block, writeback fails: failing a write");
+			return PMC_NO_SLOT;
+		}
 		atomic_inc(&c->free_waiters);
 		pmc_wb_kick(c);
 		wait_event_timeout(c->free_wait, pmc_slot_available(c), HZ / 10);
@@ -535,6 +548,8 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	}
 
 	slot = pmc_get_slot(c);
+	if (slot == PMC_NO_SLOT)
+		return -EIO;
 	if (full) {
 		/*
 		 * Data and key durable in one fence, before the lock: under it
@@ -1111,6 +1126,42 @@ static void pmc_recover_free(void *ctx, u32 slot)
 	pmc_alloc_put(&c->alloc, slot);
 }
 
+#define PMC_REFUSE_FORMAT \
+	"the cache holds dirty blocks: flush them (dmsetup message <dev> 0 flush) before format"
+#define PMC_REFUSE_REBIND \
+	"cache holds dirty data of another origin (see the kernel log for which); refusing"
+#define PMC_REFUSE_PASSTHROUGH \
+	"the cache holds dirty blocks: run \"dmsetup message <dev> 0 flush\" before passthrough"
+
+/*
+ * Format over a cache, a rebind to another origin and passthrough would
+ * each lose or bypass dirty blocks: refused while the cache holds any, with
+ * @refusal. Asked when the table is loaded (a clear error, and the live
+ * table keeps running) and again at its first resume (pmc_load), when the
+ * table it replaces, which may have dirtied blocks since, is suspended.
+ * @error: NULL at resume, where only the kernel log tells.
+ */
+static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **error)
+{
+	u64 dirty;
+
+	if (pmc_meta_count_dirty(&c->meta, &dirty)) {
+		if (error)
+			*error = "cannot allocate the index to count dirty blocks";
+		DMERR("cannot allocate the index to count dirty blocks");
+		return -ENOMEM;
+	}
+	if (!dirty)
+		return 0;
+	DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors)",
+	      dirty, c->meta.origin_name, c->meta.origin_sectors);
+	DMERR("table's origin %s (%llu sectors): %s", c->origin_name,
+	      c->origin_sectors, refusal);
+	if (error)
+		*error = (char *)refusal;
+	return -EBUSY;
+}
+
 /* Build the in-DRAM state from pmem: the first resume of this table. */
 static int pmc_load(struct pmc_cache *c)
 {
@@ -1121,6 +1172,11 @@ static int pmc_load(struct pmc_cache *c)
 	u32 slot;
 	int r;
 
+	if (c->dirty_refusal) {
+		r = pmc_refuse_dirty(c, c->dirty_refusal, NULL);
+		if (r)
+			return r;
+	}
 	if (c->action == PMC_ACT_FORMAT) {
 		get_random_bytes(uuid, sizeof(uuid));
 		r = pmc_meta_format(&c->meta, c->pmem, c->pmem_size, c->block_size, &oid,
@@ -1162,10 +1218,19 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name };
 	enum pmc_probe_result res;
 	const char *why;
+	int r;
 
-	if (c->action == PMC_ACT_FORMAT)
-		goto format;
 	res = pmc_meta_probe(&c->meta, c->pmem, c->pmem_size, &why);
+	if (c->action == PMC_ACT_FORMAT) {
+		/* Over anything but a cache with dirty blocks. */
+		if (res == PMC_PROBE_VALID) {
+			c->dirty_refusal = PMC_REFUSE_FORMAT;
+			r = pmc_refuse_dirty(c, c->dirty_refusal, error);
+			if (r)
+				return r;
+		}
+		goto format;
+	}
 	switch (res) {
 	case PMC_PROBE_BLANK:
 		c->action = PMC_ACT_FORMAT;
@@ -1181,20 +1246,14 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
-		u64 dirty;
-
-		if (pmc_meta_count_dirty(&c->meta, &dirty)) {
-			*error = "cannot allocate the index to count dirty blocks";
-			return -ENOMEM;
-		}
-		if (dirty) {
-			DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors), not %s (%llu sectors)",
-			      dirty, c->meta.origin_name, c->meta.origin_sectors,
-			      c->origin_name, c->origin_sectors);
-			*error = "cache holds dirty data of another origin (see the kernel log for which); refusing";
-			return -EINVAL;
-		}
+		c->dirty_refusal = PMC_REFUSE_REBIND;
+		r = pmc_refuse_dirty(c, c->dirty_refusal, error);
+		if (r)
+			return r == -EBUSY ? -EINVAL : r;
 		c->action = PMC_ACT_REBIND;
+	} else if (c->mode == PMC_MODE_PASSTHROUGH) {
+		c->dirty_refusal = PMC_REFUSE_PASSTHROUGH;
+		return pmc_refuse_dirty(c, c->dirty_refusal, error);
 	}
 	return 0;
 format:
@@ -1231,6 +1290,45 @@ static void pmc_origin_identity(struct pmc_cache *c)
 		snprintf(c->origin_name, sizeof(c->origin_name), "%pg", bdev);
 }
 
+/*
+ * The caches of all loaded tables. A cache device serves one dm device (two
+ * would hand out each other's blocks and rebind each other's records) and
+ * an origin has one cache (two would each serve their own copy of a block).
+ * Tables of the same dm device are no conflict: a reload's new table is
+ * loaded while the old one runs, and they use the devices in turn.
+ */
+static DEFINE_MUTEX(pmc_devices_lock);
+static LIST_HEAD(pmc_devices);
+
+static int pmc_register(struct pmc_cache *c, char **error)
+{
+	struct mapped_device *md = dm_table_get_md(c->ti->table);
+	struct pmc_cache *o;
+	int r = 0;
+
+	mutex_lock(&pmc_devices_lock);
+	list_for_each_entry(o, &pmc_devices, devices_node) {
+		if (dm_table_get_md(o->ti->table) == md)
+			continue;
+		if (o->cache_dev->bdev == c->cache_dev->bdev) {
+			*error = "the cache device is in use by another pmcache device";
+			r = -EBUSY;
+			break;
+		}
+		if (o->origin_dev->bdev == c->origin_dev->bdev) {
+			*error = "the origin is cached by another pmcache device already";
+			r = -EBUSY;
+			break;
+		}
+	}
+	if (!r) {
+		list_add(&c->devices_node, &pmc_devices);
+		c->registered = true;
+	}
+	mutex_unlock(&pmc_devices_lock);
+	return r;
+}
+
 static void pmc_dtr(struct dm_target *ti)
 {
 	struct pmc_cache *c = ti->private;
@@ -1238,8 +1336,15 @@ static void pmc_dtr(struct dm_target *ti)
 
 	if (!c)
 		return;
-	if (c->wq)
+	if (c->registered) {
+		mutex_lock(&pmc_devices_lock);
+		list_del(&c->devices_node);
+		mutex_unlock(&pmc_devices_lock);
+	}
+	if (c->wq) {
+		cancel_delayed_work_sync(&c->age_work);
 		destroy_workqueue(c->wq);
+	}
 	pmc_wb_exit(c);
 	pmc_free_index(c);
 	if (c->cache_dev)
@@ -1264,7 +1369,6 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	unsigned int nr_feat;
 	u32 user_block_size;
 	bool block_size_set;
-	u64 dirty = 0;
 	unsigned int i;
 	int r;
 
@@ -1349,6 +1453,9 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 	pmc_origin_identity(c);
+	r = pmc_register(c, &ti->error);
+	if (r)
+		goto bad;
 
 	r = pmc_map_pmem(c, &ti->error);
 	if (r)
@@ -1364,24 +1471,20 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		}
 		c->block_size = c->meta.geo.block_size;
 	}
+	/* Writeback writes whole blocks: the origin must take them. */
+	if (c->block_size < bdev_logical_block_size(c->origin_dev->bdev)) {
+		ti->error = c->action == PMC_ACT_FORMAT ?
+			"block_size is smaller than the origin's logical block size" :
+			"the cache's block_size is smaller than the origin's logical block size";
+		r = -EINVAL;
+		goto bad;
+	}
 	c->block_shift = ilog2(c->block_size);
 	c->sect_shift = c->block_shift - SECTOR_SHIFT;
 	c->origin_blocks = c->origin_sectors >> c->sect_shift;
 	if (c->origin_sectors & ((1u << c->sect_shift) - 1)) {
 		ti->error = "origin size must be a multiple of block_size";
 		r = -EINVAL;
-		goto bad;
-	}
-
-	if (c->mode == PMC_MODE_PASSTHROUGH && c->action == PMC_ACT_LOAD &&
-	    pmc_meta_count_dirty(&c->meta, &dirty)) {
-		ti->error = "cannot allocate the index to count dirty blocks";
-		r = -ENOMEM;
-		goto bad;
-	}
-	if (dirty) {
-		ti->error = "the cache holds dirty blocks: run \"dmsetup message <dev> 0 flush\" before passthrough";
-		r = -EBUSY;
 		goto bad;
 	}
 
@@ -1434,8 +1537,15 @@ static void pmc_resume(struct dm_target *ti)
 
 	WRITE_ONCE(c->running, true);
 	pmc_wb_kick(c);
+	/*
+	 * Not on c->wq: the age work waits for writeback, and a work item
+	 * of a WQ_MEM_RECLAIM queue must not wait for another of the same
+	 * queue (under memory pressure its rescuer would run the one and
+	 * never the other).
+	 */
 	if (c->max_age_ms)
-		queue_delayed_work(c->wq, &c->age_work, msecs_to_jiffies(c->max_age_ms / 2 + 1));
+		queue_delayed_work(system_unbound_wq, &c->age_work,
+				   msecs_to_jiffies(c->max_age_ms / 2 + 1));
 }
 
 /*

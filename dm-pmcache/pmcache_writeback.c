@@ -56,13 +56,14 @@ static int pmc_wb_reason(struct pmc_cache *c, bool *in_burst)
 	if (atomic_read(&c->flush_requests) || atomic_read(&c->free_waiters) ||
 	    c->mode != PMC_MODE_WRITEBACK)
 		return 2;
-	if (time_before(jiffies, READ_ONCE(c->wb_pause_until)))
-		return 0;
 	if (dirty > pmc_dirty_limit(c, c->high_wm))
 		*in_burst = true;
 	if (*in_burst && dirty > pmc_dirty_limit(c, c->low_wm))
 		return 2;
 	*in_burst = false;
+	/* writeback_pause holds only this, the background writeback. */
+	if (time_before(jiffies, READ_ONCE(c->wb_pause_until)))
+		return 0;
 	return 1;
 }
 
@@ -269,6 +270,7 @@ void pmc_wb_work(struct work_struct *w)
 		err = blk_status_to_errno(st);
 		if (!err)
 			err = blkdev_issue_flush(c->origin_dev->bdev);
+		WRITE_ONCE(c->wb_failing, err != 0);
 		if (err) {
 			this_cpu_inc(c->stats->errors);
 			atomic_inc(&c->wb_errors);
@@ -309,12 +311,19 @@ void pmc_age_work(struct work_struct *w)
 		u8 s = READ_ONCE(c->idx.slots[slot].state);
 
 		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY && !(s & PMC_S_AGED)) {
-			struct pmc_stripe *st =
-				pmc_index_stripe(&c->idx,
-						 pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key)));
+			u64 oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
+			struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
 
 			spin_lock(&st->lock);
-			if ((c->idx.slots[slot].state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+			/*
+			 * Still the block whose stripe this is: the slot may
+			 * have been freed and reused for a block of another
+			 * stripe since the unlocked read, and its state is then
+			 * that stripe's to change (writeback may be setting
+			 * PMC_S_WB on it right now).
+			 */
+			if ((c->idx.slots[slot].state & PMC_S_KIND_MASK) == PMC_S_DIRTY &&
+			    pmc_key_oblock(c->idx.slots[slot].key) == oblock)
 				c->idx.slots[slot].state |= PMC_S_AGED;
 			spin_unlock(&st->lock);
 		}
@@ -322,6 +331,6 @@ void pmc_age_work(struct work_struct *w)
 			cond_resched();
 	}
 	if (READ_ONCE(c->running) && c->max_age_ms)
-		queue_delayed_work(c->wq, &c->age_work,
+		queue_delayed_work(system_unbound_wq, &c->age_work,
 				   msecs_to_jiffies(c->max_age_ms / 2 + 1));
 }

@@ -1,0 +1,115 @@
+#!/bin/sh
+# vm-run: --pmem-size 256M --origin-iops 0 --timeout 600
+# guards: what would lose dirty blocks is refused, and loses nothing.
+# - format over a cache holding dirty blocks: refused at the table load,
+#   and at the first resume when the live table dirtied blocks after a
+#   load that found none (the reload of `dmsetup table`, which prints
+#   `format` back, is the everyday way to get there);
+# - a second dm device on the same cache device, or on the same origin;
+# - an origin that fails every write while the cache is all dirty: writes
+#   fail with EIO instead of hanging, and the device can still be removed.
+. "$SCRIPTDIR/lib.sh"
+
+blocks_of() { dm_status_field "$1" "$2"; }	# 3: used, 4: dirty
+
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+half=$(( $(sectors "$ORIGIN") / 2 ))
+dmsetup create oa --table "0 $half linear $ORIGIN 0"
+dmsetup create ob --table "0 $half linear $ORIGIN $half"
+assert_blockdev oa; assert_blockdev ob
+
+log "format over dirty blocks"
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc format
+job="--name=w --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=8M --verify=crc32c --verify_fatal=1"
+fio $job >/dev/null || fail "write"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty"
+case " $(dmsetup table pc) " in *" format "*) ;; *) fail "format not printed back: $(dmsetup table pc)" ;; esac
+dmesg -c >/dev/null
+if dmsetup reload pc --table "$(dmsetup table pc)" 2>/dev/null; then
+	fail "format accepted over dirty blocks"
+fi
+dmesg | grep -q "pmcache: the cache holds dirty blocks: flush them" || { dmesg | tail -3; fail "the refusal does not say what to do"; }
+dmesg | grep -q "pmcache: cache holds [0-9]* dirty blocks" || fail "the kernel log does not count them"
+fio $job --verify_only=1 >/dev/null || fail "data lost after the refused format"
+
+log "format loaded clean, dirtied before its resume"
+dmsetup message pc 0 flush
+assert_eq "$(blocks_of pc 4)" 0 "dirty after flush"
+dmsetup reload pc --table "$(dmsetup table pc)" || fail "format refused over a clean cache"
+job2="--name=w2 --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=4M --offset=16M --verify=crc32c --verify_fatal=1"
+fio $job2 >/dev/null || fail "write under the loaded table"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty before the resume"
+dmesg -c >/dev/null
+if dmsetup resume pc 2>/dev/null; then
+	fail "format resumed over dirty blocks"
+fi
+dmesg | grep -q "pmcache: .*flush them" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
+dmesg | grep -q "pmcache: .*formatted" && fail "formatted anyway"
+# Back to a table without format: everything is there.
+dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table)" || fail "reload without format"
+dmsetup resume pc || fail "resume without format"
+fio $job --verify_only=1 >/dev/null || fail "first data lost"
+fio $job2 --verify_only=1 >/dev/null || fail "data written before the refused resume lost"
+
+log "one cache device, one origin, one dm device"
+dmesg -c >/dev/null
+if ORIGIN_DEV=/dev/mapper/ob pmcache_table | dmsetup create pc2 2>/dev/null; then
+	fail "a second device on the same cache device"
+fi
+dmesg | grep -q "pmcache: the cache device is in use by another pmcache device" ||
+	{ dmesg | tail -3; fail "no reason given"; }
+[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+dmsetup message pc 0 flush
+dm_remove pc
+# Two slices of the pmem, both on origin oa.
+pm=$(sectors "$PMEM")
+dmsetup create pa --table "0 $((pm / 2)) linear $PMEM 0"
+dmsetup create pb --table "0 $((pm / 2)) linear $PMEM $((pm / 2))"
+dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 2>/dev/null
+dd if=/dev/zero of=/dev/mapper/pb bs=4096 count=1 2>/dev/null
+CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+dmesg -c >/dev/null
+if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/oa pmcache_table | dmsetup create pc2 2>/dev/null; then
+	fail "a second cache on the same origin"
+fi
+dmesg | grep -q "pmcache: the origin is cached by another pmcache device" ||
+	{ dmesg | tail -3; fail "no reason given"; }
+# Another origin, another cache device: fine.
+CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
+dm_remove pc2
+dm_remove pc
+dm_remove pa; dm_remove pb
+
+log "an origin that fails every write, a cache all dirty"
+dmsetup create oe --table "0 $half linear $ORIGIN 0"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oe pmcache_create pc sequential_cutoff 0
+dmsetup suspend oe
+dmsetup reload oe --table "0 $half error"
+dmsetup resume oe
+dmesg -c >/dev/null
+t0=$(date +%s)
+# More than the cache holds: once it is all dirty, writes need writeback.
+if timeout 120 fio --name=fill --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k \
+	--size=$(( $(sectors "$PMEM") * 512 * 3 / 2 )) >/tmp/fio.out 2>&1; then
+	fail "writes beyond the cache succeeded with a failing origin"
+fi
+t=$(( $(date +%s) - t0 ))
+[ "$t" -lt 100 ] || fail "the failing writes took $t s (hung?)"
+grep -q "Input/output error" /tmp/fio.out || { tail -5 /tmp/fio.out; fail "fio did not see EIO"; }
+dmesg | grep -q "pmcache: no free block, writeback fails: failing a write" ||
+	{ dmesg | tail; fail "the failed write is not in the kernel log"; }
+log "status: $(dmsetup status pc)"
+[ "$(dm_status_field pc 12)" = degraded ] || fail "health: $(dmsetup status pc)"
+dm_remove pc
+# The origin heals: the dirty blocks go to it.
+dmsetup suspend oe
+dmsetup reload oe --table "0 $half linear $ORIGIN 0"
+dmsetup resume oe
+ORIGIN_DEV=/dev/mapper/oe pmcache_create pc sequential_cutoff 0
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "the dirty blocks did not survive"
+dmsetup message pc 0 flush || fail "flush after the origin healed"
+assert_eq "$(blocks_of pc 4)" 0 "dirty after flush"
+dm_remove pc
+dm_remove oe; dm_remove oa; dm_remove ob
+log "ok"

@@ -64,8 +64,14 @@ static int sb_check(const struct pmc_sb *sb, u64 size, struct pmc_geometry *g,
 		*why = "superblock checksum mismatch";
 		return -EINVAL;
 	}
+	/*
+	 * Unknown ro_compat features too: an older reader may only read
+	 * such a cache, and the module, which always writes, has no
+	 * read-only mode to fall back to.
+	 */
 	if (le16_to_cpu(sb->version_major) != PMC_VERSION_MAJOR ||
-	    (le32_to_cpu(sb->incompat_flags) & ~PMC_INCOMPAT_SUPP)) {
+	    (le32_to_cpu(sb->incompat_flags) & ~PMC_INCOMPAT_SUPP) ||
+	    (le32_to_cpu(sb->ro_compat_flags) & ~PMC_RO_COMPAT_SUPP)) {
 		*res = PMC_PROBE_UNSUPPORTED;
 		*why = "unsupported on-media version or incompatible features";
 		return -EINVAL;

@@ -267,6 +267,11 @@ static void test_probe_corrupt_unsupported(void)
 	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_UNSUPPORTED,
 	      "probe: unknown incompat flags are unsupported");
 	*sb_at(0) = save;
+	sb_at(0)->ro_compat_flags = cpu_to_le32(0x80);
+	sb_reseal(sb_at(0));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_UNSUPPORTED,
+	      "probe: unknown ro_compat flags are unsupported (no read-only mode)");
+	*sb_at(0) = save;
 	sb_at(0)->compat_flags = cpu_to_le32(0x80);
 	sb_reseal(sb_at(0));
 	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID,

@@ -5,13 +5,17 @@
  *   pmcache-tool check  <cache dev|image>
  *   pmcache-tool dump   <cache dev|image> [--records]
  *   pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run]
+ *   pmcache-tool wipe   <cache dev|image> [--force]
  *
  * It reads the device with the module's own format and recovery code
  * (dm-pmcache/pmcache_meta.c, built for userspace). The cache device is
- * mapped privately: recovery's clean-ups stay in this process and nothing is
- * ever written to the cache. "rescue" writes the newest copy of every dirty
- * block to the origin, for when the module cannot be loaded; the cache keeps
- * its blocks (a later dmsetup create writes them back once more, harmlessly).
+ * mapped privately: recovery's clean-ups stay in this process, and only
+ * "wipe" ever writes to the cache. "rescue" writes the newest copy of every
+ * dirty block to the origin, for when the module cannot be loaded; the cache
+ * keeps its blocks, dirty. Written to on its own after that, the origin
+ * would be overwritten with those old blocks by the next dmsetup create:
+ * "wipe" (--force, as the blocks are still dirty) makes the cache blank
+ * first, so that the next dmsetup create formats it.
  *
  * Exit status: 0 clean, 1 problems found (corrupt or out-of-range records,
  * I/O errors), 2 not a usable pmcache device or bad usage.
@@ -173,7 +177,8 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 
 	if (r)
 		return r;
-	fd = open(origin, dry_run ? O_RDONLY : O_WRONLY);
+	/* O_EXCL: not under a live table (a block device in use is EBUSY). */
+	fd = open(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
 	if (fd < 0) {
 		perror(origin);
 		return 2;
@@ -188,6 +193,17 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 	}
 	bs = v.meta.geo.block_size;
 	buf = aligned_alloc(4096, PMC_MAX_BLOCK_SIZE);
+	if (!buf) {
+		fprintf(stderr, "out of memory\n");
+		close(fd);
+		return 2;
+	}
+	if (v.st.corrupt || v.st.out_of_range) {
+		fprintf(stderr, "%" PRIu64 " corrupt and %" PRIu64
+			" out-of-range records: what they held cannot be rescued\n",
+			v.st.corrupt, v.st.out_of_range);
+		r = 1;
+	}
 	for (slot = 0; slot < v.idx.nr_slots; slot++) {
 		u64 oblock;
 
@@ -214,7 +230,53 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 	free(buf);
 	printf("%s %" PRIu64 " dirty blocks of %u bytes to %s\n",
 	       dry_run ? "would write" : "wrote", written, bs, origin);
+	if (!dry_run && written)
+		fprintf(stderr,
+			"the cache still holds these blocks, dirty: before %s is written without\n"
+			"the cache, run \"pmcache-tool wipe %s --force\", or a later dmsetup create\n"
+			"writes them back over newer data\n", origin, cache);
 	return r;
+}
+
+/* Make the cache blank (both superblock copies zero): the next load formats it. */
+static int cmd_wipe(const char *cache, bool force)
+{
+	static const u8 zero[PMC_SB_SIZE];
+	struct cache_view v;
+	unsigned int i;
+	int fd, r = load(cache, &v);
+
+	if (r == 2 && !force) {
+		fprintf(stderr, "%s: not a pmcache device; pass --force to zero its first %u KiB anyway\n",
+			cache, PMC_SB_COPIES * PMC_SB_SIZE / 1024);
+		return 2;
+	}
+	if (!r && v.st.dirty && !force) {
+		fprintf(stderr, "%s holds %" PRIu64 " dirty blocks: rescue them first; --force loses them\n",
+			cache, v.st.dirty);
+		return 1;
+	}
+	/* O_EXCL: not under a live table. */
+	fd = open(cache, O_WRONLY | O_EXCL);
+	if (fd < 0) {
+		perror(cache);
+		return 2;
+	}
+	for (i = 0; i < PMC_SB_COPIES; i++) {
+		if (pwrite(fd, zero, sizeof(zero), (off_t)i * PMC_SB_SIZE) != (ssize_t)sizeof(zero)) {
+			perror("write");
+			close(fd);
+			return 1;
+		}
+	}
+	if (fsync(fd)) {
+		perror("fsync");
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	printf("wiped %s: the next dmsetup create formats it\n", cache);
+	return 0;
 }
 
 static int usage(void)
@@ -222,7 +284,8 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: pmcache-tool check  <cache dev|image>\n"
 		"       pmcache-tool dump   <cache dev|image> [--records]\n"
-		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run]\n");
+		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run]\n"
+		"       pmcache-tool wipe   <cache dev|image> [--force]\n");
 	return 2;
 }
 
@@ -236,6 +299,11 @@ int main(int argc, char **argv)
 		if (argc == 5 && strcmp(argv[4], "--dry-run"))
 			return usage();
 		return cmd_rescue(argv[2], argv[3], argc == 5);
+	}
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {
+		if (argc == 4 && strcmp(argv[3], "--force"))
+			return usage();
+		return cmd_wipe(argv[2], argc == 4);
 	}
 	return usage();
 }

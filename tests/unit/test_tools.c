@@ -3,7 +3,8 @@
  * tools/pmcache-tool against cache images made with the module's own format
  * code: check finds clean, corrupt and foreign devices; dump lists the
  * blocks; rescue writes exactly the newest dirty copies to the origin and
- * refuses an origin of the wrong size.
+ * refuses an origin of the wrong size; wipe makes a cache blank, but not one
+ * holding dirty blocks or something else unless forced.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -145,6 +146,15 @@ int main(void)
 	ok(origin_block_is(org, 11, -1), "rescue: clean blocks are left alone");
 	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,
 	   "rescue: the cache itself is unchanged");
+	ok(run(TOOL " rescue %s %s 2>&1 >/dev/null | grep -q 'pmcache-tool wipe'", img, org) == 0,
+	   "rescue: says to wipe the cache before the origin is written alone");
+	ok(run(TOOL " wipe %s >/dev/null 2>&1", img) == 1,
+	   "wipe: refuses a cache holding dirty blocks");
+	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,
+	   "wipe: the refused cache is unchanged");
+	ok(run(TOOL " wipe %s --force >/dev/null", img) == 0, "wipe --force: exits 0");
+	ok(run(TOOL " check %s 2>&1 | grep -q 'blank'", img) == 0,
+	   "wipe --force: the cache is blank (the next dmsetup create formats it)");
 
 	/* Corrupt one record's key: its checksum no longer matches. */
 	map = make_image(bad);
@@ -155,6 +165,8 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " check %s >/dev/null", bad) == 1, "check: a corrupt record exits 1");
 	ok(run(TOOL " check %s | grep -q '1 corrupt'", bad) == 0, "check: reports it");
+	ok(run(TOOL " rescue %s %s >/dev/null 2>&1", bad, org) == 1,
+	   "rescue: exits 1 when a corrupt record may have held dirty data");
 
 	/* Something else altogether. */
 	map = make_image(bad);
@@ -163,6 +175,9 @@ int main(void)
 	ok(run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,
 	   "check: a foreign device is named as such");
 	ok(run(TOOL " check %s >/dev/null 2>&1", bad) == 2, "check: a foreign device exits 2");
+	ok(run(TOOL " wipe %s >/dev/null 2>&1", bad) == 2 &&
+	   run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,
+	   "wipe: leaves a foreign device alone without --force");
 
 	run("rm -rf %s", dir);
 	printf("# test_tools: %d failed\n", failures);

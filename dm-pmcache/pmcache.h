@@ -132,6 +132,7 @@ struct pmc_cache {
 	struct work_struct wb_work;
 	struct delayed_work age_work;
 	struct mutex wb_mutex;		/* one writeback batch at a time */
+	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	void *wb_items;			/* writeback batch, wb_jobs entries */
 	bool running;			/* between resume and postsuspend */
 	bool loaded;

@@ -967,6 +967,50 @@ static u32 pmc_try_get_slot(struct pmc_cache *c)
 	return slot;
 }
 
+/* An origin flush issued after @done origin writes had completed is done. */
+static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
+{
+	s64 cur = atomic64_read(&c->origin_writes_flushed);
+
+	while ((u64)cur < done) {
+		s64 seen = atomic64_cmpxchg(&c->origin_writes_flushed, cur, done);
+
+		if (seen == cur)
+			break;
+		cur = seen;
+	}
+}
+
+/*
+ * Before a clean copy is made durable, the data it copies must be durable
+ * on the origin: a writethrough write, or a read of a block that a write
+ * around the cache put on the origin, may still sit in the origin's volatile
+ * cache, and after a power cut the cache would serve data the origin lost
+ * (until the copy is evicted, and the older data comes back). So flush the
+ * origin first if any write through the target completed since the last
+ * flush: one that completed before the flush was issued is covered, and the
+ * write or read this promotion copies completed before its work was queued.
+ * Promotions running at once share one flush. False if the flush failed.
+ */
+static bool pmc_promote_flush(struct pmc_cache *c)
+{
+	u64 done = atomic64_read(&c->origin_writes_done);
+	bool ok = true;
+
+	if (done == (u64)atomic64_read(&c->origin_writes_flushed))
+		return true;
+	mutex_lock(&c->promote_flush_mutex);
+	if ((u64)atomic64_read(&c->origin_writes_flushed) < done) {
+		/* Covers every write completed by now, more than @done maybe. */
+		done = atomic64_read(&c->origin_writes_done);
+		ok = !blkdev_issue_flush(c->origin_dev->bdev);
+		if (ok)
+			pmc_origin_flushed(c, done);
+	}
+	mutex_unlock(&c->promote_flush_mutex);
+	return ok;
+}
+
 /*
  * Install the blocks of a finished origin read (or writethrough write) as
  * clean copies, unless a write to the block raced with it.
@@ -977,6 +1021,8 @@ static void pmc_promote_work(struct work_struct *w)
 	struct pmc_cache *c = p->c;
 	u32 mask = p->mask;
 
+	if (!pmc_promote_flush(c))
+		mask = 0;
 	while (mask && READ_ONCE(c->running)) {
 		unsigned int i = __ffs(mask);
 		u64 oblock = p->first + i;
@@ -1039,20 +1085,6 @@ static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 				p->data + (size_t)i * c->block_size, c->block_size);
 	}
 	queue_work(c->wq, &p->work);
-}
-
-/* An origin flush issued after @done origin writes had completed is done. */
-static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
-{
-	s64 cur = atomic64_read(&c->origin_writes_flushed);
-
-	while ((u64)cur < done) {
-		s64 seen = atomic64_cmpxchg(&c->origin_writes_flushed, cur, done);
-
-		if (seen == cur)
-			break;
-		cur = seen;
-	}
 }
 
 static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
@@ -1401,6 +1433,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	init_waitqueue_head(&c->free_wait);
 	init_waitqueue_head(&c->clean_wait);
 	mutex_init(&c->wb_mutex);
+	mutex_init(&c->promote_flush_mutex);
 	INIT_WORK(&c->wb_work, pmc_wb_work);
 	INIT_DELAYED_WORK(&c->age_work, pmc_age_work);
 

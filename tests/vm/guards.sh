@@ -6,6 +6,8 @@
 #   load that found none (the reload of `dmsetup table`, which prints
 #   `format` back, is the everyday way to get there);
 # - a second dm device on the same cache device, or on the same origin;
+# - a clean copy of data the origin may still hold in its volatile cache
+#   (writethrough): the origin is flushed before the copy is committed;
 # - an origin that fails every write while the cache is all dirty: writes
 #   fail with EIO instead of hanging, and the device can still be removed.
 . "$SCRIPTDIR/lib.sh"
@@ -79,6 +81,24 @@ CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
 dm_remove pc2
 dm_remove pc
 dm_remove pa; dm_remove pb
+
+log "a clean copy of a writethrough write: the origin is flushed before it"
+# /sys/block/<disk>/stat field 16: flush requests completed.
+origin_flushes() { awk '{ print $16 }' "/sys/block/${ORIGIN##*/}/stat"; }
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc mode writethrough
+f0=$(origin_flushes)
+used0=$(blocks_of pc 3)
+dd if=/dev/urandom of=/dev/mapper/pc bs=4096 count=1 seek=77 oflag=direct 2>/dev/null
+sleep 1
+[ "$(blocks_of pc 3)" -gt "$used0" ] || fail "the writethrough write was not cached"
+[ "$(origin_flushes)" -gt "$f0" ] || fail "cached clean without an origin flush"
+# Reads of data already durable on the origin need none.
+f1=$(origin_flushes)
+dd if=/dev/mapper/pc of=/dev/null bs=4096 count=64 skip=1000 iflag=direct 2>/dev/null
+sleep 1
+assert_eq "$(origin_flushes)" "$f1" "origin flushes for read promotions"
+dm_remove pc
 
 log "an origin that fails every write, a cache all dirty"
 dmsetup create oe --table "0 $half linear $ORIGIN 0"

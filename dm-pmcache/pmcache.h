@@ -29,7 +29,6 @@ enum pmc_mode {
 enum pmc_health {
 	PMC_HEALTH_OK,
 	PMC_HEALTH_DEGRADED,	/* errors seen, data still served */
-	PMC_HEALTH_FAILED,	/* the cache can no longer be trusted: I/O fails */
 };
 
 enum pmc_promote {
@@ -141,6 +140,14 @@ struct pmc_cache {
 	u64 load_corrupt;
 	struct pmc_stats __percpu *stats;
 };
+
+/* An error the status counts: the cache is degraded from then on. */
+static inline void pmc_note_error(struct pmc_cache *c)
+{
+	PMC_STAT_INC(c, errors);
+	if (READ_ONCE(c->health) == PMC_HEALTH_OK)
+		WRITE_ONCE(c->health, PMC_HEALTH_DEGRADED);
+}
 
 static inline u64 pmc_sector_to_oblock(const struct pmc_cache *c, sector_t s)
 {

@@ -48,7 +48,6 @@ static const char * const pmc_mode_names[] = {
 static const char * const pmc_health_names[] = {
 	[PMC_HEALTH_OK] = "ok",
 	[PMC_HEALTH_DEGRADED] = "degraded",
-	[PMC_HEALTH_FAILED] = "failed",
 };
 
 /* Writes of a sequential stream smaller than this stay in the cache. */
@@ -749,8 +748,7 @@ static int pmc_map_read(struct pmc_cache *c, struct bio *bio, bool sequential)
 		c->pops->hit(c->policy, slot);
 		PMC_STAT_INC(c, read_hits);
 		if (err) {
-			PMC_STAT_INC(c, errors);
-			c->health = max_t(int, c->health, PMC_HEALTH_DEGRADED);
+			pmc_note_error(c);
 			DMERR_LIMIT("media error reading cached block %llu", ch.oblock);
 			return pmc_complete_prefix(bio, off + ch.len, err);
 		}
@@ -897,7 +895,7 @@ again:
 		return DM_MAPIO_REMAPPED;
 	}
 	if (r) {
-		PMC_STAT_INC(c, errors);
+		pmc_note_error(c);
 		return pmc_complete_prefix(bio, size, r);
 	}
 	return pmc_complete_prefix(bio, off, 0);
@@ -909,8 +907,6 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
 
 	pb->flags = 0;
-	if (unlikely(c->health == PMC_HEALTH_FAILED))
-		return DM_MAPIO_KILL;
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/*
 		 * Cached writes are durable at completion; only writes that
@@ -1105,7 +1101,7 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 	    op_is_write(bio_op(bio)))
 		atomic64_inc(&c->origin_writes_done);
 	if (*error)
-		PMC_STAT_INC(c, errors);
+		pmc_note_error(c);
 	else if (pb->flags & PMC_BIO_FLUSH)
 		pmc_origin_flushed(c, pb->first);
 	else if ((pb->flags & PMC_BIO_PROMOTE) && READ_ONCE(c->running))
@@ -1640,7 +1636,8 @@ static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
  *   <read_hits> <read_misses> <write_hits> <write_misses>
  *   <writebacks_done> <writebacks_in_flight> <errors> <health>
  *   <mode> <promotions> <evictions> <sequential_bypasses>
- * health is ok, degraded (errors seen, data still served) or failed.
+ * health is ok or degraded (errors seen: media, origin or writeback; data
+ * still served).
  * Counters count cache blocks, except read/write hits and misses, which
  * count block-sized (or smaller) pieces of bios.
  */
@@ -1692,8 +1689,7 @@ static int pmc_flush_all(struct pmc_cache *c)
 	}
 	atomic_inc(&c->flush_requests);
 	while (pmc_nr_dirty(c)) {
-		if (atomic_read(&c->wb_errors) != errors ||
-		    c->health == PMC_HEALTH_FAILED || !READ_ONCE(c->running)) {
+		if (atomic_read(&c->wb_errors) != errors || !READ_ONCE(c->running)) {
 			r = -EIO;
 			break;
 		}

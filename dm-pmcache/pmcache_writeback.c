@@ -253,7 +253,7 @@ void pmc_wb_work(struct work_struct *w)
 	int reason;
 
 	mutex_lock(&c->wb_mutex);
-	while (READ_ONCE(c->running) && c->health != PMC_HEALTH_FAILED) {
+	while (READ_ONCE(c->running)) {
 		unsigned int n;
 		blk_status_t st;
 		int err;
@@ -272,10 +272,8 @@ void pmc_wb_work(struct work_struct *w)
 			err = blkdev_issue_flush(c->origin_dev->bdev);
 		WRITE_ONCE(c->wb_failing, err != 0);
 		if (err) {
-			this_cpu_inc(c->stats->errors);
+			pmc_note_error(c);
 			atomic_inc(&c->wb_errors);
-			if (c->health == PMC_HEALTH_OK)
-				c->health = PMC_HEALTH_DEGRADED;
 			DMERR_LIMIT("writeback to the origin failed: %d", err);
 		}
 		pmc_wb_finish(c, items, n, !err);

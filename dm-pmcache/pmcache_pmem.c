@@ -67,7 +67,7 @@ static void native_copy(void *dst, const void *src, size_t len)
 
 void pmc_pmem_copy(void *dst, const void *src, size_t len)
 {
-	if (pmc_hooks)
+	if (pmc_hooks && pmc_hooks->copy)
 		pmc_hooks->copy(dst, src, len);
 	else
 		native_copy(dst, src, len);
@@ -75,7 +75,7 @@ void pmc_pmem_copy(void *dst, const void *src, size_t len)
 
 void pmc_pmem_zero(void *dst, size_t len)
 {
-	if (pmc_hooks) {
+	if (pmc_hooks && pmc_hooks->zero) {
 		pmc_hooks->zero(dst, len);
 		return;
 	}
@@ -86,7 +86,7 @@ void pmc_pmem_zero(void *dst, size_t len)
 
 void pmc_pmem_store64(__le64 *dst, __le64 val)
 {
-	if (pmc_hooks)
+	if (pmc_hooks && pmc_hooks->store64)
 		pmc_hooks->store64(dst, val);
 	else
 		_mm_stream_si64((long long *)dst, (long long)val);
@@ -94,7 +94,7 @@ void pmc_pmem_store64(__le64 *dst, __le64 val)
 
 void pmc_pmem_fence(void)
 {
-	if (pmc_hooks)
+	if (pmc_hooks && pmc_hooks->fence)
 		pmc_hooks->fence();
 	else
 		_mm_sfence();
@@ -102,6 +102,8 @@ void pmc_pmem_fence(void)
 
 int pmc_pmem_read(void *dst, const void *src, size_t len)
 {
+	if (pmc_hooks && pmc_hooks->read)
+		return pmc_hooks->read(dst, src, len);
 	memcpy(dst, src, len);
 	return 0;
 }

@@ -57,13 +57,15 @@ void pmc_pmem_fence(void);
 /*
  * Userspace: by default the helpers use this CPU's real non-temporal stores
  * and fences on ordinary memory (for the microbenchmark). The crash explorer
- * installs hooks to observe every step.
+ * installs hooks to observe every step, pmcache-tool one for reads (a media
+ * error there is a SIGBUS). A NULL hook keeps the default.
  */
 struct pmc_pmem_hooks {
 	void (*copy)(void *dst, const void *src, size_t len);
 	void (*zero)(void *dst, size_t len);
 	void (*store64)(__le64 *dst, __le64 val);
 	void (*fence)(void);
+	int (*read)(void *dst, const void *src, size_t len);
 };
 
 void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks);

@@ -29,7 +29,10 @@
 
 struct pmc_stripe {
 	spinlock_t lock;	/* chains, keys and states of this stripe's blocks */
-	/* Bumped by every write to a block of this stripe (promotion races). */
+	/*
+	 * Bumped by every write to a block of this stripe and every eviction
+	 * from it: a promotion planned before either installs nothing.
+	 */
 	atomic_t write_seq;
 	/* Writes to the origin of uncached blocks still in flight. */
 	atomic_t bypass_inflight;

@@ -337,6 +337,11 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		}
 		pmc_index_remove(&c->idx, slot);
 		c->idx.slots[slot].state = PMC_S_BUSY;
+		/*
+		 * A promotion planned before this copy's write (which it
+		 * may have missed) must not install older data in its place.
+		 */
+		atomic_inc(&st->write_seq);
 		/* Its next owner writes the key first: the clear must be durable. */
 		stale = pmc_slot_rec_free(st, &c->meta, slot);
 		spin_unlock(&st->lock);
@@ -599,43 +604,67 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 	return 0;
 }
 
-/* Drop every cached block wholly inside [first, last]. */
+/* Drop block @b from the cache, if it is there. */
+static void pmc_invalidate_block(struct pmc_cache *c, u64 b)
+{
+	struct pmc_stripe *st = pmc_index_stripe(&c->idx, b);
+	u32 slot, stale, to_free = PMC_NO_SLOT;
+	u8 s;
+
+	spin_lock(&st->lock);
+	slot = pmc_index_lookup(&c->idx, b);
+	if (slot == PMC_NO_SLOT || (c->idx.slots[slot].state & PMC_S_STALE)) {
+		spin_unlock(&st->lock);
+		return;
+	}
+	atomic_inc(&st->write_seq);
+	s = c->idx.slots[slot].state;
+	stale = pmc_slot_rec_free(st, &c->meta, slot);
+	pmc_count(c, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
+	if (s & PMC_S_WB) {
+		/* Keep it in the hash as a tombstone until writeback ends. */
+		c->idx.slots[slot].state = s | PMC_S_STALE;
+	} else {
+		pmc_index_remove(&c->idx, slot);
+		c->idx.slots[slot].state = PMC_S_BUSY;
+		to_free = slot;
+	}
+	/*
+	 * Under the lock: a tombstone is freed by writeback's end, on
+	 * another CPU, and its slot may be reused before a late remove()
+	 * here would clear its new owner's policy state.
+	 */
+	c->pops->remove(c->policy, slot);
+	spin_unlock(&st->lock);
+	pmc_slot_free(c, to_free);
+	pmc_slot_free(c, stale);
+}
+
+/*
+ * Drop every cached block wholly inside [first, last]. A range larger than
+ * the cache (mkfs discards a whole disk) is done by a walk over the slots,
+ * not over the range: its length bounds the time either way. Blocks written
+ * into the range meanwhile may stay, as with any write racing a discard.
+ */
 static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 {
 	u64 b;
+	u32 slot;
 
+	if (last - first >= c->idx.nr_slots) {
+		for (slot = 0; slot < c->idx.nr_slots; slot++) {
+			b = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
+			if (pmc_slot_kind(&c->idx, slot) != PMC_S_FREE && b >= first && b <= last)
+				pmc_invalidate_block(c, b);
+			if (!(slot & 4095))
+				cond_resched();
+		}
+		return;
+	}
 	for (b = first; b <= last; b++) {
-		struct pmc_stripe *st = pmc_index_stripe(&c->idx, b);
-		u32 slot, stale, to_free = PMC_NO_SLOT;
-		u8 s;
-
-		spin_lock(&st->lock);
-		slot = pmc_index_lookup(&c->idx, b);
-		if (slot == PMC_NO_SLOT || (c->idx.slots[slot].state & PMC_S_STALE)) {
-			spin_unlock(&st->lock);
-			continue;
-		}
-		atomic_inc(&st->write_seq);
-		s = c->idx.slots[slot].state;
-		stale = pmc_slot_rec_free(st, &c->meta, slot);
-		pmc_count(c, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
-		if (s & PMC_S_WB) {
-			/* Keep it in the hash as a tombstone until writeback ends. */
-			c->idx.slots[slot].state = s | PMC_S_STALE;
-		} else {
-			pmc_index_remove(&c->idx, slot);
-			c->idx.slots[slot].state = PMC_S_BUSY;
-			to_free = slot;
-		}
-		/*
-		 * Under the lock: a tombstone is freed by writeback's end, on
-		 * another CPU, and its slot may be reused before a late
-		 * remove() here would clear its new owner's policy state.
-		 */
-		c->pops->remove(c->policy, slot);
-		spin_unlock(&st->lock);
-		pmc_slot_free(c, to_free);
-		pmc_slot_free(c, stale);
+		pmc_invalidate_block(c, b);
+		if (!(b & 4095))
+			cond_resched();
 	}
 }
 
@@ -729,6 +758,7 @@ static int pmc_map_read(struct pmc_cache *c, struct bio *bio, bool sequential)
 	struct pmc_chunk ch;
 	int err = 0;
 
+again:
 	/* Serve the cached prefix from pmem. */
 	while (off < size) {
 		struct pmc_stripe *st;
@@ -772,6 +802,9 @@ static int pmc_map_read(struct pmc_cache *c, struct bio *bio, bool sequential)
 		off += ch.len;
 		nr++;
 	}
+	/* Cached since the first loop looked: serve it from pmem after all. */
+	if (!off && size)
+		goto again;
 	this_cpu_add(c->stats->read_misses, nr);
 	if (off < size)
 		dm_accept_partial_bio(bio, off >> SECTOR_SHIFT);
@@ -878,6 +911,7 @@ again:
 			break;
 	}
 	kfree(bounce);
+	bounce = NULL;	/* a retry (goto again) allocates its own */
 	if (r == -EAGAIN) {
 		if (off)
 			return pmc_complete_prefix(bio, off, 0);
@@ -1060,7 +1094,8 @@ static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 	u32 mask = pb->promote;
 	unsigned int n = fls(mask);
 
-	p = kmalloc(struct_size(p, data, (size_t)n * c->block_size), GFP_ATOMIC);
+	/* Up to 128 KiB, in completion context: failing is fine (no copy). */
+	p = kmalloc(struct_size(p, data, (size_t)n * c->block_size), GFP_ATOMIC | __GFP_NOWARN);
 	if (!p)
 		return;
 	INIT_WORK(&p->work, pmc_promote_work);
@@ -1100,12 +1135,15 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 	if ((pb->flags & (PMC_BIO_TO_ORIGIN | PMC_BIO_FLUSH)) == PMC_BIO_TO_ORIGIN &&
 	    op_is_write(bio_op(bio)))
 		atomic64_inc(&c->origin_writes_done);
-	if (*error)
-		pmc_note_error(c);
-	else if (pb->flags & PMC_BIO_FLUSH)
+	if (*error) {
+		/* Errors of bios the target ended itself were counted in map. */
+		if (pb->flags & PMC_BIO_TO_ORIGIN)
+			pmc_note_error(c);
+	} else if (pb->flags & PMC_BIO_FLUSH) {
 		pmc_origin_flushed(c, pb->first);
-	else if ((pb->flags & PMC_BIO_PROMOTE) && READ_ONCE(c->running))
+	} else if ((pb->flags & PMC_BIO_PROMOTE) && READ_ONCE(c->running)) {
 		pmc_queue_promotion(c, bio, pb);
+	}
 	return DM_ENDIO_DONE;
 }
 

@@ -1,10 +1,11 @@
 #!/bin/sh
-# vm-run: --pmem-size 128M --origin-iops 100 --timeout 300
+# vm-run: --pmem-size 128M --origin-iops 100 --timeout 300 --kernel-args slub_debug=FZ
 # discard-writeback: a discard of a block whose writeback is in flight
 # leaves a tombstone; a sub-block write to that block waits for the
 # writeback, retrying, and then lands intact (the retry once reused a freed
-# bounce buffer and freed it again). A discard of the whole device, far
-# larger than the cache, drops every cached block.
+# bounce buffer and freed it again: slub_debug reports that double free).
+# A discard of the whole device, far larger than the cache, drops every
+# cached block.
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
@@ -12,14 +13,10 @@ pmcache_create pc
 dev=/dev/mapper/pc
 # 256 dirty blocks 256 KiB apart: one writeback batch of 256 separate origin
 # writes, about 2.5 s at 100 IOPS.
-i=0
-while [ $i -lt 256 ]; do
-	dd if=/dev/urandom of=$dev bs=4096 count=1 seek=$((i * 64)) oflag=direct 2>/dev/null
-	i=$((i + 1))
-done
+fio --name=spread --filename=$dev --direct=1 --rw=write:252k --bs=4k --size=64M \
+	--output-format=terse >/dev/null || fail "spread writes"
 assert_eq "$(dm_status_field pc 4)" 256 "dirty blocks"
 b=$((200 * 64))
-head -c 512 /dev/urandom > /tmp/pattern
 dmsetup message pc 0 flush &
 fpid=$!
 i=0
@@ -29,11 +26,11 @@ until [ "$(dm_status_field pc 10)" -gt 0 ]; do
 done
 log "writeback in flight: $(dmsetup status pc)"
 blkdiscard -o $((b * 4096)) -l 4096 $dev || fail "blkdiscard"
-dd if=/tmp/pattern of=$dev bs=512 count=1 seek=$((b * 8 + 3)) oflag=direct 2>/dev/null ||
-	fail "sub-block write after the discard"
+part="--name=part --filename=$dev --direct=1 --rw=write --bs=512 --size=512 --offset=$((b * 4096 + 1536)) --verify=crc32c --verify_fatal=1"
+[ "$(dm_status_field pc 10)" -gt 0 ] || fail "the writeback ended before the write: no retry to test"
+fio $part --do_verify=0 >/dev/null || fail "sub-block write after the discard"
 wait $fpid || fail "flush"
-dd if=$dev of=/tmp/back bs=512 count=1 skip=$((b * 8 + 3)) iflag=direct 2>/dev/null
-cmp -s /tmp/pattern /tmp/back || fail "the sub-block write did not land"
+fio $part --verify_only=1 >/dev/null || fail "the sub-block write did not land"
 
 log "discard of the whole device"
 [ "$(dm_status_field pc 3)" -gt 0 ] || fail "nothing cached before the whole discard"

@@ -280,12 +280,14 @@ static int cmd_wipe(const char *cache, bool force)
 	int fd, r = load(cache, &v);
 
 	if (r == 2 && !force) {
-		fprintf(stderr, "%s: not a pmcache device; pass --force to zero its first %u KiB anyway\n",
+		fprintf(stderr,
+			"%s: not a pmcache device; pass --force to zero its first %u KiB anyway\n",
 			cache, PMC_SB_COPIES * PMC_SB_SIZE / 1024);
 		return 2;
 	}
 	if (!r && v.st.dirty && !force) {
-		fprintf(stderr, "%s holds %" PRIu64 " dirty blocks: rescue them first; --force loses them\n",
+		fprintf(stderr,
+			"%s holds %" PRIu64 " dirty blocks: rescue them first; --force loses them\n",
 			cache, v.st.dirty);
 		return 1;
 	}
@@ -296,7 +298,9 @@ static int cmd_wipe(const char *cache, bool force)
 		return 2;
 	}
 	for (i = 0; i < PMC_SB_COPIES; i++) {
-		if (pwrite(fd, zero, sizeof(zero), (off_t)i * PMC_SB_SIZE) != (ssize_t)sizeof(zero)) {
+		off_t at = (off_t)i * PMC_SB_SIZE;
+
+		if (pwrite(fd, zero, sizeof(zero), at) != (ssize_t)sizeof(zero)) {
 			perror("write");
 			close(fd);
 			return 1;

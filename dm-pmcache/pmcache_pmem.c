@@ -33,6 +33,8 @@ int pmc_pmem_read(void *dst, const void *src, size_t len)
 #else /* userspace */
 
 #include <immintrin.h>
+#include <setjmp.h>
+#include <signal.h>
 
 static const struct pmc_pmem_hooks *pmc_hooks;
 
@@ -98,6 +100,40 @@ void pmc_pmem_fence(void)
 		pmc_hooks->fence();
 	else
 		_mm_sfence();
+}
+
+/* Where a SIGBUS returns to: the one reading thread (pmcache-tool has one). */
+static sigjmp_buf *media_error_jmp;
+
+static void on_sigbus(int sig)
+{
+	if (media_error_jmp)
+		siglongjmp(*media_error_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int catching_read(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		media_error_jmp = NULL;
+		return -EIO;
+	}
+	media_error_jmp = &jb;
+	memcpy(dst, src, len);
+	media_error_jmp = NULL;
+	return 0;
+}
+
+void pmc_pmem_catch_media_errors(void)
+{
+	static const struct pmc_pmem_hooks hooks = { .read = catching_read };
+	struct sigaction sa = { .sa_handler = on_sigbus };
+
+	sigaction(SIGBUS, &sa, NULL);
+	pmc_pmem_set_hooks(&hooks);
 }
 
 int pmc_pmem_read(void *dst, const void *src, size_t len)

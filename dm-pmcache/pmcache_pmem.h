@@ -69,6 +69,13 @@ struct pmc_pmem_hooks {
 };
 
 void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks);
+/*
+ * For pmcache-tool, which reads a device through a mapping: a media error
+ * there is a SIGBUS. After this call pmc_pmem_read returns -EIO for it, as
+ * the kernel's copy_mc does, and the reader goes on. Installs the read hook
+ * (and a SIGBUS handler): not for use with other hooks.
+ */
+void pmc_pmem_catch_media_errors(void);
 #endif
 
 #endif /* PMCACHE_PMEM_H */

@@ -22,8 +22,6 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,37 +46,6 @@ struct cache_view {
 	struct pmc_recovery_stats st;
 	u64 nr_free;
 };
-
-/*
- * A media error in pmem reads as SIGBUS through the mapping: the reads of
- * the format and recovery code and of rescue get -EIO instead, as the
- * module's copy_mc does, and the tool goes on with the rest.
- */
-static sigjmp_buf *read_jmp;
-
-static void on_sigbus(int sig)
-{
-	if (read_jmp)
-		siglongjmp(*read_jmp, 1);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static int guarded_read(void *dst, const void *src, size_t len)
-{
-	sigjmp_buf jb;
-
-	if (sigsetjmp(jb, 1)) {
-		read_jmp = NULL;
-		return -EIO;
-	}
-	read_jmp = &jb;
-	memcpy(dst, src, len);
-	read_jmp = NULL;
-	return 0;
-}
-
-static const struct pmc_pmem_hooks tool_hooks = { .read = guarded_read };
 
 static u64 dev_size(int fd)
 {
@@ -328,10 +295,8 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
-
-	sigaction(SIGBUS, &sa, NULL);
-	pmc_pmem_set_hooks(&tool_hooks);
+	/* A media error in the mapped device: -EIO from the reads, not a crash. */
+	pmc_pmem_catch_media_errors();
 	if (argc == 3 && !strcmp(argv[1], "check"))
 		return cmd_check(argv[2]);
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dump"))

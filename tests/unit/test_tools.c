@@ -6,6 +6,7 @@
  * refuses an origin of the wrong size; wipe makes a cache blank, but not one
  * holding dirty blocks or something else unless forced.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -178,6 +179,29 @@ int main(void)
 	ok(run(TOOL " wipe %s >/dev/null 2>&1", bad) == 2 &&
 	   run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,
 	   "wipe: leaves a foreign device alone without --force");
+
+	/*
+	 * A media error, as the tool meets it through its mapping: a page of
+	 * a file mapping beyond the file's end raises SIGBUS as poison does.
+	 */
+	fd = open(bad, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 8192))
+		return 2;
+	map = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED || ftruncate(fd, 4096))
+		return 2;
+	close(fd);
+	{
+		u8 buf[64];
+
+		pmc_pmem_catch_media_errors();
+		ok(pmc_pmem_read(buf, map, sizeof(buf)) == 0 &&
+		   pmc_pmem_read(buf, map + 4096, sizeof(buf)) == -EIO &&
+		   pmc_pmem_read(buf, map, sizeof(buf)) == 0,
+		   "a SIGBUS in a read of the mapped device is -EIO, and reads go on");
+		pmc_pmem_set_hooks(NULL);
+	}
+	munmap(map, 8192);
 
 	run("rm -rf %s", dir);
 	printf("# test_tools: %d failed\n", failures);

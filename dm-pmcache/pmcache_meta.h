@@ -27,7 +27,7 @@ struct pmc_meta {
 
 enum pmc_probe_result {
 	PMC_PROBE_VALID,	/* a pmcache superblock we can use */
-	PMC_PROBE_BLANK,	/* first 4 KiB zero: free to format */
+	PMC_PROBE_BLANK,	/* first 4 KiB zero, no known signature: free to format */
 	PMC_PROBE_FOREIGN,	/* something else lives there */
 	PMC_PROBE_CORRUPT,	/* pmcache magic, but no copy checks out */
 	PMC_PROBE_UNSUPPORTED,	/* newer version or unknown incompat flags */
@@ -46,6 +46,14 @@ struct pmc_origin_id {
  */
 enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 				     const char **why);
+
+/*
+ * Call @fn on every byte range of a device of @size bytes that
+ * pmc_meta_probe() reads to call it blank: the first 4 KiB and where other
+ * formats keep their signatures. Zeroing them all makes a device blank.
+ */
+void pmc_meta_blank_ranges(u64 size, void (*fn)(u64 start, u64 len, void *arg),
+			   void *arg);
 
 /* Format: clear every record, then write the superblock. */
 int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,

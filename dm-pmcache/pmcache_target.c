@@ -1304,7 +1304,8 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	case PMC_PROBE_VALID:
 		break;
 	case PMC_PROBE_FOREIGN:
-		*error = "not a pmcache device; zero it or pass format";
+		/* A string constant of pmcache_meta.c, as ti->error wants. */
+		*error = (char *)why;
 		return -EINVAL;
 	default:
 		DMERR("cache device: %s", why);

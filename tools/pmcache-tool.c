@@ -238,18 +238,41 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 	return r;
 }
 
-/* Make the cache blank (both superblock copies zero): the next load formats it. */
+struct zero_range {
+	int fd;
+	int err;
+};
+
+static void zero_range(u64 start, u64 len, void *arg)
+{
+	static const u8 zero[PMC_SB_SIZE * PMC_SB_COPIES];
+	struct zero_range *z = arg;
+
+	while (len && !z->err) {
+		size_t n = min_t(u64, len, sizeof(zero));
+
+		if (pwrite(z->fd, zero, n, start) != (ssize_t)n)
+			z->err = errno ? errno : EIO;
+		start += n;
+		len -= n;
+	}
+}
+
+/*
+ * Make the cache blank: both superblock copies zero, and every place the
+ * probe looks for another format's signature, so that the next load formats
+ * it.
+ */
 static int cmd_wipe(const char *cache, bool force)
 {
-	static const u8 zero[PMC_SB_SIZE];
+	struct zero_range z = { .err = 0 };
 	struct cache_view v;
-	unsigned int i;
-	int fd, r = load(cache, &v);
+	int r = load(cache, &v);
 
 	if (r == 2 && !force) {
 		fprintf(stderr,
-			"%s: not a pmcache device; pass --force to zero its first %u KiB anyway\n",
-			cache, PMC_SB_COPIES * PMC_SB_SIZE / 1024);
+			"%s: not a pmcache device; pass --force to zero its superblocks and signatures anyway\n",
+			cache);
 		return 2;
 	}
 	if (!r && v.st.dirty && !force) {
@@ -259,26 +282,19 @@ static int cmd_wipe(const char *cache, bool force)
 		return 1;
 	}
 	/* O_EXCL: not under a live table. */
-	fd = open(cache, O_WRONLY | O_EXCL);
-	if (fd < 0) {
+	z.fd = open(cache, O_WRONLY | O_EXCL);
+	if (z.fd < 0) {
 		perror(cache);
 		return 2;
 	}
-	for (i = 0; i < PMC_SB_COPIES; i++) {
-		off_t at = (off_t)i * PMC_SB_SIZE;
-
-		if (pwrite(fd, zero, sizeof(zero), at) != (ssize_t)sizeof(zero)) {
-			perror("write");
-			close(fd);
-			return 1;
-		}
-	}
-	if (fsync(fd)) {
-		perror("fsync");
-		close(fd);
+	zero_range(0, min_t(u64, v.size, PMC_SB_SIZE * PMC_SB_COPIES), &z);
+	pmc_meta_blank_ranges(v.size, zero_range, &z);
+	if (z.err || fsync(z.fd)) {
+		fprintf(stderr, "%s: %s\n", cache, strerror(z.err ? z.err : errno));
+		close(z.fd);
 		return 1;
 	}
-	close(fd);
+	close(z.fd);
 	printf("wiped %s: the next dmsetup create formats it\n", cache);
 	return 0;
 }

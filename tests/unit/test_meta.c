@@ -163,6 +163,70 @@ static void test_probe_blank_foreign(void)
 	      "probe: a device smaller than the superblocks is refused");
 }
 
+static void zero_dev_range(u64 start, u64 len, void *arg)
+{
+	u64 size = *(u64 *)arg;
+
+	if (start > size || len > size - start) {
+		fprintf(stderr, "blank range %llu+%llu beyond the device\n",
+			(unsigned long long)start, (unsigned long long)len);
+		exit(2);
+	}
+	memset(dev + start, 0, len);
+}
+
+/*
+ * Another format's signature beyond the first 4 KiB: not blank, and named;
+ * zeroing what pmc_meta_blank_ranges() names (as wipe does) makes it blank.
+ */
+static void test_probe_signatures(void)
+{
+	static const struct {
+		const char *name;
+		u64 at;
+		const char *magic;
+		size_t len;
+	} sigs[] = {
+		{ "bcache", 4096 + 24, "\xc6\x85\x73\xf6\x4e\x1a\x45\xca"
+		  "\x82\x65\xf5\x7f\x48\xba\x6d\x81", 16 },
+		{ "MD RAID 1.2", 4096, "\xfc\x4e\x2b\xa9", 4 },
+		{ "ISO 9660", 32769, "CD001", 5 },
+		{ "btrfs", 65600, "_BHRfS_M", 8 },
+		{ "ZFS", 131072 + 5 * 1024, "\x0c\xb1\xba\0\0\0\0\0", 8 },
+		{ "ZFS", 131072 + 127 * 1024, "\0\0\0\0\0\xba\xb1\x0c", 8 },
+		/* 8 KiB before the end, down to 4 KiB: 1 MiB + 4 KiB */
+		{ "MD RAID 1.0", 1052672, "\xfc\x4e\x2b\xa9", 4 },
+		/* the end down to 64 KiB (1 MiB), less 64 KiB */
+		{ "MD RAID 0.90", 983040, "\xfc\x4e\x2b\xa9", 4 },
+	};
+	/* Not a multiple of 4 KiB: the end formats round down. */
+	u64 size = 1024 * 1024 + 12345;
+	struct pmc_meta m;
+	const char *why;
+	char what[64];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(sigs); i++) {
+		new_dev(size);
+		memcpy(dev + sigs[i].at, sigs[i].magic, sigs[i].len);
+		snprintf(what, sizeof(what), "probe: %s is not blank, and named", sigs[i].name);
+		check(pmc_meta_probe(&m, dev, size, &why) == PMC_PROBE_FOREIGN && why &&
+		      strstr(why, sigs[i].name) && strstr(why, "format"), what);
+		pmc_meta_blank_ranges(size, zero_dev_range, &size);
+		snprintf(what, sizeof(what), "probe: blank once %s is zeroed", sigs[i].name);
+		check(pmc_meta_probe(&m, dev, size, &why) == PMC_PROBE_BLANK, what);
+	}
+	/* One byte off its place is no signature. */
+	new_dev(size);
+	memcpy(dev + 65601, "_BHRfS_M", 8);
+	check(pmc_meta_probe(&m, dev, size, &why) == PMC_PROBE_BLANK,
+	      "probe: a signature out of place does not count");
+	/* A device too small for a signature's place is still probed. */
+	new_dev(16384);
+	check(pmc_meta_probe(&m, dev, 16384, &why) == PMC_PROBE_BLANK,
+	      "probe: a small zero device is blank");
+}
+
 static void test_format(void)
 {
 	struct pmc_geometry g;
@@ -816,6 +880,7 @@ static void test_recover_into_alloc(void)
 int main(void)
 {
 	test_probe_blank_foreign();
+	test_probe_signatures();
 	test_format();
 	test_format_order();
 	test_probe_corrupt_unsupported();

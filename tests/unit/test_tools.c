@@ -180,6 +180,16 @@ int main(void)
 	   run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,
 	   "wipe: leaves a foreign device alone without --force");
 
+	/* A btrfs file system: its first 4 KiB are zero, its signature is not. */
+	map = make_image(bad);
+	memcpy(map + 65600, "_BHRfS_M", 8);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s 2>&1 | grep -q 'holds a btrfs file system'", bad) == 0,
+	   "check: a signature beyond the first 4 KiB is named");
+	ok(run(TOOL " wipe %s --force >/dev/null", bad) == 0 &&
+	   run(TOOL " check %s 2>&1 | grep -q 'blank'", bad) == 0,
+	   "wipe --force: zeroes the signature too, leaving the device blank");
+
 	/*
 	 * A media error, as the tool meets it through its mapping: a page of
 	 * a file mapping beyond the file's end raises SIGBUS as poison does.

@@ -19,15 +19,12 @@ assert_eq "$(dm_status_field pc 4)" 256 "dirty blocks"
 b=$((200 * 64))
 dmsetup message pc 0 flush &
 fpid=$!
-i=0
-until [ "$(dm_status_field pc 10)" -gt 0 ]; do
-	i=$((i + 1)); [ $i -lt 100 ] || fail "writeback never started"
-	sleep 0.05
-done
+writeback_in_flight() { [ "$(dm_status_field pc 10)" -gt 0 ]; }
+wait_until 100 0.05 "writeback never started" writeback_in_flight
 log "writeback in flight: $(dmsetup status pc)"
 blkdiscard -o $((b * 4096)) -l 4096 $dev || fail "blkdiscard"
 part="--name=part --filename=$dev --direct=1 --rw=write --bs=512 --size=512 --offset=$((b * 4096 + 1536)) --verify=crc32c --verify_fatal=1"
-[ "$(dm_status_field pc 10)" -gt 0 ] || fail "the writeback ended before the write: no retry to test"
+writeback_in_flight || fail "the writeback ended before the write: no retry to test"
 fio $part --do_verify=0 >/dev/null || fail "sub-block write after the discard"
 wait $fpid || fail "flush"
 fio $part --verify_only=1 >/dev/null || fail "the sub-block write did not land"

@@ -53,11 +53,8 @@ assert_eq "$(dm_table_field pc 4)" "max_dirty_age" "table printed back"
 fio --name=age --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=4M \
     --offset=512M >/dev/null || fail "age write"
 [ "$(dm_status_field pc 4)" -gt 0 ] || fail "nothing dirty after the age write"
-i=0
-while [ "$(dm_status_field pc 4)" -gt 0 ]; do
-	i=$((i + 1)); [ $i -le 10 ] || fail "still $(dm_status_field pc 4) dirty blocks 10 s after writing"
-	sleep 1
-done
-log "dirty blocks written back by age within $i s"
+all_clean() { [ "$(dm_status_field pc 4)" -eq 0 ]; }
+wait_until 11 1 "dirty blocks remain 10 s after writing" all_clean
+log "dirty blocks written back by age within $waited s"
 dm_remove pc
 log "ok"

@@ -70,6 +70,19 @@ fio_run() {
 
 # --- persistent state across boots --------------------------------------------
 # state_mount: mount $STATE_DISK on /state (mkfs.ext4 on first use); prints /state.
+# wait_until TRIES PAUSE WHAT COMMAND...: rerun COMMAND until it succeeds,
+# PAUSE seconds apart; fail with WHAT after TRIES runs. $waited: the pauses.
+wait_until() {
+	_tries=$1 _pause=$2 _what=$3
+	shift 3
+	waited=0
+	until "$@"; do
+		waited=$((waited + 1))
+		[ $waited -lt "$_tries" ] || fail "$_what"
+		sleep "$_pause"
+	done
+}
+
 mounted() { grep -q " $1 " /proc/mounts; }
 state_mount() {
 	mkdir -p /state

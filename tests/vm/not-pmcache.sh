@@ -1,7 +1,8 @@
 #!/bin/sh
 # vm-run: --pmem-size 256M --origin-iops 0
-# not-pmcache: a cache device holding something else is refused (nothing is
-# written to it) unless "format" is given; a device without DAX and a pmem
+# not-pmcache: a cache device holding something else (in its first 4 KiB,
+# or another format's signature beyond them) is refused (nothing is written
+# to it) unless "format" is given; a device without DAX and a pmem
 # namespace in raw mode are refused with a clear message, not an oops.
 . "$SCRIPTDIR/lib.sh"
 
@@ -22,6 +23,15 @@ printf 'XFSB this is some other file system' | dd of="$PMEM" conv=notrunc 2>/dev
 sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
 expect_refusal "foreign cache device" "not a pmcache device" "$(pmcache_table)"
 assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" "refused device changed"
+
+# A btrfs file system: its first 64 KiB are zero, then its superblock.
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 conv=notrunc 2>/dev/null
+printf '_BHRfS_M' | dd of="$PMEM" bs=1 seek=65600 conv=notrunc 2>/dev/null
+sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
+expect_refusal "btrfs cache device" "not a pmcache device: it holds a btrfs file system" \
+	"$(pmcache_table)"
+assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" \
+	"refused btrfs device changed"
 
 # format overrides.
 pmcache_create pc format

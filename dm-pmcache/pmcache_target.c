@@ -1267,7 +1267,7 @@ static int pmc_load(struct pmc_cache *c)
 	percpu_counter_set(&c->nr_dirty, st.dirty);
 	c->load_corrupt = st.corrupt + st.out_of_range;
 	if (c->load_corrupt) {
-		c->health = PMC_HEALTH_DEGRADED;
+		WRITE_ONCE(c->health, PMC_HEALTH_DEGRADED);
 		DMERR("%llu corrupt or out-of-range records dropped at load", c->load_corrupt);
 	}
 	c->high_limit = div_u64(c->meta.geo.nr_blocks * c->high_wm, 100);
@@ -1396,6 +1396,33 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	return r;
 }
 
+static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum);
+
+/*
+ * A table goes: hand its health and errors to the other table of its dm
+ * device, the one a reload put in its place, so that a reload (to change
+ * a watermark, say) does not make a degraded cache look healthy. Called
+ * under pmc_devices_lock, after @c left the list.
+ */
+static void pmc_hand_over_health(struct pmc_cache *c)
+{
+	struct mapped_device *md = dm_table_get_md(c->ti->table);
+	struct pmc_stats s;
+	struct pmc_cache *o;
+
+	lockdep_assert_held(&pmc_devices_lock);
+	list_for_each_entry(o, &pmc_devices, devices_node) {
+		if (dm_table_get_md(o->ti->table) != md)
+			continue;
+		pmc_sum_stats(c, &s);
+		WRITE_ONCE(o->inherited_errors,
+			   o->inherited_errors + c->inherited_errors + s.errors);
+		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
+			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
+		break;
+	}
+}
+
 static void pmc_dtr(struct dm_target *ti)
 {
 	struct pmc_cache *c = ti->private;
@@ -1406,6 +1433,7 @@ static void pmc_dtr(struct dm_target *ti)
 	if (c->registered) {
 		mutex_lock(&pmc_devices_lock);
 		list_del(&c->devices_node);
+		pmc_hand_over_health(c);
 		mutex_unlock(&pmc_devices_lock);
 	}
 	if (c->wq) {
@@ -1695,7 +1723,8 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 		       (long long)pmc_nr_used(c), (long long)pmc_nr_dirty(c),
 		       s.read_hits, s.read_misses, s.write_hits, s.write_misses,
 		       s.writebacks, atomic_read(&c->wb_inflight),
-		       s.errors + c->load_corrupt, pmc_health_names[c->health],
+		       s.errors + c->load_corrupt + READ_ONCE(c->inherited_errors),
+		       pmc_health_names[READ_ONCE(c->health)],
 		       pmc_mode_names[c->mode], s.promotions, s.evictions,
 		       s.seq_bypass);
 		break;
@@ -1757,6 +1786,9 @@ static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
 	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
 		for_each_possible_cpu(cpu)
 			memset(per_cpu_ptr(c->stats, cpu), 0, sizeof(struct pmc_stats));
+		mutex_lock(&pmc_devices_lock);
+		WRITE_ONCE(c->inherited_errors, 0);
+		mutex_unlock(&pmc_devices_lock);
 		return 0;
 	}
 	if (argc == 2 && !strcasecmp(argv[0], "writeback_pause")) {

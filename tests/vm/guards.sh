@@ -9,7 +9,8 @@
 # - a clean copy of data the origin may still hold in its volatile cache
 #   (writethrough): the origin is flushed before the copy is committed;
 # - an origin that fails every write while the cache is all dirty: writes
-#   fail with EIO instead of hanging, and the device can still be removed.
+#   fail with EIO instead of hanging, and the device can still be removed;
+# - health and the error count: a table reload does not reset them.
 . "$SCRIPTDIR/lib.sh"
 
 blocks_of() { dm_status_field "$1" "$2"; }	# 3: used, 4: dirty
@@ -99,6 +100,26 @@ dd if=/dev/mapper/pc of=/dev/null bs=4096 count=64 skip=1000 iflag=direct 2>/dev
 sleep 1
 assert_eq "$(origin_flushes)" "$f1" "origin flushes for read promotions"
 dm_remove pc
+
+log "health and errors stay with the device across a table reload"
+dmsetup create oe --table "0 $half error"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oe pmcache_create pc
+dd if=/dev/mapper/pc of=/dev/null bs=4096 count=1 2>/dev/null &&
+	fail "a read from a failing origin succeeded"
+errs=$(dm_status_field pc 11)
+[ "$errs" -gt 0 ] && [ "$(dm_status_field pc 12)" = degraded ] ||
+	fail "status after a failed read: $(dmsetup status pc)"
+# Nothing cached, nothing dirty: the new table sees no error of its own.
+dmsetup reload pc --table "$(dmsetup table pc)" || fail "reload"
+dmsetup resume pc || fail "resume"
+log "after the reload: $(dmsetup status pc)"
+[ "$(dm_status_field pc 12)" = degraded ] && [ "$(dm_status_field pc 11)" -ge "$errs" ] ||
+	fail "the reload lost the health or the errors: $(dmsetup status pc)"
+dmsetup message pc 0 clear_stats
+assert_eq "$(dm_status_field pc 11)" 0 "errors after clear_stats"
+dm_remove pc
+dm_remove oe
 
 log "an origin that fails every write, a cache all dirty"
 dmsetup create oe --table "0 $half linear $ORIGIN 0"

@@ -139,11 +139,12 @@ struct pmc_cache {
 	int health;
 	u64 load_corrupt;
 	/*
-	 * Errors counted by the tables this one replaced (a reload): health
-	 * and errors stay with the dm device, not with one table. Written
-	 * under pmc_devices_lock.
+	 * Under pmc_devices_lock: the errors counted by the tables this one
+	 * replaced (a reload; health and errors stay with the dm device, not
+	 * with one table), and the counters' sums at the last clear_stats.
 	 */
 	u64 inherited_errors;
+	struct pmc_stats stats_base;
 	struct pmc_stats __percpu *stats;
 };
 

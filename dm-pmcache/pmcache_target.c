@@ -1396,7 +1396,48 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	return r;
 }
 
-static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum);
+static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
+{
+	int cpu;
+
+	memset(sum, 0, sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		struct pmc_stats *s = per_cpu_ptr(c->stats, cpu);
+
+		sum->read_hits += s->read_hits;
+		sum->read_misses += s->read_misses;
+		sum->write_hits += s->write_hits;
+		sum->write_misses += s->write_misses;
+		sum->promotions += s->promotions;
+		sum->evictions += s->evictions;
+		sum->seq_bypass += s->seq_bypass;
+		sum->writebacks += s->writebacks;
+		sum->errors += s->errors;
+	}
+}
+
+/*
+ * The counters since the last clear_stats (which keeps their sums then as
+ * the base, rather than zeroing per-CPU counters other CPUs increment);
+ * errors include those of the tables a reload replaced.
+ */
+static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
+{
+	const struct pmc_stats *base = &c->stats_base;
+
+	lockdep_assert_held(&pmc_devices_lock);
+	pmc_sum_stats(c, s);
+	s->read_hits -= base->read_hits;
+	s->read_misses -= base->read_misses;
+	s->write_hits -= base->write_hits;
+	s->write_misses -= base->write_misses;
+	s->promotions -= base->promotions;
+	s->evictions -= base->evictions;
+	s->seq_bypass -= base->seq_bypass;
+	s->writebacks -= base->writebacks;
+	s->errors -= base->errors;
+	s->errors += c->inherited_errors;
+}
 
 /*
  * A table goes: hand its health and errors to the other table of its dm
@@ -1414,9 +1455,8 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (dm_table_get_md(o->ti->table) != md)
 			continue;
-		pmc_sum_stats(c, &s);
-		WRITE_ONCE(o->inherited_errors,
-			   o->inherited_errors + c->inherited_errors + s.errors);
+		pmc_read_stats(c, &s);
+		o->inherited_errors += s.errors;
 		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
 			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
 		break;
@@ -1677,26 +1717,6 @@ static void pmc_postsuspend(struct dm_target *ti)
 /* ---------------------------------------------------------------------------
  * Status and messages.
  */
-static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
-{
-	int cpu;
-
-	memset(sum, 0, sizeof(*sum));
-	for_each_possible_cpu(cpu) {
-		struct pmc_stats *s = per_cpu_ptr(c->stats, cpu);
-
-		sum->read_hits += s->read_hits;
-		sum->read_misses += s->read_misses;
-		sum->write_hits += s->write_hits;
-		sum->write_misses += s->write_misses;
-		sum->promotions += s->promotions;
-		sum->evictions += s->evictions;
-		sum->seq_bypass += s->seq_bypass;
-		sum->writebacks += s->writebacks;
-		sum->errors += s->errors;
-	}
-}
-
 /*
  * Status (STATUSTYPE_INFO), space separated, in this order:
  *   <block_size> <blocks_total> <blocks_used> <blocks_dirty>
@@ -1717,13 +1737,15 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		pmc_sum_stats(c, &s);
+		mutex_lock(&pmc_devices_lock);
+		pmc_read_stats(c, &s);
+		mutex_unlock(&pmc_devices_lock);
 		DMEMIT("%u %llu %lld %lld %llu %llu %llu %llu %llu %d %llu %s %s %llu %llu %llu",
 		       c->block_size, c->meta.geo.nr_blocks,
 		       (long long)pmc_nr_used(c), (long long)pmc_nr_dirty(c),
 		       s.read_hits, s.read_misses, s.write_hits, s.write_misses,
 		       s.writebacks, atomic_read(&c->wb_inflight),
-		       s.errors + c->load_corrupt + READ_ONCE(c->inherited_errors),
+		       s.errors + c->load_corrupt,
 		       pmc_health_names[READ_ONCE(c->health)],
 		       pmc_mode_names[c->mode], s.promotions, s.evictions,
 		       s.seq_bypass);
@@ -1778,16 +1800,14 @@ static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
 		       char *result, unsigned int maxlen)
 {
 	struct pmc_cache *c = ti->private;
-	int cpu;
 	u32 ms;
 
 	if (argc == 1 && !strcasecmp(argv[0], "flush"))
 		return pmc_flush_all(c);
 	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
-		for_each_possible_cpu(cpu)
-			memset(per_cpu_ptr(c->stats, cpu), 0, sizeof(struct pmc_stats));
 		mutex_lock(&pmc_devices_lock);
-		WRITE_ONCE(c->inherited_errors, 0);
+		pmc_sum_stats(c, &c->stats_base);
+		c->inherited_errors = 0;
 		mutex_unlock(&pmc_devices_lock);
 		return 0;
 	}

@@ -51,6 +51,7 @@ enum pmc_action {
 	PMC_ACT_REBIND,
 };
 
+/* Per-CPU counters, u64 only: pmc_sum_stats adds them up as an array. */
 struct pmc_stats {
 	u64 read_hits;
 	u64 read_misses;

@@ -42,48 +42,46 @@ static bool all_zero(const u8 *p, size_t len)
 
 struct pmc_signature {
 	const char *why;
-	s64 offset;		/* from the start, or from the end when < 0 */
-	u32 step, count;	/* repeated at offset + n * step, n < count */
+	/*
+	 * From the start, at offset + n * step for n < count; or, when < 0,
+	 * -offset before the end, rounded down to @align as MD rounds.
+	 */
+	s64 offset;
+	u32 step, count, align;
 	u8 len;
 	u8 magic[16];
 };
 
 static const struct pmc_signature pmc_signatures[] = {
-	{ FOREIGN("a bcache superblock"), 4096 + 24, 0, 1, 16, { 0xc6, 0x85, 0x73, 0xf6, 0x4e, 0x1a,
-	  0x45, 0xca, 0x82, 0x65, 0xf5, 0x7f, 0x48, 0xba, 0x6d, 0x81 } },
-	{ FOREIGN("an MD RAID 1.2 superblock"), 4096, 0, 1, 4, { 0xfc, 0x4e, 0x2b, 0xa9 } },
-	{ FOREIGN("an ISO 9660 image"), 32768 + 1, 0, 1, 5, "CD001" },
-	{ FOREIGN("a btrfs file system"), 65536 + 64, 0, 1, 8, "_BHRfS_M" },
+	{ FOREIGN("a bcache superblock"), 4096 + 24, 0, 1, 0, 16, { 0xc6, 0x85, 0x73, 0xf6,
+	  0x4e, 0x1a, 0x45, 0xca, 0x82, 0x65, 0xf5, 0x7f, 0x48, 0xba, 0x6d, 0x81 } },
+	{ FOREIGN("an MD RAID 1.2 superblock"), 4096, 0, 1, 0, 4, { 0xfc, 0x4e, 0x2b, 0xa9 } },
+	{ FOREIGN("an ISO 9660 image"), 32768 + 1, 0, 1, 0, 5, "CD001" },
+	{ FOREIGN("a btrfs file system"), 65536 + 64, 0, 1, 0, 8, "_BHRfS_M" },
 	/* ZFS label 0: uberblocks of 1 KiB or more from 128 KiB on. */
-	{ FOREIGN("a ZFS label"), 131072, 1024, 128, 8, { 0x0c, 0xb1, 0xba } },
-	{ FOREIGN("a ZFS label"), 131072, 1024, 128, 8, { 0, 0, 0, 0, 0, 0xba, 0xb1, 0x0c } },
-	/* Found by pmc_signature_at(), which rounds these as MD does. */
-	{ FOREIGN("an MD RAID 1.0 superblock"), -8192, 0, 1, 4, { 0xfc, 0x4e, 0x2b, 0xa9 } },
-	{ FOREIGN("an MD RAID 0.90 superblock"), -65536, 0, 1, 4, { 0xfc, 0x4e, 0x2b, 0xa9 } },
+	{ FOREIGN("a ZFS label"), 131072, 1024, 128, 0, 8, { 0x0c, 0xb1, 0xba } },
+	{ FOREIGN("a ZFS label"), 131072, 1024, 128, 0, 8, { 0, 0, 0, 0, 0, 0xba, 0xb1, 0x0c } },
+	/* MD 1.0: 8 KiB before the end, down to 4 KiB. */
+	{ FOREIGN("an MD RAID 1.0 superblock"), -8192, 0, 1, 4096, 4, { 0xfc, 0x4e, 0x2b, 0xa9 } },
+	/* MD 0.90: the end down to 64 KiB, less 64 KiB. */
+	{ FOREIGN("an MD RAID 0.90 superblock"), -65536, 0, 1, 65536, 4,
+	  { 0xfc, 0x4e, 0x2b, 0xa9 } },
 };
 
 /* Where @sig's n-th copy is on a device of @size bytes; false if outside. */
 static bool pmc_signature_at(const struct pmc_signature *sig, u32 n, u64 size,
 			     u64 *at)
 {
-	u64 off;
-
-	if (sig->offset >= 0) {
-		off = sig->offset + (u64)n * sig->step;
-	} else if (sig->offset == -8192) {
-		/* MD 1.0: 8 KiB before the end, rounded down to 4 KiB. */
-		if (size < 8192)
-			return false;
-		off = (size - 8192) & ~4095ULL;
-	} else {
-		/* MD 0.90: the last 64 KiB-aligned 64 KiB but one. */
-		if ((size & ~65535ULL) < 65536)
-			return false;
-		off = (size & ~65535ULL) - 65536;
-	}
-	*at = off;
-	return off + sig->len <= size;
+	if (sig->offset >= 0)
+		*at = sig->offset + (u64)n * sig->step;
+	else if (size >= (u64)-sig->offset)
+		*at = (size + sig->offset) & ~((u64)sig->align - 1);
+	else
+		return false;
+	return *at + sig->len <= size;
 }
+
+#define PMC_SIGNATURES_END (pmc_signatures + ARRAY_SIZE(pmc_signatures))
 
 /* Why the device is not blank, by a known signature on it; NULL if none. */
 static const char *pmc_foreign_signature(const u8 *base, u64 size)
@@ -93,19 +91,15 @@ static const char *pmc_foreign_signature(const u8 *base, u64 size)
 	u64 at;
 	u32 n;
 
-	for (sig = pmc_signatures; sig < pmc_signatures + ARRAY_SIZE(pmc_signatures); sig++)
-		for (n = 0; n < sig->count; n++) {
-			if (!pmc_signature_at(sig, n, size, &at))
-				break;
+	for (sig = pmc_signatures; sig < PMC_SIGNATURES_END; sig++)
+		for (n = 0; n < sig->count && pmc_signature_at(sig, n, size, &at); n++)
 			/* Unreadable: cannot be shown blank, so not formatted. */
 			if (pmc_pmem_read(buf, base + at, sig->len) ||
 			    !memcmp(buf, sig->magic, sig->len))
 				return sig->why;
-		}
 	return NULL;
 }
 
-/* Every byte range pmc_meta_probe() must see zero to call a device blank. */
 void pmc_meta_blank_ranges(u64 size, void (*fn)(u64 start, u64 len, void *arg),
 			   void *arg)
 {
@@ -113,13 +107,10 @@ void pmc_meta_blank_ranges(u64 size, void (*fn)(u64 start, u64 len, void *arg),
 	u64 at;
 	u32 n;
 
-	fn(0, min_t(u64, size, PMC_SB_SIZE), arg);
-	for (sig = pmc_signatures; sig < pmc_signatures + ARRAY_SIZE(pmc_signatures); sig++)
-		for (n = 0; n < sig->count; n++) {
-			if (!pmc_signature_at(sig, n, size, &at))
-				break;
+	fn(0, min_t(u64, size, PMC_REC_OFFSET), arg);
+	for (sig = pmc_signatures; sig < PMC_SIGNATURES_END; sig++)
+		for (n = 0; n < sig->count && pmc_signature_at(sig, n, size, &at); n++)
 			fn(at, sig->len, arg);
-		}
 }
 
 static void meta_set_origin(struct pmc_meta *m, const struct pmc_origin_id *o)

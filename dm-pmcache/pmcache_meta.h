@@ -48,9 +48,9 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 				     const char **why);
 
 /*
- * Call @fn on every byte range of a device of @size bytes that
- * pmc_meta_probe() reads to call it blank: the first 4 KiB and where other
- * formats keep their signatures. Zeroing them all makes a device blank.
+ * Call @fn on every byte range of a device of @size bytes that, zeroed,
+ * makes pmc_meta_probe() call it blank: both superblock copies and where
+ * other formats keep their signatures.
  */
 void pmc_meta_blank_ranges(u64 size, void (*fn)(u64 start, u64 len, void *arg),
 			   void *arg);

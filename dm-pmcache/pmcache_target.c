@@ -1203,13 +1203,16 @@ static void pmc_recover_free(void *ctx, u32 slot)
  * Format over a cache, a rebind to another origin and passthrough would
  * each lose or bypass dirty blocks: refused while the cache holds any, with
  * @refusal. Asked when the table is loaded (a clear error, and the live
- * table keeps running) and again at its first resume (pmc_load), when the
- * table it replaces, which may have dirtied blocks since, is suspended.
+ * table keeps running) and again at its first resume (pmc_load, by
+ * c->dirty_refusal, set here), when the table it replaces, which may have
+ * dirtied blocks since, is suspended.
  * @error: NULL at resume, where only the kernel log tells.
  */
 static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **error)
 {
 	u64 dirty;
+
+	c->dirty_refusal = refusal;
 
 	if (pmc_meta_count_dirty(&c->meta, &dirty)) {
 		if (error)
@@ -1290,8 +1293,7 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	if (c->action == PMC_ACT_FORMAT) {
 		/* Over anything but a cache with dirty blocks. */
 		if (res == PMC_PROBE_VALID) {
-			c->dirty_refusal = PMC_REFUSE_FORMAT;
-			r = pmc_refuse_dirty(c, c->dirty_refusal, error);
+			r = pmc_refuse_dirty(c, PMC_REFUSE_FORMAT, error);
 			if (r)
 				return r;
 		}
@@ -1313,14 +1315,12 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
-		c->dirty_refusal = PMC_REFUSE_REBIND;
-		r = pmc_refuse_dirty(c, c->dirty_refusal, error);
+		r = pmc_refuse_dirty(c, PMC_REFUSE_REBIND, error);
 		if (r)
 			return r == -EBUSY ? -EINVAL : r;
 		c->action = PMC_ACT_REBIND;
 	} else if (c->mode == PMC_MODE_PASSTHROUGH) {
-		c->dirty_refusal = PMC_REFUSE_PASSTHROUGH;
-		return pmc_refuse_dirty(c, c->dirty_refusal, error);
+		return pmc_refuse_dirty(c, PMC_REFUSE_PASSTHROUGH, error);
 	}
 	return 0;
 format:
@@ -1396,23 +1396,22 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	return r;
 }
 
+/* struct pmc_stats is counters only: summed and subtracted as u64 arrays. */
+#define PMC_NR_STATS (sizeof(struct pmc_stats) / sizeof(u64))
+
 static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
 {
+	u64 *total = (u64 *)sum;
+	unsigned int i;
 	int cpu;
 
+	BUILD_BUG_ON(sizeof(struct pmc_stats) % sizeof(u64));
 	memset(sum, 0, sizeof(*sum));
 	for_each_possible_cpu(cpu) {
-		struct pmc_stats *s = per_cpu_ptr(c->stats, cpu);
+		const u64 *v = (const u64 *)per_cpu_ptr(c->stats, cpu);
 
-		sum->read_hits += s->read_hits;
-		sum->read_misses += s->read_misses;
-		sum->write_hits += s->write_hits;
-		sum->write_misses += s->write_misses;
-		sum->promotions += s->promotions;
-		sum->evictions += s->evictions;
-		sum->seq_bypass += s->seq_bypass;
-		sum->writebacks += s->writebacks;
-		sum->errors += s->errors;
+		for (i = 0; i < PMC_NR_STATS; i++)
+			total[i] += v[i];
 	}
 }
 
@@ -1423,19 +1422,14 @@ static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
  */
 static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
 {
-	const struct pmc_stats *base = &c->stats_base;
+	const u64 *base = (const u64 *)&c->stats_base;
+	u64 *v = (u64 *)s;
+	unsigned int i;
 
 	lockdep_assert_held(&pmc_devices_lock);
 	pmc_sum_stats(c, s);
-	s->read_hits -= base->read_hits;
-	s->read_misses -= base->read_misses;
-	s->write_hits -= base->write_hits;
-	s->write_misses -= base->write_misses;
-	s->promotions -= base->promotions;
-	s->evictions -= base->evictions;
-	s->seq_bypass -= base->seq_bypass;
-	s->writebacks -= base->writebacks;
-	s->errors -= base->errors;
+	for (i = 0; i < PMC_NR_STATS; i++)
+		v[i] -= base[i];
 	s->errors += c->inherited_errors;
 }
 

@@ -287,7 +287,6 @@ static int cmd_wipe(const char *cache, bool force)
 		perror(cache);
 		return 2;
 	}
-	zero_range(0, min_t(u64, v.size, PMC_SB_SIZE * PMC_SB_COPIES), &z);
 	pmc_meta_blank_ranges(v.size, zero_range, &z);
 	if (z.err || fsync(z.fd)) {
 		fprintf(stderr, "%s: %s\n", cache, strerror(z.err ? z.err : errno));

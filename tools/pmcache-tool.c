@@ -17,8 +17,9 @@
  * "wipe" (--force, as the blocks are still dirty) makes the cache blank
  * first, so that the next dmsetup create formats it.
  *
- * Exit status: 0 clean, 1 problems found (corrupt or out-of-range records,
- * I/O errors), 2 not a usable pmcache device or bad usage.
+ * Exit status: 0 clean (or done), 1 problems found (corrupt or out-of-range
+ * records, I/O errors) or dirty blocks in the way, 2 not a usable pmcache
+ * device or bad usage.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,6 +42,8 @@
 struct cache_view {
 	u8 *map;
 	u64 size;
+	enum pmc_probe_result probe;	/* meaningful once @probed */
+	bool probed;
 	struct pmc_meta meta;
 	struct pmc_index idx;
 	struct pmc_recovery_stats st;
@@ -56,7 +59,43 @@ static u64 dev_size(int fd)
 		return 0;
 	if (S_ISBLK(s.st_mode))
 		return ioctl(fd, BLKGETSIZE64, &bytes) ? 0 : bytes;
-	return s.st_size;
+	return S_ISREG(s.st_mode) ? (u64)s.st_size : 0;
+}
+
+/* Open @path as a cache device or image; a clear message and -1 if not. */
+static int open_dev(const char *path, int flags, u64 *size)
+{
+	struct stat s;
+	int fd = open(path, flags);
+
+	if (fd < 0) {
+		perror(path);
+		return -1;
+	}
+	if (fstat(fd, &s) || (!S_ISBLK(s.st_mode) && !S_ISREG(s.st_mode))) {
+		fprintf(stderr, "%s: not a block device or an image file\n", path);
+		close(fd);
+		return -1;
+	}
+	*size = dev_size(fd);
+	if (*size < PMC_REC_OFFSET) {
+		fprintf(stderr, "%s: %llu bytes, too small for a pmcache device\n", path,
+			(unsigned long long)*size);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The probe's reasons are the module's, worded for dmsetup ("...; pass
+ * format to overwrite it"): print what was found, without that advice.
+ */
+static void print_why(const char *path, const char *why)
+{
+	const char *advice = strchr(why, ';');
+
+	fprintf(stderr, "%s: %.*s\n", path, advice ? (int)(advice - why) : (int)strlen(why), why);
 }
 
 static void count_free(void *ctx, u32 slot)
@@ -66,37 +105,37 @@ static void count_free(void *ctx, u32 slot)
 }
 
 /* Map and load the cache read-only; 0 or an exit status. */
-static int load(const char *path, struct cache_view *v)
+static int load(const char *path, struct cache_view *v, bool quiet_blank)
 {
 	const char *why;
-	int fd = open(path, O_RDONLY);
+	int fd;
 
 	memset(v, 0, sizeof(*v));
-	if (fd < 0) {
-		perror(path);
+	fd = open_dev(path, O_RDONLY, &v->size);
+	if (fd < 0)
 		return 2;
-	}
-	v->size = dev_size(fd);
-	if (v->size < PMC_REC_OFFSET) {
-		fprintf(stderr, "%s: too small for a pmcache device\n", path);
-		close(fd);
-		return 2;
-	}
-	/* Private: recovery may clear records, in this process only. */
-	v->map = mmap(NULL, v->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	/*
+	 * Private: recovery may clear records, in this process only.
+	 * NORESERVE: only the pages it touches are copied, so a cache larger
+	 * than RAM and swap can be mapped at all.
+	 */
+	v->map = mmap(NULL, v->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
 	close(fd);
 	if (v->map == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
-	switch (pmc_meta_probe(&v->meta, v->map, v->size, &why)) {
+	v->probe = pmc_meta_probe(&v->meta, v->map, v->size, &why);
+	v->probed = true;
+	switch (v->probe) {
 	case PMC_PROBE_VALID:
 		break;
 	case PMC_PROBE_BLANK:
-		fprintf(stderr, "%s: blank (never formatted)\n", path);
+		if (!quiet_blank)
+			fprintf(stderr, "%s: blank (never formatted, or wiped)\n", path);
 		return 2;
 	default:
-		fprintf(stderr, "%s: %s\n", path, why);
+		print_why(path, why);
 		return 2;
 	}
 	if (pmc_index_init(&v->idx, (u32)v->meta.geo.nr_blocks)) {
@@ -131,7 +170,7 @@ static void print_summary(const char *path, const struct cache_view *v)
 static int cmd_check(const char *path)
 {
 	struct cache_view v;
-	int r = load(path, &v);
+	int r = load(path, &v, false);
 
 	if (r)
 		return r;
@@ -148,7 +187,7 @@ static int cmd_dump(const char *path, bool records)
 {
 	struct cache_view v;
 	u32 slot;
-	int r = load(path, &v);
+	int r = load(path, &v, false);
 
 	if (r)
 		return r;
@@ -173,7 +212,8 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 	u64 written = 0, osize;
 	u8 *buf;
 	u32 slot, bs;
-	int fd, r = load(cache, &v);
+	int fd, r = load(cache, &v, false);
+	struct stat cs, os;
 
 	if (r)
 		return r;
@@ -181,6 +221,14 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 	fd = open(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
 	if (fd < 0) {
 		perror(origin);
+		return 2;
+	}
+	/* The module refuses this pairing too: the blocks would land in the cache. */
+	if (!stat(cache, &cs) && !fstat(fd, &os) &&
+	    (S_ISBLK(cs.st_mode) && S_ISBLK(os.st_mode) ? cs.st_rdev == os.st_rdev :
+	     cs.st_dev == os.st_dev && cs.st_ino == os.st_ino)) {
+		fprintf(stderr, "%s is the cache device itself; refusing\n", origin);
+		close(fd);
 		return 2;
 	}
 	osize = dev_size(fd);
@@ -230,6 +278,7 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 	free(buf);
 	printf("%s %" PRIu64 " dirty blocks of %u bytes to %s\n",
 	       dry_run ? "would write" : "wrote", written, bs, origin);
+	fflush(stdout);
 	if (!dry_run && written)
 		fprintf(stderr,
 			"the cache still holds these blocks, dirty: before %s is written without\n"
@@ -267,12 +316,21 @@ static int cmd_wipe(const char *cache, bool force)
 {
 	struct zero_range z = { .err = 0 };
 	struct cache_view v;
-	int r = load(cache, &v);
+	u64 size;
+	int r = load(cache, &v, true);
 
+	if (!v.probed)
+		return 2;	/* not there, not a device, too small: said why */
+	if (v.probe == PMC_PROBE_BLANK) {
+		printf("%s is blank already: the next dmsetup create formats it\n", cache);
+		return 0;
+	}
 	if (r == 2 && !force) {
+		/* load() said what it found: another format, or a damaged cache. */
 		fprintf(stderr,
-			"%s: not a pmcache device; pass --force to zero its superblocks and signatures anyway\n",
-			cache);
+			"%s: %s; pass --force to zero its superblocks and signatures anyway\n",
+			cache, v.probe == PMC_PROBE_FOREIGN ? "not a pmcache device" :
+			"not loadable, but it may be a pmcache device holding dirty blocks");
 		return 2;
 	}
 	if (!r && v.st.dirty && !force) {
@@ -282,12 +340,10 @@ static int cmd_wipe(const char *cache, bool force)
 		return 1;
 	}
 	/* O_EXCL: not under a live table. */
-	z.fd = open(cache, O_WRONLY | O_EXCL);
-	if (z.fd < 0) {
-		perror(cache);
+	z.fd = open_dev(cache, O_WRONLY | O_EXCL, &size);
+	if (z.fd < 0)
 		return 2;
-	}
-	pmc_meta_blank_ranges(v.size, zero_range, &z);
+	pmc_meta_blank_ranges(size, zero_range, &z);
 	if (z.err || fsync(z.fd)) {
 		fprintf(stderr, "%s: %s\n", cache, strerror(z.err ? z.err : errno));
 		close(z.fd);
@@ -298,33 +354,50 @@ static int cmd_wipe(const char *cache, bool force)
 	return 0;
 }
 
-static int usage(void)
+static int usage(FILE *to, int status)
 {
-	fprintf(stderr,
+	fprintf(to,
 		"usage: pmcache-tool check  <cache dev|image>\n"
 		"       pmcache-tool dump   <cache dev|image> [--records]\n"
 		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run]\n"
-		"       pmcache-tool wipe   <cache dev|image> [--force]\n");
-	return 2;
+		"       pmcache-tool wipe   <cache dev|image> [--force]\n"
+		"\n"
+		"Offline: not on a cache a live dm table uses.\n"
+		"  check   load the cache as the module would and report what it holds\n"
+		"  dump    the same summary; --records lists every cached block\n"
+		"  rescue  write the newest copy of every dirty block to the origin\n"
+		"          (--dry-run: count them, write nothing); the cache keeps them\n"
+		"  wipe    make the device blank, so that the next dmsetup create formats\n"
+		"          it; refuses dirty blocks or another format without --force\n"
+		"\n"
+		"Exit status: 0 clean or done, 1 problems found or dirty blocks in the way,\n"
+		"2 not a usable pmcache device, or wrong arguments.\n");
+	return status;
 }
 
 int main(int argc, char **argv)
 {
 	/* A media error in the mapped device: -EIO from the reads, not a crash. */
 	pmc_pmem_catch_media_errors();
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+			  !strcmp(argv[1], "help")))
+		return usage(stdout, 0);
 	if (argc == 3 && !strcmp(argv[1], "check"))
 		return cmd_check(argv[2]);
-	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dump"))
-		return cmd_dump(argv[2], argc == 4 && !strcmp(argv[3], "--records"));
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dump")) {
+		if (argc == 4 && strcmp(argv[3], "--records"))
+			return usage(stderr, 2);
+		return cmd_dump(argv[2], argc == 4);
+	}
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "rescue")) {
 		if (argc == 5 && strcmp(argv[4], "--dry-run"))
-			return usage();
+			return usage(stderr, 2);
 		return cmd_rescue(argv[2], argv[3], argc == 5);
 	}
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {
 		if (argc == 4 && strcmp(argv[3], "--force"))
-			return usage();
+			return usage(stderr, 2);
 		return cmd_wipe(argv[2], argc == 4);
 	}
-	return usage();
+	return usage(stderr, 2);
 }

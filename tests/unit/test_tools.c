@@ -149,6 +149,12 @@ int main(void)
 	   "rescue: the cache itself is unchanged");
 	ok(run(TOOL " rescue %s %s 2>&1 >/dev/null | grep -q 'pmcache-tool wipe'", img, org) == 0,
 	   "rescue: says to wipe the cache before the origin is written alone");
+	ok(run(TOOL " rescue %s %s >/dev/null 2>&1", img, img) == 2,
+	   "rescue: refuses the cache itself as the origin");
+	ok(run(TOOL " dump %s --record >/dev/null 2>&1", img) == 2 &&
+	   run(TOOL " wipe %s --forse >/dev/null 2>&1", img) == 2,
+	   "a misspelt option is bad usage, not ignored");
+	ok(run(TOOL " --help | grep -q 'Exit status'") == 0, "--help: usage on stdout, exit 0");
 	ok(run(TOOL " wipe %s >/dev/null 2>&1", img) == 1,
 	   "wipe: refuses a cache holding dirty blocks");
 	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,
@@ -156,6 +162,16 @@ int main(void)
 	ok(run(TOOL " wipe %s --force >/dev/null", img) == 0, "wipe --force: exits 0");
 	ok(run(TOOL " check %s 2>&1 | grep -q 'blank'", img) == 0,
 	   "wipe --force: the cache is blank (the next dmsetup create formats it)");
+	ok(run(TOOL " wipe %s | grep -q 'blank already'", img) == 0,
+	   "wipe: a blank device is nothing to do, exit 0");
+
+	/*
+	 * Larger than this machine's RAM (sparse): the private mapping must
+	 * not ask for that much memory up front.
+	 */
+	ok(run("truncate -s 256G %s/huge.img && " TOOL " check %s/huge.img 2>&1 | grep -q blank",
+	       dir, dir) == 0, "check: maps a device larger than memory");
+	run("rm -f %s/huge.img", dir);
 
 	/* Corrupt one record's key: its checksum no longer matches. */
 	map = make_image(bad);
@@ -166,6 +182,20 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " check %s >/dev/null", bad) == 1, "check: a corrupt record exits 1");
 	ok(run(TOOL " check %s | grep -q '1 corrupt'", bad) == 0, "check: reports it");
+	/* A damaged superblock may hide dirty blocks: wipe needs --force. */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	map[16] ^= 1;			/* both copies: magic intact, checksum not */
+	map[PMC_SB_SIZE + 16] ^= 1;
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " wipe %s 2>&1 | grep -q 'may be a pmcache device'", bad) == 0,
+	   "wipe: a cache it cannot load may hold dirty blocks: refused without --force");
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, true);
+	put(&m, 1, 11, 0, 1, true);
+	m.recs[1].key ^= cpu_to_le64(1);
+	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " rescue %s %s >/dev/null 2>&1", bad, org) == 1,
 	   "rescue: exits 1 when a corrupt record may have held dirty data");
 
@@ -175,6 +205,8 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,
 	   "check: a foreign device is named as such");
+	ok(run(TOOL " wipe %s 2>&1 | grep -q 'not a pmcache device;'", bad) == 0,
+	   "wipe: names a foreign device as such");
 	ok(run(TOOL " check %s >/dev/null 2>&1", bad) == 2, "check: a foreign device exits 2");
 	ok(run(TOOL " wipe %s >/dev/null 2>&1", bad) == 2 &&
 	   run(TOOL " check %s 2>&1 | grep -q 'not a pmcache device'", bad) == 0,

@@ -12,8 +12,9 @@
  *   data_off   data area: nr_blocks blocks of block_size bytes
  *
  * The superblock is written at format time and when the cache is rebound to
- * another origin. Updates go to the copy that is not current with a higher
- * sequence number, so a torn update leaves the other copy valid.
+ * another origin, into both copies with a higher sequence number: first the
+ * copy that is not current, then, behind a fence, the other. A torn update
+ * leaves one copy valid; afterwards either copy alone will do.
  *
  * A record is free when its commit word is zero. A block is written out of
  * place: data into a free block, then the record's key word, a fence, then

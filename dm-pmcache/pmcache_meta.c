@@ -232,7 +232,14 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	return PMC_PROBE_VALID;
 }
 
-/* Write the superblock into the copy that is not current; durable on return. */
+/*
+ * Write the superblock into both copies, durable on return: first the one
+ * that is not current, then, once that is, the other. A crash tears at most
+ * one of them, and the other is whole (the old contents or the new); after
+ * the second both are the same, so that damage to either one later leaves
+ * the other to load from, and never an older superblock (which could name
+ * the origin from before a rebind).
+ */
 static void meta_write_sb(struct pmc_meta *m, u64 now)
 {
 	struct pmc_sb sb;
@@ -256,6 +263,8 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 	sb.format_time = cpu_to_le64(now);
 	sb.crc = cpu_to_le32(sb_crc(&sb));
 	pmc_pmem_copy(sb_copy(m->base, copy), &sb, sizeof(sb));
+	pmc_pmem_fence();
+	pmc_pmem_copy(sb_copy(m->base, !copy), &sb, sizeof(sb));
 	pmc_pmem_fence();
 	m->sb_seq++;
 	m->sb_copy = copy;
@@ -333,6 +342,7 @@ static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_block
 		if (pmc_pmem_read(&rec, &m->recs[slot], sizeof(rec))) {
 			/* Unreadable record: the slot is lost, not reused. */
 			st->corrupt++;
+			st->unreadable++;
 			continue;
 		}
 		commit = le64_to_cpu(rec.commit);

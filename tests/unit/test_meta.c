@@ -251,8 +251,8 @@ static void test_format(void)
 	check(pmc_meta_origin_matches(&p, &origin_a) &&
 	      !pmc_meta_origin_matches(&p, &origin_b),
 	      "format: origin identity matches only its origin");
-	check(le64_to_cpu(sb_at(1)->magic) == 0,
-	      "format: the second copy is left invalid");
+	check(!memcmp(sb_at(0), sb_at(1), sizeof(struct pmc_sb)),
+	      "format: both copies written, the same");
 	check(pmc_meta_probe(&p, dev, DEV_SIZE / 2, &why) == PMC_PROBE_MISMATCH,
 	      "probe: a device smaller than the one formatted is a mismatch");
 	new_dev(PMC_REC_OFFSET + PMC_DATA_ALIGN + 4 * BS);
@@ -262,6 +262,7 @@ static void test_format(void)
 
 static void test_format_order(void)
 {
+	struct pmc_sb save;
 	struct pmc_meta m, p;
 	unsigned int i, fences = 0, zero_fence = 0, sb_ev = 0;
 	const char *why;
@@ -286,9 +287,16 @@ static void test_format_order(void)
 	check(order && sb_ev && events[nr_events - 1].kind == EV_FENCE,
 	      "format: records cleared and fenced before the superblock; durable on return");
 
-	/* Over a cache whose current copy is 1: copy 0 must be cleared first. */
+	/*
+	 * Over a cache whose current copy is 1 (a crash between the two
+	 * writes of a rebind left copy 0 older): copy 0 must be cleared first.
+	 */
+	save = *sb_at(0);
 	rebind(&m, &origin_b);
-	check(m.sb_copy == 1, "rebind: writes the other copy");
+	check(m.sb_copy == 1, "rebind: writes the other copy first");
+	*sb_at(0) = save;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && m.sb_copy == 1,
+	      "probe: the copy with the higher seq is current");
 	nr_events = 0;
 	pmc_meta_format(&m, dev, DEV_SIZE, BS, &origin_a, uuid_b, 0);
 	for (i = 0; i < nr_events && i < MAX_EVENTS; i++)
@@ -311,6 +319,8 @@ static void test_probe_corrupt_unsupported(void)
 	struct pmc_sb save;
 
 	format_dev(&m, DEV_SIZE);
+	/* Copy 1 gone (test_two_copies has both), so copy 0 alone decides. */
+	memset(sb_at(1), 0, sizeof(struct pmc_sb));
 	save = *sb_at(0);
 	sb_at(0)->origin_name[3] ^= 1;
 	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_CORRUPT && why,
@@ -369,33 +379,42 @@ static void test_two_copies(void)
 {
 	struct pmc_meta m, p;
 	const char *why;
-	struct pmc_sb save;
+	struct pmc_sb save, older;
 	bool ok;
 
 	format_dev(&m, DEV_SIZE);
+	older = *sb_at(0);
 	rebind(&m, &origin_b);
 	ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
-	check(ok && p.sb_seq == 2 && p.sb_copy == 1 &&
+	check(ok && p.sb_seq == 2 && !memcmp(sb_at(0), sb_at(1), sizeof(struct pmc_sb)) &&
 	      pmc_meta_origin_matches(&p, &origin_b) && !memcmp(p.uuid, uuid_a, 16),
-	      "rebind: seq 2 in copy 1 names the new origin, same uuid");
+	      "rebind: seq 2 in both copies names the new origin, same uuid");
 	rebind(&p, &origin_a);
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
-	check(ok && m.sb_seq == 3 && m.sb_copy == 0 &&
-	      pmc_meta_origin_matches(&m, &origin_a),
-	      "rebind: seq 3 goes back to copy 0");
-	/* A torn update of the current copy: the other one is used. */
+	check(ok && m.sb_seq == 3 && pmc_meta_origin_matches(&m, &origin_a),
+	      "rebind: seq 3");
+	/* Damage to either copy: the other, the same, is used. */
 	save = *sb_at(0);
 	sb_at(0)->seq = cpu_to_le64(99);
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
-	check(ok && m.sb_seq == 2 && m.sb_copy == 1 &&
-	      pmc_meta_origin_matches(&m, &origin_b),
-	      "probe: a corrupt newer copy falls back to the older one");
+	check(ok && m.sb_seq == 3 && m.sb_copy == 1 && pmc_meta_origin_matches(&m, &origin_a),
+	      "probe: a damaged copy 0 leaves copy 1, the same superblock");
 	*sb_at(0) = save;
-	sb_at(1)->magic = 0;
+	sb_at(1)->crc ^= cpu_to_le32(1);
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
 	check(ok && m.sb_seq == 3 && m.sb_copy == 0,
-	      "probe: one valid copy is enough");
-	sb_at(0)->crc ^= cpu_to_le32(1);
+	      "probe: a damaged copy 1 leaves copy 0");
+	/* A crash tore the second write: copy 1 still holds the older one. */
+	*sb_at(1) = older;
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && m.sb_seq == 3 && m.sb_copy == 0,
+	      "probe: of two valid copies the higher seq is current");
+	/* The first write torn: the newer copy is corrupt, the older one used. */
+	sb_at(0)->seq = cpu_to_le64(99);
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && m.sb_seq == 1 && m.sb_copy == 1 && pmc_meta_origin_matches(&m, &origin_a),
+	      "probe: a corrupt newer copy falls back to the older one");
+	sb_at(1)->crc ^= cpu_to_le32(1);
 	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_CORRUPT,
 	      "probe: magic present but no copy checks out is corrupt");
 }

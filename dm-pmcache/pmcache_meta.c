@@ -21,13 +21,20 @@ static u32 sb_crc(const struct pmc_sb *sb)
 	return pmc_crc32c(~0u, &tmp, sizeof(tmp));
 }
 
+/* Whether pmem at @p holds only zeroes; false where a media error hides it. */
 static bool all_zero(const u8 *p, size_t len)
 {
-	size_t i;
+	u64 buf[32];
+	size_t n, i;
 
-	for (i = 0; i < len; i++)
-		if (p[i])
+	for (; len; p += n, len -= n) {
+		n = min_t(size_t, len, sizeof(buf));
+		if (pmc_pmem_read(buf, p, n))
 			return false;
+		for (i = 0; i < n / sizeof(buf[0]); i++)
+			if (buf[i])
+				return false;
+	}
 	return true;
 }
 
@@ -189,6 +196,20 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 		*why = "cache device too small";
 		return PMC_PROBE_MISMATCH;
 	}
+	/*
+	 * A zero first superblock copy makes the device blank whatever the
+	 * second holds: zeroing the first 4 KiB is how a cache is reset (the
+	 * second copy is there for a first one damaged, not wiped), and a
+	 * format zeroes the first copy before it writes anything.
+	 */
+	if (all_zero(base, PMC_SB_SIZE)) {
+		*why = pmc_foreign_signature(base, size);
+		if (!*why) {
+			*why = "blank";
+			return PMC_PROBE_BLANK;
+		}
+		return PMC_PROBE_FOREIGN;
+	}
 	for (i = 0; i < PMC_SB_COPIES; i++) {
 		if (pmc_pmem_read(&sb, sb_copy(base, i), sizeof(sb))) {
 			res[i] = PMC_PROBE_CORRUPT;
@@ -211,14 +232,6 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 				*why = reason[i];
 				return res[i];
 			}
-		if (all_zero(base, PMC_SB_SIZE)) {
-			*why = pmc_foreign_signature(base, size);
-			if (!*why) {
-				*why = "blank";
-				return PMC_PROBE_BLANK;
-			}
-			return PMC_PROBE_FOREIGN;
-		}
 		*why = "not a pmcache device; zero it or pass format";
 		return best_res;
 	}

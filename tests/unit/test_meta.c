@@ -399,6 +399,10 @@ static void test_two_copies(void)
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
 	check(ok && m.sb_seq == 3 && m.sb_copy == 1 && pmc_meta_origin_matches(&m, &origin_a),
 	      "probe: a damaged copy 0 leaves copy 1, the same superblock");
+	/* Zeroed, not damaged: the way to reset a cache, as documented. */
+	memset(sb_at(0), 0, PMC_SB_SIZE);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_BLANK,
+	      "probe: a zero first copy is blank, whatever the second holds");
 	*sb_at(0) = save;
 	sb_at(1)->crc ^= cpu_to_le32(1);
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;

@@ -369,16 +369,24 @@ static void pmc_replace(struct pmc_policy *p, u32 old, u32 slot)
 }
 
 /*
+ * Slots one eviction looks at, at most: the scan runs with interrupts off,
+ * and a cache full of dirty blocks has nothing to find. The hand moves on
+ * past them, so the next call (the writer's wait loop retries) goes on from
+ * there rather than rescanning.
+ */
+#define PMC_EVICT_SCAN		8192u
+
+/*
  * The least frequent evictable slot among the next PMC_SAMPLES resident ones
- * from the hand, looking at no more than 2 * nr_slots slots. @evictable is
- * called with p->lock held and interrupts off, only for resident slots that
- * would beat the best candidate so far.
+ * from the hand, looking at no more than PMC_EVICT_SCAN slots (nor all of
+ * them twice). @evictable is called with p->lock held and interrupts off,
+ * only for resident slots that would beat the best candidate so far.
  */
 static u32 pmc_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 			       void *ctx)
 {
 	u32 best = PMC_NO_SLOT, best_freq = PMC_FREQ_MAX + 1;
-	u64 limit = 2ULL * p->nr_slots, looked = 0;
+	u64 limit = min_t(u64, 2ULL * p->nr_slots, PMC_EVICT_SCAN), looked = 0;
 	u32 slot, seen = 0, f, skip;
 	unsigned long flags;
 
@@ -407,8 +415,7 @@ static u32 pmc_evict_candidate(struct pmc_policy *p, pmc_evictable_fn evictable,
 		looked++;
 		slot = pmc_next_slot(p, slot);
 	}
-	if (best != PMC_NO_SLOT)
-		WRITE_ONCE(p->hand, pmc_next_slot(p, best));
+	WRITE_ONCE(p->hand, best != PMC_NO_SLOT ? pmc_next_slot(p, best) : slot);
 out:
 	spin_unlock_irqrestore(&p->lock, flags);
 	return best;

@@ -85,6 +85,14 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 		gen = pmc_key_gen(idx->slots[old].key) + 1;
 		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
 			state |= PMC_S_WB_WAIT;
+		/*
+		 * Dirty since before the last age tick, and still not on its
+		 * way to the origin: the block stays aged, so that rewriting
+		 * it no faster than max_dirty_age does not hold it back.
+		 */
+		if (dirty && (os & (PMC_S_KIND_MASK | PMC_S_AGED | PMC_S_WB | PMC_S_STALE)) ==
+			     (PMC_S_DIRTY | PMC_S_AGED))
+			state |= PMC_S_AGED;
 		/* Under writeback, not yet a tombstone (whose record is gone). */
 		if ((os & (PMC_S_WB | PMC_S_STALE)) == PMC_S_WB)
 			clear_after = old;

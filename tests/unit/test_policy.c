@@ -785,6 +785,51 @@ static bool evictable_any(void *ctx, u32 slot)
 	return true;
 }
 
+struct one_clean {
+	u32 slot;		/* the only evictable slot */
+	u64 calls;		/* evictable() calls */
+};
+
+static bool evictable_one(void *ctx, u32 slot)
+{
+	struct one_clean *o = ctx;
+
+	o->calls++;
+	return slot == o->slot;
+}
+
+/*
+ * A full cache of 1M dirty blocks but one: each eviction looks at a bounded
+ * number of slots (it runs with interrupts off), and the hand moves on, so
+ * that retries reach the clean block without rescanning from one place.
+ */
+static void test_evict_bounded(void)
+{
+	const struct pmc_policy_ops *ops = &pmc_policy_default;
+	u32 n = 1u << 20, i, got = PMC_NO_SLOT, calls_made = 0;
+	struct one_clean o = { .slot = n - 3 };
+	u64 most = 0, before;
+	struct pmc_policy *p = ops->create(n);
+
+	if (!p) {
+		check(false, "evict bounded: policy created");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		ops->insert(p, i, i);
+	while (got == PMC_NO_SLOT && calls_made < n) {
+		before = o.calls;
+		got = ops->evict_candidate(p, evictable_one, &o);
+		calls_made++;
+		if (o.calls - before > most)
+			most = o.calls - before;
+	}
+	check(got == o.slot && most <= 8192,
+	      "evict bounded: at most 8192 slots a call, and the retries find the one clean block");
+	check(calls_made <= n / 8192 + 2, "evict bounded: the hand moves on between calls");
+	ops->destroy(p);
+}
+
 /*
  * The hand skips empty groups of 8 slots: a lone resident slot is found
  * wherever it sits, in caches of any size (the last group partly past the
@@ -1012,6 +1057,7 @@ int main(int argc, char **argv)
 	test_memory();
 	test_admission_cold();
 	test_evictable();
+	test_evict_bounded();
 	test_lone_resident();
 	test_replace();
 

@@ -105,6 +105,11 @@ struct pmc_cache {
 	 * cache, rebind, passthrough), or NULL: see pmc_refuse_dirty.
 	 */
 	const char *dirty_refusal;
+	/*
+	 * Under pmc_devices_lock: the table this one replaced went, holding
+	 * dirty blocks in another cache device (pmc_replaced_dirty).
+	 */
+	bool strands_dirty;
 	struct list_head devices_node;	/* in pmc_devices while registered */
 	bool registered;
 
@@ -138,7 +143,13 @@ struct pmc_cache {
 	bool loaded;
 
 	int health;
+	/*
+	 * Under pmc_devices_lock: records dropped at load (corrupt or beyond
+	 * the origin), counted as errors; of them, the unreadable ones, which
+	 * stay where they are and so are counted again by the next load.
+	 */
 	u64 load_corrupt;
+	u64 load_unreadable;
 	/*
 	 * Under pmc_devices_lock: the errors counted by the tables this one
 	 * replaced (a reload; health and errors stay with the dm device, not

@@ -192,6 +192,7 @@ struct pmc_recovery_stats {
 	u64 used;
 	u64 dirty;
 	u64 corrupt;		/* records that failed their checksum */
+	u64 unreadable;		/* of those, the ones a media error hid: left as they are */
 	u64 duplicates;		/* older copies superseded by a newer one */
 	u64 out_of_range;	/* blocks beyond the origin's end */
 };

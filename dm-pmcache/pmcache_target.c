@@ -1192,12 +1192,24 @@ static void pmc_recover_free(void *ctx, u32 slot)
 	pmc_alloc_put(&c->alloc, slot);
 }
 
+/*
+ * The caches of all loaded tables. A cache device serves one dm device (two
+ * would hand out each other's blocks and rebind each other's records) and
+ * an origin has one cache (two would each serve their own copy of a block).
+ * Tables of the same dm device are no conflict: a reload's new table is
+ * loaded while the old one runs, and they use the devices in turn.
+ */
+static DEFINE_MUTEX(pmc_devices_lock);
+static LIST_HEAD(pmc_devices);
+
 #define PMC_REFUSE_FORMAT \
 	"the cache holds dirty blocks: flush them (dmsetup message <dev> 0 flush) before format"
 #define PMC_REFUSE_REBIND \
 	"cache holds dirty data of another origin (see the kernel log for which); refusing"
 #define PMC_REFUSE_PASSTHROUGH \
 	"the cache holds dirty blocks: run \"dmsetup message <dev> 0 flush\" before passthrough"
+#define PMC_REFUSE_NEW_CACHE \
+	"the table being replaced holds dirty blocks in its cache device: flush them before changing the cache device"
 
 /*
  * Format over a cache, a rebind to another origin and passthrough would
@@ -1210,11 +1222,19 @@ static void pmc_recover_free(void *ctx, u32 slot)
  */
 static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **error)
 {
+	struct pmc_meta now;
+	const char *why;
 	u64 dirty;
 
 	c->dirty_refusal = refusal;
-
-	if (pmc_meta_count_dirty(&c->meta, &dirty)) {
+	/*
+	 * The cache as pmem holds it now, in its own geometry: c->meta has
+	 * the new geometry of a format by the time of the resume, and the
+	 * old records are counted by the old one.
+	 */
+	if (pmc_meta_probe(&now, c->pmem, c->pmem_size, &why) != PMC_PROBE_VALID)
+		return 0;
+	if (pmc_meta_count_dirty(&now, &dirty)) {
 		if (error)
 			*error = "cannot allocate the index to count dirty blocks";
 		DMERR("cannot allocate the index to count dirty blocks");
@@ -1223,7 +1243,7 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 	if (!dirty)
 		return 0;
 	DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors)",
-	      dirty, c->meta.origin_name, c->meta.origin_sectors);
+	      dirty, now.origin_name, now.origin_sectors);
 	DMERR("table's origin %s (%llu sectors): %s", c->origin_name,
 	      c->origin_sectors, refusal);
 	if (error)
@@ -1268,10 +1288,14 @@ static int pmc_load(struct pmc_cache *c)
 			c->pops->insert(c->policy, slot, pmc_key_oblock(c->idx.slots[slot].key));
 	percpu_counter_set(&c->nr_used, st.used);
 	percpu_counter_set(&c->nr_dirty, st.dirty);
+	mutex_lock(&pmc_devices_lock);
 	c->load_corrupt = st.corrupt + st.out_of_range;
-	if (c->load_corrupt) {
+	c->load_unreadable = st.unreadable;
+	mutex_unlock(&pmc_devices_lock);
+	if (st.corrupt + st.out_of_range) {
 		WRITE_ONCE(c->health, PMC_HEALTH_DEGRADED);
-		DMERR("%llu corrupt or out-of-range records dropped at load", c->load_corrupt);
+		DMERR("%llu corrupt or out-of-range records dropped at load",
+		      st.corrupt + st.out_of_range);
 	}
 	c->high_limit = div_u64(c->meta.geo.nr_blocks * c->high_wm, 100);
 	c->action = PMC_ACT_LOAD;
@@ -1358,14 +1382,23 @@ static void pmc_origin_identity(struct pmc_cache *c)
 }
 
 /*
- * The caches of all loaded tables. A cache device serves one dm device (two
- * would hand out each other's blocks and rebind each other's records) and
- * an origin has one cache (two would each serve their own copy of a block).
- * Tables of the same dm device are no conflict: a reload's new table is
- * loaded while the old one runs, and they use the devices in turn.
+ * Dirty blocks that a reload of @c's dm device onto another cache device
+ * would leave behind in the cache device of the table it replaces: the
+ * origin would read without them, and attaching that cache again later
+ * would write them back over newer data. Under pmc_devices_lock.
  */
-static DEFINE_MUTEX(pmc_devices_lock);
-static LIST_HEAD(pmc_devices);
+static s64 pmc_replaced_dirty(struct pmc_cache *c)
+{
+	struct mapped_device *md = dm_table_get_md(c->ti->table);
+	struct pmc_cache *o;
+
+	lockdep_assert_held(&pmc_devices_lock);
+	list_for_each_entry(o, &pmc_devices, devices_node)
+		if (o != c && dm_table_get_md(o->ti->table) == md &&
+		    o->cache_dev->bdev != c->cache_dev->bdev && o->loaded)
+			return pmc_nr_dirty(o);
+	return 0;
+}
 
 static int pmc_register(struct pmc_cache *c, char **error)
 {
@@ -1374,6 +1407,11 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	int r = 0;
 
 	mutex_lock(&pmc_devices_lock);
+	if (pmc_replaced_dirty(c) > 0) {
+		*error = PMC_REFUSE_NEW_CACHE;
+		mutex_unlock(&pmc_devices_lock);
+		return -EBUSY;
+	}
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (dm_table_get_md(o->ti->table) == md)
 			continue;
@@ -1418,7 +1456,8 @@ static void pmc_sum_stats(struct pmc_cache *c, struct pmc_stats *sum)
 /*
  * The counters since the last clear_stats (which keeps their sums then as
  * the base, rather than zeroing per-CPU counters other CPUs increment);
- * errors include those of the tables a reload replaced.
+ * errors include those of the tables a reload replaced, and the records
+ * dropped at load.
  */
 static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
 {
@@ -1430,14 +1469,16 @@ static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
 	pmc_sum_stats(c, s);
 	for (i = 0; i < PMC_NR_STATS; i++)
 		v[i] -= base[i];
-	s->errors += c->inherited_errors;
+	s->errors += c->inherited_errors + c->load_corrupt;
 }
 
 /*
  * A table goes: hand its health and errors to the other table of its dm
  * device, the one a reload put in its place, so that a reload (to change
- * a watermark, say) does not make a degraded cache look healthy. Called
- * under pmc_devices_lock, after @c left the list.
+ * a watermark, say) does not make a degraded cache look healthy; and, if
+ * it leaves dirty blocks in a cache device the other does not use, make
+ * the other's resume keep refusing. Called under pmc_devices_lock, after
+ * @c left the list.
  */
 static void pmc_hand_over_health(struct pmc_cache *c)
 {
@@ -1450,9 +1491,14 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		if (dm_table_get_md(o->ti->table) != md)
 			continue;
 		pmc_read_stats(c, &s);
-		o->inherited_errors += s.errors;
+		/* @o's load found the unreadable records again, and counted them. */
+		o->inherited_errors += s.errors - c->load_unreadable;
 		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
 			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
+		/* Its first resume was refused for these: so is every other. */
+		if (!o->loaded && o->cache_dev->bdev != c->cache_dev->bdev &&
+		    c->loaded && pmc_nr_dirty(c) > 0)
+			o->strands_dirty = true;
 		break;
 	}
 }
@@ -1655,6 +1701,17 @@ static int pmc_preresume(struct dm_target *ti)
 
 	if (c->loaded)
 		return 0;
+	/*
+	 * Asked at the table load too; the table this one replaces (now
+	 * suspended) may have dirtied blocks since.
+	 */
+	mutex_lock(&pmc_devices_lock);
+	r = pmc_replaced_dirty(c) > 0 || c->strands_dirty ? -EBUSY : 0;
+	mutex_unlock(&pmc_devices_lock);
+	if (r) {
+		DMERR("%s", PMC_REFUSE_NEW_CACHE);
+		return r;
+	}
 	r = pmc_load(c);
 	if (r)
 		DMERR("cannot load the cache: %d", r);
@@ -1739,7 +1796,7 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 		       (long long)pmc_nr_used(c), (long long)pmc_nr_dirty(c),
 		       s.read_hits, s.read_misses, s.write_hits, s.write_misses,
 		       s.writebacks, atomic_read(&c->wb_inflight),
-		       s.errors + c->load_corrupt,
+		       s.errors,
 		       pmc_health_names[READ_ONCE(c->health)],
 		       pmc_mode_names[c->mode], s.promotions, s.evictions,
 		       s.seq_bypass);
@@ -1756,7 +1813,7 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 		       c->cache_dev->name, c->origin_dev->name, c->block_size,
 		       pmc_mode_names[c->mode], c->high_wm, c->low_wm, c->wb_jobs,
 		       c->max_age_ms, c->seq_cutoff, pmc_promote_names[c->promote],
-		       pmc_health_names[c->health]);
+		       pmc_health_names[READ_ONCE(c->health)]);
 		break;
 	}
 }
@@ -1802,6 +1859,8 @@ static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
 		mutex_lock(&pmc_devices_lock);
 		pmc_sum_stats(c, &c->stats_base);
 		c->inherited_errors = 0;
+		c->load_corrupt = 0;
+		c->load_unreadable = 0;
 		mutex_unlock(&pmc_devices_lock);
 		return 0;
 	}

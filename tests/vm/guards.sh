@@ -5,12 +5,16 @@
 #   and at the first resume when the live table dirtied blocks after a
 #   load that found none (the reload of `dmsetup table`, which prints
 #   `format` back, is the everyday way to get there);
+# - a format with another block_size, dirtied between its load and resume;
 # - a second dm device on the same cache device, or on the same origin;
+# - a reload onto another cache device while the replaced one holds dirty
+#   blocks (at the load, at the resume, and at every resume after);
 # - a clean copy of data the origin may still hold in its volatile cache
 #   (writethrough): the origin is flushed before the copy is committed;
 # - an origin that fails every write while the cache is all dirty: writes
 #   fail with EIO instead of hanging, and the device can still be removed;
-# - health and the error count: a table reload does not reset them.
+# - health and the error count (I/O errors, and records found corrupt at
+#   load): a table reload does not reset them, clear_stats does.
 . "$SCRIPTDIR/lib.sh"
 
 blocks_of() { dm_status_field "$1" "$2"; }	# 3: used, 4: dirty
@@ -54,6 +58,30 @@ dmsetup resume pc || fail "resume without format"
 fio $job --verify_only=1 >/dev/null || fail "first data lost"
 fio $job2 --verify_only=1 >/dev/null || fail "data written before the refused resume lost"
 
+log "format with another block_size, dirtied before its resume"
+# The recount at the resume must read the records by the geometry they were
+# written with (512-byte blocks: 8 times as many as the format's 4 KiB).
+dmsetup message pc 0 flush
+dm_remove pc
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc block_size 512
+dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table format)" ||
+	fail "format refused over a clean cache"
+# From CPU 1, whose free slots lie in the upper half of the cache: beyond
+# the records a 4 KiB geometry has.
+job3="--name=w3 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --cpus_allowed=1 --verify=crc32c --verify_fatal=1"
+fio $job3 >/dev/null || fail "write under the loaded table"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty before the resume"
+dmesg -c >/dev/null
+if dmsetup resume pc 2>/dev/null; then
+	fail "a format with another block_size resumed over dirty blocks"
+fi
+dmesg | grep -q "pmcache: .*flush them" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
+dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table block_size 512)" ||
+	fail "reload without format"
+dmsetup resume pc || fail "resume without format"
+fio $job3 --verify_only=1 >/dev/null || fail "data written before the refused resume lost"
+
 log "one cache device, one origin, one dm device"
 dmesg -c >/dev/null
 if ORIGIN_DEV=/dev/mapper/ob pmcache_table | dmsetup create pc2 2>/dev/null; then
@@ -77,6 +105,37 @@ if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/oa pmcache_table | dmsetup cr
 fi
 dmesg | grep -q "pmcache: the origin is cached by another pmcache device" ||
 	{ dmesg | tail -3; fail "no reason given"; }
+log "a reload onto another cache device leaves no dirty block behind"
+job4="--name=w4 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --verify=crc32c --verify_fatal=1"
+job5="--name=w5 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --offset=8M --verify=crc32c --verify_fatal=1"
+table_pb=$(CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/oa pmcache_table)
+fio $job4 >/dev/null || fail "write"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty"
+dmesg -c >/dev/null
+if dmsetup reload pc --table "$table_pb" 2>/dev/null; then
+	fail "a reload onto another cache device accepted over dirty blocks"
+fi
+dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
+	{ dmesg | tail -3; fail "the refusal does not say what to do"; }
+dmsetup message pc 0 flush
+dmsetup reload pc --table "$table_pb" || fail "reload onto another cache device refused, all clean"
+fio $job5 >/dev/null || fail "write under the loaded table"
+dmesg -c >/dev/null
+if dmsetup resume pc 2>/dev/null; then
+	fail "resumed onto another cache device over dirty blocks"
+fi
+dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
+	{ dmesg | tail -3; fail "the resume's refusal is not in the kernel log"; }
+# The replaced table is gone now (dm drops it even when the resume fails).
+if dmsetup resume pc 2>/dev/null; then
+	fail "a second resume onto another cache device accepted"
+fi
+dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)" ||
+	fail "reload onto the cache device that holds the dirty blocks"
+dmsetup resume pc || fail "resume onto the cache device that holds the dirty blocks"
+fio $job4 --verify_only=1 >/dev/null && fio $job5 --verify_only=1 >/dev/null ||
+	fail "data lost by the refused reload"
+dmsetup message pc 0 flush
 # Another origin, another cache device: fine.
 CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
 dm_remove pc2
@@ -120,6 +179,24 @@ dmsetup message pc 0 clear_stats
 assert_eq "$(dm_status_field pc 11)" 0 "errors after clear_stats"
 dm_remove pc
 dm_remove oe
+
+log "records found corrupt at load are errors, and stay errors across a reload"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+dm_remove pc
+# The first 4 KiB of the record area (256 records after the two superblock
+# copies): random words, whose checksums do not match.
+head -c 4096 /dev/urandom | dd of="$PMEM" bs=4096 seek=2 count=1 conv=notrunc 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+errs=$(dm_status_field pc 11)
+[ "$errs" -ge 200 ] && [ "$(dm_status_field pc 12)" = degraded ] ||
+	fail "status after a load that dropped corrupt records: $(dmsetup status pc)"
+dmsetup reload pc --table "$(dmsetup table pc)" || fail "reload"
+dmsetup resume pc || fail "resume"
+assert_eq "$(dm_status_field pc 11)" "$errs" "errors after a reload (the load cleared them)"
+dmsetup message pc 0 clear_stats
+assert_eq "$(dm_status_field pc 11)" 0 "errors after clear_stats"
+dm_remove pc
 
 log "an origin that fails every write, a cache all dirty"
 dmsetup create oe --table "0 $half linear $ORIGIN 0"

@@ -2,9 +2,11 @@
 #   make / make module   build dm-pmcache/dm-pmcache.ko against KDIR
 #   make deps            install everything builds and tests need (Debian 12, root)
 #   make check           userspace tests, then the VM scenarios
-#   make demo            boot a VM and show the cache working
+#   make demo [KERNEL=]  boot a VM and show the cache working
 #   make test-unit       userspace tests only
 #   make test-vm [T=name] [KERNEL=6.1|6.12]
+#   make bench [QUICK=1] [KERNEL=]  the fio suite against the peers (tests/fio/)
+#   make tools           tools/pmcache-tool
 KDIR ?= /lib/modules/$(shell uname -r)/build
 TOP := $(CURDIR)
 BUILD := $(TOP)/build
@@ -33,7 +35,7 @@ sparse:
 deps:
 	@scripts/deps
 
-# Offline tools (userspace): tools/pmcache-tool check|dump|rescue.
+# Offline tools (userspace): tools/pmcache-tool check|dump|rescue|wipe.
 tools:
 	@$(MAKE) -s -C tools
 
@@ -47,13 +49,13 @@ check:
 	@scripts/check
 
 demo:
-	@scripts/demo
+	@scripts/demo --kernel $(KERNEL)
 
 crashtest:
 	@$(MAKE) -s -C tests/unit crashtest
 
 bench:
-	@scripts/bench $(if $(QUICK),--quick)
+	@scripts/bench --kernel $(KERNEL) $(if $(QUICK),--quick)
 
 microbench:
 	@$(MAKE) -s -C tests/unit microbench

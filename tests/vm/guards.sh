@@ -18,6 +18,15 @@
 . "$SCRIPTDIR/lib.sh"
 
 blocks_of() { dm_status_field "$1" "$2"; }	# 3: used, 4: dirty
+# resume_refused WHAT PATTERN: resuming pc must fail, the kernel log saying
+# PATTERN; else fail with "WHAT".
+resume_refused() {
+	dmesg -c >/dev/null
+	if dmsetup resume pc 2>/dev/null; then
+		fail "$1"
+	fi
+	dmesg | grep -q "$2" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
+}
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 half=$(( $(sectors "$ORIGIN") / 2 ))
@@ -46,11 +55,7 @@ dmsetup reload pc --table "$(dmsetup table pc)" || fail "format refused over a c
 job2="--name=w2 --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=4M --offset=16M --verify=crc32c --verify_fatal=1"
 fio $job2 >/dev/null || fail "write under the loaded table"
 [ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty before the resume"
-dmesg -c >/dev/null
-if dmsetup resume pc 2>/dev/null; then
-	fail "format resumed over dirty blocks"
-fi
-dmesg | grep -q "pmcache: .*flush them" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
+resume_refused "format resumed over dirty blocks" "pmcache: .*flush them"
 dmesg | grep -q "pmcache: .*formatted" && fail "formatted anyway"
 # Back to a table without format: everything is there.
 dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table)" || fail "reload without format"
@@ -72,11 +77,7 @@ dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table format)" ||
 job3="--name=w3 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --cpus_allowed=1 --verify=crc32c --verify_fatal=1"
 fio $job3 >/dev/null || fail "write under the loaded table"
 [ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty before the resume"
-dmesg -c >/dev/null
-if dmsetup resume pc 2>/dev/null; then
-	fail "a format with another block_size resumed over dirty blocks"
-fi
-dmesg | grep -q "pmcache: .*flush them" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
+resume_refused "a format with another block_size resumed over dirty blocks" "pmcache: .*flush them"
 dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table block_size 512)" ||
 	fail "reload without format"
 dmsetup resume pc || fail "resume without format"
@@ -120,16 +121,11 @@ dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
 dmsetup message pc 0 flush
 dmsetup reload pc --table "$table_pb" || fail "reload onto another cache device refused, all clean"
 fio $job5 >/dev/null || fail "write under the loaded table"
-dmesg -c >/dev/null
-if dmsetup resume pc 2>/dev/null; then
-	fail "resumed onto another cache device over dirty blocks"
-fi
-dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
-	{ dmesg | tail -3; fail "the resume's refusal is not in the kernel log"; }
+resume_refused "resumed onto another cache device over dirty blocks" \
+	"pmcache: .*flush them before changing the cache device"
 # The replaced table is gone now (dm drops it even when the resume fails).
-if dmsetup resume pc 2>/dev/null; then
-	fail "a second resume onto another cache device accepted"
-fi
+resume_refused "a second resume onto another cache device accepted" \
+	"pmcache: .*flush them before changing the cache device"
 dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)" ||
 	fail "reload onto the cache device that holds the dirty blocks"
 dmsetup resume pc || fail "resume onto the cache device that holds the dirty blocks"

@@ -1,0 +1,48 @@
+#!/bin/sh
+# vm-run: --pmem-size 256M --origin-iops 0
+# offline-tools: pmcache-tool on the real devices, as an admin runs it when
+# the module cannot be loaded. Under a live table it writes to neither device
+# (O_EXCL); after the table is removed, check and dump count the dirty blocks
+# left in the cache, wipe refuses them, rescue writes them to the origin
+# (fio verifies the origin itself), and after wipe --force the next create
+# formats the cache and reads the data from the origin.
+. "$SCRIPTDIR/lib.sh"
+
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+pmcache_create pc
+job="--name=ot --direct=1 --ioengine=psync --rw=randwrite --bs=4k --size=16M --randseed=7 --verify=crc32c --verify_fatal=1"
+fio --filename=/dev/mapper/pc $job --do_verify=0 >/dev/null || fail "write"
+dirty=$(dm_status_field pc 4)
+[ "$dirty" -gt 0 ] || fail "nothing dirty"
+log "dirty blocks: $dirty"
+
+log "under a live table"
+pmcache-tool rescue "$PMEM" "$ORIGIN" >/tmp/out 2>&1 && { cat /tmp/out; fail "rescue wrote to the origin of a live table"; }
+pmcache-tool wipe "$PMEM" --force >/tmp/out 2>&1 && { cat /tmp/out; fail "wipe wrote to the cache of a live table"; }
+[ "$(dm_status_field pc 4)" = "$dirty" ] || fail "the live cache changed: $(dmsetup status pc)"
+dm_remove pc
+
+log "check, dump, wipe without --force"
+pmcache-tool check "$PMEM" >/tmp/check.out 2>&1 || { cat /tmp/check.out; fail "check of a clean cache"; }
+cat /tmp/check.out
+grep -q " $dirty dirty," /tmp/check.out || fail "check does not count $dirty dirty blocks"
+assert_eq "$(pmcache-tool dump "$PMEM" --records | grep -c ' dirty$')" "$dirty" "dirty blocks dump lists"
+rc=0; pmcache-tool wipe "$PMEM" >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 1 "wipe's exit status over dirty blocks"
+grep -q "holds $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "wipe does not say why"; }
+
+log "rescue"
+fio --filename="$ORIGIN" $job --verify_only=1 >/dev/null 2>&1 && fail "the origin held the data before the rescue"
+pmcache-tool rescue "$PMEM" "$ORIGIN" >/tmp/out 2>/dev/null || { cat /tmp/out; fail "rescue"; }
+grep -q "^wrote $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "rescue wrote another number of blocks"; }
+fio --filename="$ORIGIN" $job --verify_only=1 >/dev/null || fail "the origin does not hold the rescued data"
+
+log "wipe --force, then create"
+pmcache-tool wipe "$PMEM" --force >/dev/null || fail "wipe --force"
+pmcache-tool check "$PMEM" 2>&1 | grep -q blank || fail "not blank after wipe --force"
+dmesg -c >/dev/null
+pmcache_create pc
+dmesg | grep -q "pmcache: .*formatted" || { dmesg | tail -3; fail "the wiped cache was not formatted"; }
+fio --filename=/dev/mapper/pc $job --verify_only=1 >/dev/null || fail "the data through the new cache"
+dm_remove pc
+log "ok"

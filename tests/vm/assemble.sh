@@ -1,0 +1,68 @@
+#!/bin/sh
+# vm-run: --pmem-size 256M --origin-iops 0
+# assemble: boot-time assembly with pmcache-assemble from a table file. It
+# creates what the file lists (feature args counted), reports a bad line by
+# its number and still creates the others, leaves existing devices alone
+# (a second run changes nothing), waits for a device that appears late,
+# refuses "format", and --stop removes the devices; created again, the
+# cache holds every block written before (fio verify).
+. "$SCRIPTDIR/lib.sh"
+
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+tab=/tmp/pmcachetab
+cat > "$tab" <<EOT
+# name   cache   origin   feature args
+fast $PMEM $ORIGIN mode writeback sequential_cutoff 0   # a comment
+
+bad
+EOT
+rc=0; pmcache-assemble -f "$tab" -w 1 >/tmp/out 2>&1 || rc=$?
+cat /tmp/out
+assert_eq "$rc" 1 "exit status with a bad line"
+grep -q "$tab:4: want <name>" /tmp/out || fail "the bad line is not named"
+assert_blockdev fast
+assert_eq "$(dmsetup table fast | cut -d' ' -f3-)" \
+	"pmcache $(dmsetup table fast | cut -d' ' -f4-5) 4 mode writeback sequential_cutoff 0" "table"
+job="--name=as --filename=/dev/mapper/fast --direct=1 --rw=randwrite --bs=4k --size=8M --randseed=3 --verify=crc32c --verify_fatal=1"
+fio $job --do_verify=0 >/dev/null || fail "write"
+[ "$(dm_status_field fast 4)" -gt 0 ] || fail "nothing dirty"
+
+log "again, the bad line gone: nothing changes"
+sed -i '/^bad/d' "$tab"
+before=$(dmsetup status fast)
+pmcache-assemble -f "$tab" -w 1 >/tmp/out 2>&1 || { cat /tmp/out; fail "second run"; }
+grep -q "fast exists already" /tmp/out || { cat /tmp/out; fail "second run did not leave fast alone"; }
+assert_eq "$(dmsetup status fast)" "$before" "status after a second run"
+
+log "--stop, then assemble again: the cache comes back with its blocks"
+pmcache-assemble -f "$tab" --stop || fail "--stop"
+dmsetup info fast >/dev/null 2>&1 && fail "fast still there after --stop"
+pmcache-assemble -f "$tab" -w 1 >/dev/null || fail "assemble after --stop"
+[ "$(dm_status_field fast 4)" -gt 0 ] || fail "the dirty blocks did not come back"
+fio $job --verify_only=1 >/dev/null || fail "data after --stop and assemble"
+pmcache-assemble -f "$tab" --stop || fail "--stop"
+
+log "an origin that appears 3 s late; format refused"
+half=$(( $(sectors "$ORIGIN") / 2 ))
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+cat > "$tab" <<EOT
+late $PMEM /dev/mapper/lateorigin
+fmt $PMEM $ORIGIN format
+EOT
+( sleep 3; dmsetup create lateorigin --table "0 $half linear $ORIGIN 0" ) &
+rc=0; pmcache-assemble -f "$tab" -w 20 >/tmp/out 2>&1 || rc=$?
+wait
+cat /tmp/out
+assert_eq "$rc" 1 "exit status with format listed"
+grep -q "$tab:2: fmt: \"format\" does not belong" /tmp/out || fail "format not refused by name"
+assert_blockdev late
+dmsetup info fmt >/dev/null 2>&1 && fail "fmt created"
+dm_remove late
+dm_remove lateorigin
+
+log "a device that never appears"
+echo "never $PMEM /dev/mapper/nothing" > "$tab"
+rc=0; pmcache-assemble -f "$tab" -w 2 >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 1 "exit status with a missing device"
+grep -q "no block device /dev/mapper/nothing after 2 s" /tmp/out || { cat /tmp/out; fail "missing device not named"; }
+log "ok"

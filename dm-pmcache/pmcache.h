@@ -11,6 +11,8 @@
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/percpu_counter.h>
+#include <linux/bio.h>
+#include <linux/mempool.h>
 
 #include "pmcache_meta.h"
 #include "pmcache_index.h"
@@ -139,6 +141,8 @@ struct pmc_cache {
 	struct mutex wb_mutex;		/* one writeback batch at a time */
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	void *wb_items;			/* writeback batch, wb_jobs entries */
+	struct bio_set wb_bioset;	/* writeback's bios */
+	mempool_t bounce_pool;		/* partial-block writes: one block each */
 	bool running;			/* between resume and postsuspend */
 	bool loaded;
 

@@ -49,6 +49,13 @@
 #define PMC_MAX_BLOCK_SIZE	4096u
 #define PMC_DATA_ALIGN		4096u
 #define PMC_MIN_BLOCKS		16u
+/*
+ * Most blocks a cache uses; pmem beyond them is left unused. Slot numbers
+ * are u32 and the allocator, policy and index round counts of them up:
+ * 2^31 leaves those sums room. It is 1 TiB of cache at 512-byte blocks,
+ * 8 TiB at 4 KiB.
+ */
+#define PMC_MAX_BLOCKS		0x80000000u	/* 2^31 */
 
 struct pmc_sb {
 	__le64 magic;
@@ -148,8 +155,9 @@ struct pmc_geometry {
 };
 
 /*
- * Largest number of blocks that fit: records, then data aligned to
- * PMC_DATA_ALIGN. Returns -ENOSPC when fewer than PMC_MIN_BLOCKS fit.
+ * Largest number of blocks that fit, at most PMC_MAX_BLOCKS: records, then
+ * data aligned to PMC_DATA_ALIGN. Returns -ENOSPC when fewer than
+ * PMC_MIN_BLOCKS fit.
  */
 static inline int pmc_geometry_compute(u64 pmem_size, u32 block_size,
 				       struct pmc_geometry *g)
@@ -160,6 +168,8 @@ static inline int pmc_geometry_compute(u64 pmem_size, u32 block_size,
 		return -ENOSPC;
 	n = (pmem_size - PMC_REC_OFFSET - PMC_DATA_ALIGN) /
 	    (block_size + PMC_REC_SIZE);
+	if (n > PMC_MAX_BLOCKS)
+		n = PMC_MAX_BLOCKS;
 	for (;;) {
 		data_off = ALIGN(PMC_REC_OFFSET + n * PMC_REC_SIZE,
 				 (u64)PMC_DATA_ALIGN);
@@ -167,7 +177,7 @@ static inline int pmc_geometry_compute(u64 pmem_size, u32 block_size,
 			break;
 		n--;
 	}
-	if (n < PMC_MIN_BLOCKS || n > U32_MAX - 1)
+	if (n < PMC_MIN_BLOCKS)
 		return -ENOSPC;
 	g->block_size = block_size;
 	g->nr_blocks = n;

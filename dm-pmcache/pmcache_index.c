@@ -49,6 +49,8 @@ void pmc_index_reset(struct pmc_index *idx)
 	for (i = 0; i < nr_buckets; i++)
 		idx->buckets[i] = PMC_NO_SLOT;
 	for (i = 0; i < idx->nr_slots; i++) {
+		if (!(i % PMC_RESCHED_EVERY))
+			cond_resched();
 		idx->slots[i].link = PMC_NO_SLOT;
 		idx->slots[i].key = 0;
 		idx->slots[i].state = PMC_S_FREE;

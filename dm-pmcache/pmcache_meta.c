@@ -283,6 +283,18 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 	m->sb_copy = copy;
 }
 
+/* Zero the record area (not fenced), in pieces, rescheduling in between. */
+static void meta_zero_records(struct pmc_meta *m)
+{
+	u64 nr = m->geo.nr_blocks, at, n;
+
+	for (at = 0; at < nr; at += n) {
+		n = min_t(u64, nr - at, 16 * PMC_RESCHED_EVERY);
+		pmc_pmem_zero(&m->recs[at], n * PMC_REC_SIZE);
+		cond_resched();
+	}
+}
+
 /*
  * Invalidate both superblock copies, @older first, each behind a fence: from
  * here until meta_write_sb the device is not a cache (a crash leaves its
@@ -320,7 +332,7 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 	meta_set_origin(m, origin);
 	memcpy(m->uuid, uuid, sizeof(m->uuid));
 	meta_invalidate_sb(base, first);
-	pmc_pmem_zero(m->recs, g.nr_blocks * PMC_REC_SIZE);
+	meta_zero_records(m);
 	pmc_pmem_fence();
 	meta_write_sb(m, now);
 	return 0;
@@ -352,6 +364,8 @@ static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_block
 		u32 other;
 		bool dirty;
 
+		if (!(slot % PMC_RESCHED_EVERY))
+			cond_resched();
 		if (pmc_pmem_read(&rec, &m->recs[slot], sizeof(rec))) {
 			/* Unreadable record: the slot is lost, not reused. */
 			st->corrupt++;
@@ -439,7 +453,7 @@ void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
 	 */
 	meta_scan(m, idx, U64_MAX, NULL, NULL, &st, true);
 	pmc_index_reset(idx);
-	pmc_pmem_zero(m->recs, m->geo.nr_blocks * PMC_REC_SIZE);
+	meta_zero_records(m);
 	pmc_pmem_fence();
 	meta_set_origin(m, origin);
 	meta_write_sb(m, 0);

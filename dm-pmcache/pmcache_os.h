@@ -25,6 +25,7 @@
 #include <linux/errno.h>
 #include <linux/sort.h>
 #include <linux/minmax.h>
+#include <linux/sched.h>
 #include <asm/byteorder.h>
 
 #ifdef CONFIG_X86_64
@@ -37,6 +38,13 @@
 #include "pmcache_user.h"
 
 #endif /* __KERNEL__ */
+
+/*
+ * Loops over every slot (load, recovery, format; up to 2^31 of them) call
+ * cond_resched() once per this many: a large cache takes seconds to load,
+ * and the ioctl that loads it must not hold its CPU all that time.
+ */
+#define PMC_RESCHED_EVERY	4096u
 
 #ifdef __x86_64__
 /*

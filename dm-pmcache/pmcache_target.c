@@ -354,14 +354,18 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 	return PMC_NO_SLOT;
 }
 
+/*
+ * Exact sums, not the per-CPU approximations: those drift apart by up to
+ * PMC_COUNTER_BATCH per CPU each, and a cache all dirty read as holding
+ * clean blocks would send its writers round the loop below without sleep.
+ */
 static bool pmc_slot_available(struct pmc_cache *c)
 {
-	return pmc_alloc_nr_free(&c->alloc) ||
-	       percpu_counter_read_positive(&c->nr_used) > pmc_nr_dirty_approx(c);
+	return pmc_alloc_nr_free(&c->alloc) || pmc_nr_used(c) > pmc_nr_dirty(c);
 }
 
-/* Rounds of HZ / 10 a write waits for a free slot while writeback fails. */
-#define PMC_FAILING_WAIT_ROUNDS 10
+/* How long a write waits for a free slot while writeback fails. */
+#define PMC_FAILING_WAIT	HZ
 
 /*
  * A free slot for a write; waits for writeback when the cache is all dirty.
@@ -371,8 +375,9 @@ static bool pmc_slot_available(struct pmc_cache *c)
  */
 static u32 pmc_get_slot(struct pmc_cache *c)
 {
-	unsigned int cpu = raw_smp_processor_id(), failing_rounds = 0;
+	unsigned int cpu = raw_smp_processor_id();
 	u32 slot = pmc_alloc_take_spare(&c->alloc, cpu);
+	unsigned long give_up = 0;
 
 	while (slot == PMC_NO_SLOT) {
 		slot = pmc_alloc_get(&c->alloc, cpu);
@@ -381,8 +386,11 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		slot = pmc_evict_one(c);
 		if (slot != PMC_NO_SLOT)
 			break;
-		if (READ_ONCE(c->wb_failing) &&
-		    ++failing_rounds > PMC_FAILING_WAIT_ROUNDS) {
+		if (!READ_ONCE(c->wb_failing)) {
+			give_up = 0;
+		} else if (!give_up) {
+			give_up = jiffies + PMC_FAILING_WAIT;
+		} else if (time_after(jiffies, give_up)) {
 			DMERR_LIMIT("no free block, writeback fails: failing a write");
 			return PMC_NO_SLOT;
 		}
@@ -390,6 +398,8 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		pmc_wb_kick(c);
 		wait_event_timeout(c->free_wait, pmc_slot_available(c), HZ / 10);
 		atomic_dec(&c->free_waiters);
+		/* Eviction scans on from where it stopped: others may run. */
+		cond_resched();
 	}
 	c->idx.slots[slot].state = PMC_S_BUSY;
 	return slot;
@@ -895,13 +905,9 @@ again:
 
 	while (off < size) {
 		pmc_chunk_first(c, bio, off, &ch);
-		if (ch.len < c->block_size && !bounce) {
-			bounce = kmalloc(c->block_size, GFP_NOIO);
-			if (!bounce) {
-				r = -ENOMEM;
-				break;
-			}
-		}
+		/* GFP_NOIO from a mempool: waits for a block, never fails. */
+		if (ch.len < c->block_size && !bounce)
+			bounce = mempool_alloc(&c->bounce_pool, GFP_NOIO);
 		r = pmc_write_chunk(c, bio, &ch, bounce);
 		if (r)
 			break;
@@ -910,7 +916,8 @@ again:
 		if (around)
 			break;
 	}
-	kfree(bounce);
+	if (bounce)
+		mempool_free(bounce, &c->bounce_pool);
 	bounce = NULL;	/* a retry (goto again) allocates its own */
 	if (r == -EAGAIN) {
 		if (off)
@@ -1283,9 +1290,12 @@ static int pmc_load(struct pmc_cache *c)
 	r = pmc_meta_recover(&c->meta, &c->idx, c->origin_blocks, pmc_recover_free, c, &st);
 	if (r)
 		return r;
-	for (slot = 0; slot < c->idx.nr_slots; slot++)
+	for (slot = 0; slot < c->idx.nr_slots; slot++) {
+		if (!(slot % PMC_RESCHED_EVERY))
+			cond_resched();
 		if (pmc_slot_kind(&c->idx, slot) != PMC_S_FREE)
 			c->pops->insert(c->policy, slot, pmc_key_oblock(c->idx.slots[slot].key));
+	}
 	percpu_counter_set(&c->nr_used, st.used);
 	percpu_counter_set(&c->nr_dirty, st.dirty);
 	mutex_lock(&pmc_devices_lock);
@@ -1521,6 +1531,7 @@ static void pmc_dtr(struct dm_target *ti)
 		destroy_workqueue(c->wq);
 	}
 	pmc_wb_exit(c);
+	mempool_exit(&c->bounce_pool);
 	pmc_free_index(c);
 	if (c->cache_dev)
 		dm_put_device(ti, c->cache_dev);
@@ -1672,6 +1683,12 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = pmc_wb_init(c);
 	if (r) {
 		ti->error = "cannot allocate the writeback batch";
+		goto bad;
+	}
+	/* A partial-block write can always get its bounce block. */
+	r = mempool_init_kmalloc_pool(&c->bounce_pool, 2, c->block_size);
+	if (r) {
+		ti->error = "out of memory";
 		goto bad;
 	}
 	c->wq = alloc_workqueue("pmcache-%s", WQ_MEM_RECLAIM | WQ_UNBOUND, 0,

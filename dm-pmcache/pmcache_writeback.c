@@ -75,14 +75,23 @@ bool pmc_wb_needed(struct pmc_cache *c)
 }
 
 /* The batch array is allocated once: writeback must not allocate under pressure. */
+/*
+ * Writeback's bios come from a bio_set of its own: writes waiting in
+ * pmc_get_slot for writeback to free a block may hold the shared pools'
+ * reserves, and writeback must not wait for those.
+ */
 int pmc_wb_init(struct pmc_cache *c)
 {
 	c->wb_items = kvmalloc_array(c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
-	return c->wb_items ? 0 : -ENOMEM;
+	if (!c->wb_items)
+		return -ENOMEM;
+	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 }
 
+/* Also for a half-built target: bioset_exit takes a zeroed bio_set. */
 void pmc_wb_exit(struct pmc_cache *c)
 {
+	bioset_exit(&c->wb_bioset);
 	kvfree(c->wb_items);
 	c->wb_items = NULL;
 }
@@ -142,6 +151,8 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 
 		if (slot >= nr)
 			slot = 0;
+		if (!(scanned % PMC_RESCHED_EVERY))
+			cond_resched();
 		if (!pmc_wb_takeable(READ_ONCE(c->idx.slots[slot].state), aged_only))
 			continue;
 		oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
@@ -191,7 +202,8 @@ static blk_status_t pmc_wb_write(struct pmc_cache *c, struct pmc_wb_item *items,
 		while (i + run < n && run < BIO_MAX_VECS &&
 		       items[i + run].oblock == items[i].oblock + run)
 			run++;
-		bio = bio_alloc(c->origin_dev->bdev, run, REQ_OP_WRITE, GFP_NOIO);
+		bio = bio_alloc_bioset(c->origin_dev->bdev, run, REQ_OP_WRITE, GFP_NOIO,
+				       &c->wb_bioset);
 		bio->bi_iter.bi_sector = pmc_oblock_to_sector(c, items[i].oblock);
 		bio->bi_private = &b;
 		bio->bi_end_io = pmc_wb_endio;

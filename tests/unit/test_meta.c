@@ -260,6 +260,30 @@ static void test_format(void)
 	      "format: fewer than PMC_MIN_BLOCKS blocks is -ENOSPC");
 }
 
+/*
+ * Huge caches: the block count stops at PMC_MAX_BLOCKS (2^31), so u32 sums
+ * over slots cannot wrap. 2.0625 TiB at 512-byte blocks would be
+ * 2^32 - 24 blocks, where rounding up to whole 64-slot words wrapped to 0.
+ */
+static void test_geometry_cap(void)
+{
+	const u64 tib = 1ULL << 40;
+	struct pmc_geometry g;
+
+	check(!pmc_geometry_compute(2 * tib + tib / 16, 512, &g) &&
+	      g.nr_blocks == PMC_MAX_BLOCKS &&
+	      g.data_offset % PMC_DATA_ALIGN == 0 &&
+	      g.data_offset >= PMC_REC_OFFSET + g.nr_blocks * PMC_REC_SIZE &&
+	      g.data_offset + g.nr_blocks * 512 <= 2 * tib + tib / 16,
+	      "geometry: 2.0625 TiB at 512 B stops at 2^31 blocks, and they fit");
+	check(!pmc_geometry_compute(16 * tib, 4096, &g) &&
+	      g.nr_blocks == PMC_MAX_BLOCKS,
+	      "geometry: 16 TiB at 4 KiB stops at 2^31 blocks");
+	check(!pmc_geometry_compute(tib, 4096, &g) &&
+	      g.nr_blocks + 1 >= (tib - PMC_REC_OFFSET - PMC_DATA_ALIGN) / (4096 + PMC_REC_SIZE),
+	      "geometry: 1 TiB at 4 KiB is not capped");
+}
+
 static void test_format_order(void)
 {
 	struct pmc_sb save;
@@ -905,6 +929,7 @@ int main(void)
 	test_probe_blank_foreign();
 	test_probe_signatures();
 	test_format();
+	test_geometry_cap();
 	test_format_order();
 	test_probe_corrupt_unsupported();
 	test_two_copies();

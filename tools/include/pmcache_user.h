@@ -71,6 +71,9 @@ typedef unsigned long long __le64;
 #define U64_MAX UINT64_MAX
 #define GFP_KERNEL 0
 
+/* Long loops let the kernel schedule; userspace has nothing to do. */
+static inline void cond_resched(void) {}
+
 static inline bool is_power_of_2(unsigned long n)
 {
 	return n != 0 && (n & (n - 1)) == 0;

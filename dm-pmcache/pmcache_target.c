@@ -64,7 +64,11 @@ struct pmc_bio {
 	u64 promote_first;	/* promotion: bit i of promote is block promote_first + i */
 	u32 promote;
 	struct bvec_iter iter;	/* the bio's data as mapped (completion consumes bi_iter) */
-	u32 seq[PMC_PROMOTE_MAX];	/* stripe write_seq when the data was read */
+	/*
+	 * Stripe write_seq when the data was read, or (writethrough) when
+	 * the write was mapped, its own bumps at map included.
+	 */
+	u32 seq[PMC_PROMOTE_MAX];
 };
 
 #define PMC_BIO_ORIGIN_WRITE	0x1	/* holds bypass_inflight on its blocks */
@@ -897,7 +901,7 @@ again:
 			if (sequential)
 				PMC_STAT_INC(c, seq_bypass);
 			else if (c->mode == PMC_MODE_WRITETHROUGH)
-				pmc_plan_promotion(c, bio, pb, false);
+				pmc_plan_promotion(c, bio, pb, true);
 			pmc_remap_origin(c, bio);
 			return DM_MAPIO_REMAPPED;
 		}
@@ -1092,6 +1096,23 @@ static void pmc_promote_work(struct work_struct *w)
 	kfree(p);
 }
 
+/*
+ * How many times this origin write's completion bumped the write_seq of
+ * @oblock's stripe (once for each of its blocks there). Any other bump
+ * since the map, by a write mapped or completed meanwhile, cancels the
+ * promotion: the origin may hold that write's data over this one's.
+ */
+static u32 pmc_own_completion_bumps(struct pmc_cache *c, const struct pmc_bio *pb,
+				    u64 oblock)
+{
+	struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+	u32 i, n = 0;
+
+	for (i = 0; i < pb->nr_blocks; i++)
+		n += pmc_index_stripe(&c->idx, pb->first + i) == st;
+	return n;
+}
+
 /* In the completion path (any context): copy the data out, queue the install. */
 static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 				struct pmc_bio *pb)
@@ -1115,10 +1136,8 @@ static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 
 		mask &= mask - 1;
 		p->seq[i] = pb->seq[i];
-		if (bio_op(bio) == REQ_OP_WRITE) {
-			/* Our own bumps are done: later writes change it again. */
-			p->seq[i] = atomic_read(&pmc_index_stripe(&c->idx, oblock)->write_seq);
-		}
+		if (bio_op(bio) == REQ_OP_WRITE)
+			p->seq[i] += pmc_own_completion_bumps(c, pb, oblock);
 		pmc_iter_to_buf(bio, pb->iter, (oblock << c->block_shift) - start,
 				p->data + (size_t)i * c->block_size, c->block_size);
 	}

@@ -1918,6 +1918,8 @@ static int pmc_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn 
 	return fn(ti, c->origin_dev, 0, ti->len, data);
 }
 
+#define PMC_MAX_DISCARD_SECTORS	(1u << (30 - SECTOR_SHIFT))
+
 static void pmc_io_hints(struct dm_target *ti, struct queue_limits *limits)
 {
 	struct pmc_cache *c = ti->private;
@@ -1928,6 +1930,16 @@ static void pmc_io_hints(struct dm_target *ti, struct queue_limits *limits)
 		limits->io_min = c->block_size;
 	limits->discard_granularity = max_t(unsigned int, limits->discard_granularity,
 					    c->block_size);
+	/*
+	 * Discards drop cached blocks whether or not the origin takes them
+	 * (pmc_map_discard ends them itself when it does not). Over such an
+	 * origin the stacked limit is 0, which would turn every discard away
+	 * before the map: set one. 1 GiB a bio bounds the time each takes.
+	 */
+	if (!bdev_max_discard_sectors(c->origin_dev->bdev)) {
+		limits->max_hw_discard_sectors = PMC_MAX_DISCARD_SECTORS;
+		limits->max_discard_sectors = PMC_MAX_DISCARD_SECTORS;
+	}
 }
 
 static struct target_type pmcache_target = {

@@ -2,7 +2,8 @@
 # vm-run: --pmem-size 128M --origin-iops 0
 # discard: a discard drops the cached blocks it covers (dirty ones too),
 # leaves the others intact, and the dropped blocks stay dropped after a
-# remove + create (the drop is durable).
+# remove + create (the drop is durable); all that also over an origin that
+# takes no discard (the target then ends discards itself).
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
@@ -25,4 +26,31 @@ pmcache_create pc sequential_cutoff 0
 assert_eq "$(dm_status_field pc 3)" 4096 "used blocks after re-create"
 fio --name=b --filename=$dev $job --size=16M --offset=16M --verify_only=1 >/dev/null || fail "b after re-create"
 dm_remove pc
+
+log "an origin that takes no discard (a loop device on ramfs)"
+modprobe loop 2>/dev/null || true
+mkdir -p /mnt/nodiscard
+mount -t ramfs ramfs /mnt/nodiscard || fail "mount ramfs"
+dd if=/dev/zero of=/mnt/nodiscard/origin bs=1M count=64 2>/dev/null
+lo=$(losetup -f) && losetup "$lo" /mnt/nodiscard/origin || fail "losetup"
+assert_eq "$(cat "/sys/block/${lo#/dev/}/queue/discard_max_bytes")" 0 \
+	"discard_max_bytes of the loop device (the test needs an origin that takes none)"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=$lo pmcache_create pc sequential_cutoff 0
+q=/sys/block/dm-$(dmsetup info -c --noheadings -o minor pc)/queue
+[ "$(cat $q/discard_max_bytes)" -gt 0 ] ||
+	fail "pmcache over an origin that takes no discard takes none either"
+fio --name=c --filename=$dev $job --size=4M --offset=0 >/dev/null || fail "write c"
+fio --name=d --filename=$dev $job --size=4M --offset=4M >/dev/null || fail "write d"
+assert_eq "$(dm_status_field pc 3)" 2048 "used blocks after 8 MiB"
+blkdiscard -o 0 -l $((4 * 1024 * 1024)) $dev || fail "blkdiscard over an origin that takes none"
+assert_eq "$(dm_status_field pc 3)" 1024 "used blocks after discarding 4 MiB"
+assert_eq "$(dm_status_field pc 4)" 1024 "dirty blocks after discarding 4 MiB"
+assert_eq "$(dm_status_field pc 11)" 0 "errors after the discard"
+fio --name=d --filename=$dev $job --size=4M --offset=4M --verify_only=1 >/tmp/fio.out ||
+	{ cat /tmp/fio.out; fail "d after the discard"; }
+dmsetup message pc 0 flush || fail "flush"
+dm_remove pc
+losetup -d "$lo"
+umount /mnt/nodiscard
 log "ok"

@@ -1045,8 +1045,13 @@ static bool pmc_promote_flush(struct pmc_cache *c)
 		/* Covers every write completed by now, more than @done maybe. */
 		done = atomic64_read(&c->origin_writes_done);
 		ok = !blkdev_issue_flush(c->origin_dev->bdev);
-		if (ok)
+		if (ok) {
 			pmc_origin_flushed(c, done);
+		} else {
+			/* A failed origin I/O, as any other: in errors and health. */
+			pmc_note_error(c);
+			DMERR_LIMIT("origin flush before a promotion failed");
+		}
 	}
 	mutex_unlock(&c->promote_flush_mutex);
 	return ok;

@@ -156,6 +156,27 @@ sleep 1
 assert_eq "$(origin_flushes)" "$f1" "origin flushes for read promotions"
 dm_remove pc
 
+log "an origin flush before a promotion fails: an error, the copy not made"
+modprobe dm-flakey
+dmsetup create of --table "0 $half flakey $ORIGIN 0 3600 0"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/of pmcache_create pc mode writearound
+# A write to the origin through the target: the next promotion flushes.
+dd if=/dev/urandom of=/dev/mapper/pc bs=4096 count=1 seek=5 oflag=direct 2>/dev/null ||
+	fail "write around the cache"
+dmsetup suspend of
+dmsetup reload of --table "0 $half flakey $ORIGIN 0 0 3600 1 error_writes"
+dmsetup resume of
+used0=$(blocks_of pc 3)
+dd if=/dev/mapper/pc of=/dev/null bs=4096 count=1 skip=2000 iflag=direct 2>/dev/null ||
+	fail "a read with the origin failing only writes"
+sleep 1
+assert_eq "$(blocks_of pc 3)" "$used0" "blocks used after a promotion whose flush failed"
+[ "$(dm_status_field pc 11)" -ge 1 ] && [ "$(dm_status_field pc 12)" = degraded ] ||
+	fail "a failed origin flush is not in errors and health: $(dmsetup status pc)"
+dm_remove pc
+dmsetup remove of
+
 log "health and errors stay with the device across a table reload"
 dmsetup create oe --table "0 $half error"
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null

@@ -988,11 +988,13 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	case REQ_OP_DISCARD:
 		return pmc_map_discard(c, bio);
 	default:
-		/* Write-zeroes and the like: drop the blocks, let the origin do it. */
-		pmc_invalidate_range(c, pmc_sector_to_oblock(c, bio->bi_iter.bi_sector),
-				     pmc_sector_to_oblock(c, bio_end_sector(bio) - 1));
-		pmc_remap_origin(c, bio);
-		return DM_MAPIO_REMAPPED;
+		/*
+		 * None arrive: write-zeroes and secure erase are not enabled
+		 * (num_write_zeroes_bios and num_secure_erase_bios are 0).
+		 * Sent to the origin around the cache, one would leave stale
+		 * copies, or lose dirty data in its partial edge blocks.
+		 */
+		return DM_MAPIO_KILL;
 	}
 }
 

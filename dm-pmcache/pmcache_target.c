@@ -626,12 +626,16 @@ static void pmc_invalidate_block(struct pmc_cache *c, u64 b)
 	u8 s;
 
 	spin_lock(&st->lock);
+	/*
+	 * Cached or not: a promotion of the block's data from before the
+	 * discard, planned already, must not install it afterwards.
+	 */
+	atomic_inc(&st->write_seq);
 	slot = pmc_index_lookup(&c->idx, b);
 	if (slot == PMC_NO_SLOT || (c->idx.slots[slot].state & PMC_S_STALE)) {
 		spin_unlock(&st->lock);
 		return;
 	}
-	atomic_inc(&st->write_seq);
 	s = c->idx.slots[slot].state;
 	stale = pmc_slot_rec_free(st, &c->meta, slot);
 	pmc_count(c, -1, (s & PMC_S_KIND_MASK) == PMC_S_DIRTY ? -1 : 0);
@@ -666,6 +670,9 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 	u32 slot;
 
 	if (last - first >= c->idx.nr_slots) {
+		/* Promotions of uncached blocks planned before: see above. */
+		for (slot = 0; slot <= c->idx.stripe_mask; slot++)
+			atomic_inc(&c->idx.stripes[slot].write_seq);
 		for (slot = 0; slot < c->idx.nr_slots; slot++) {
 			b = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
 			if (pmc_slot_kind(&c->idx, slot) != PMC_S_FREE && b >= first && b <= last)

@@ -12,10 +12,13 @@
  * is in that state at a time, small caches included.
  */
 #define PMC_SLOTS_PER_STRIPE 64u
+/* Counters of writes around the cache in flight: 4 KiB to 1 MiB of them. */
+#define PMC_MIN_BYPASS_COUNTERS 1024u
+#define PMC_MAX_BYPASS_COUNTERS (1u << 18)
 
 int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 {
-	u32 nr_buckets, nr_stripes, i;
+	u32 nr_buckets, nr_stripes, nr_bypass, i;
 
 	memset(idx, 0, sizeof(*idx));
 	/* Between one half and one bucket per slot: short chains, <= 4 B/slot. */
@@ -26,13 +29,16 @@ int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 	nr_stripes = nr_slots / PMC_SLOTS_PER_STRIPE;
 	nr_stripes = nr_stripes ? 1u << ilog2(nr_stripes) : 1;
 	nr_stripes = min(min(nr_stripes, nr_buckets), PMC_MAX_STRIPES);
+	nr_bypass = min(max(nr_buckets, PMC_MIN_BYPASS_COUNTERS), PMC_MAX_BYPASS_COUNTERS);
 	idx->nr_slots = nr_slots;
 	idx->hash_shift = 64 - ilog2(nr_buckets);
 	idx->stripe_mask = nr_stripes - 1;
+	idx->bypass_mask = nr_bypass - 1;
 	idx->buckets = kvmalloc_array(nr_buckets, sizeof(u32), GFP_KERNEL);
 	idx->slots = kvcalloc(nr_slots, sizeof(*idx->slots), GFP_KERNEL);
 	idx->stripes = kvcalloc(nr_stripes, sizeof(struct pmc_stripe), GFP_KERNEL);
-	if (!idx->buckets || !idx->slots || !idx->stripes) {
+	idx->bypass = kvcalloc(nr_bypass, sizeof(atomic_t), GFP_KERNEL);
+	if (!idx->buckets || !idx->slots || !idx->stripes || !idx->bypass) {
 		pmc_index_exit(idx);
 		return -ENOMEM;
 	}
@@ -64,6 +70,7 @@ void pmc_index_exit(struct pmc_index *idx)
 	kvfree(idx->buckets);
 	kvfree(idx->slots);
 	kvfree(idx->stripes);
+	kvfree(idx->bypass);
 	memset(idx, 0, sizeof(*idx));
 }
 
@@ -73,5 +80,6 @@ size_t pmc_index_mem_bytes(const struct pmc_index *idx)
 
 	return nr_buckets * sizeof(u32) +
 	       (size_t)idx->nr_slots * sizeof(*idx->slots) +
-	       (idx->stripe_mask + 1) * sizeof(struct pmc_stripe);
+	       (idx->stripe_mask + 1) * sizeof(struct pmc_stripe) +
+	       (idx->bypass_mask + 1) * sizeof(atomic_t);
 }

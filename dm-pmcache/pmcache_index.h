@@ -34,8 +34,6 @@ struct pmc_stripe {
 	 * from it: a promotion planned before either installs nothing.
 	 */
 	atomic_t write_seq;
-	/* Writes to the origin of uncached blocks still in flight. */
-	atomic_t bypass_inflight;
 	/*
 	 * A slot (PMC_NO_SLOT: none) whose record still commits an older copy
 	 * of a block of this stripe, one that a durable newer copy replaced.
@@ -64,6 +62,16 @@ struct pmc_index {
 	u32 *buckets;
 	struct pmc_slot_entry *slots;
 	struct pmc_stripe *stripes;
+	/*
+	 * Writes to the origin around the cache still in flight, per block
+	 * (pmc_index_bypass): counted under the block's stripe lock, so a
+	 * promotion or a writeback that looks under it sees every one that
+	 * started before. Per stripe would be too coarse: a stream of large
+	 * writes around the cache covers most stripes at once, and would hold
+	 * off the writeback of every dirty block while it runs.
+	 */
+	atomic_t *bypass;
+	u32 bypass_mask;
 };
 
 int pmc_index_init(struct pmc_index *idx, u32 nr_slots);
@@ -92,6 +100,16 @@ static inline struct pmc_stripe *pmc_index_stripe(const struct pmc_index *idx,
 						  u64 oblock)
 {
 	return &idx->stripes[pmc_index_bucket(idx, oblock) & idx->stripe_mask];
+}
+
+/*
+ * The in-flight count of writes around the cache to @oblock and to the
+ * blocks that share its counter: a contiguous run of origin blocks shares
+ * none, so a stream in flight covers only as many as it has blocks.
+ */
+static inline atomic_t *pmc_index_bypass(const struct pmc_index *idx, u64 oblock)
+{
+	return &idx->bypass[oblock & idx->bypass_mask];
 }
 
 static inline u8 pmc_slot_kind(const struct pmc_index *idx, u32 slot)

@@ -71,7 +71,7 @@ struct pmc_bio {
 	u32 seq[PMC_PROMOTE_MAX];
 };
 
-#define PMC_BIO_ORIGIN_WRITE	0x1	/* holds bypass_inflight on its blocks */
+#define PMC_BIO_ORIGIN_WRITE	0x1	/* counted in its blocks' pmc_index_bypass */
 #define PMC_BIO_PROMOTE		0x2
 #define PMC_BIO_FLUSH		0x4	/* an origin flush; first = writes done before it */
 #define PMC_BIO_TO_ORIGIN	0x8	/* remapped to the origin (end_io sees every bio) */
@@ -868,7 +868,7 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 			drop = slot;
 		}
 		atomic_inc(&st->write_seq);
-		atomic_inc(&st->bypass_inflight);
+		atomic_inc(pmc_index_bypass(&c->idx, ch.oblock));
 		spin_unlock(&st->lock);
 		pmc_slot_free(c, stale);
 		if (drop != PMC_NO_SLOT) {
@@ -1096,7 +1096,7 @@ static void pmc_promote_work(struct work_struct *w)
 		pmc_pmem_fence();
 		spin_lock(&st->lock);
 		if (atomic_read(&st->write_seq) != p->seq[i] ||
-		    atomic_read(&st->bypass_inflight) ||
+		    atomic_read(pmc_index_bypass(&c->idx, oblock)) ||
 		    pmc_index_lookup(&c->idx, oblock) != PMC_NO_SLOT) {
 			spin_unlock(&st->lock);
 			pmc_slot_free(c, slot);
@@ -1169,7 +1169,7 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 			struct pmc_stripe *st = pmc_index_stripe(&c->idx, pb->first + i);
 
 			atomic_inc(&st->write_seq);
-			atomic_dec(&st->bypass_inflight);
+			atomic_dec(pmc_index_bypass(&c->idx, pb->first + i));
 		}
 	}
 	if ((pb->flags & (PMC_BIO_TO_ORIGIN | PMC_BIO_FLUSH)) == PMC_BIO_TO_ORIGIN &&

@@ -112,6 +112,13 @@ static bool pmc_wb_takeable(u8 s, bool aged_only)
 /*
  * Mark the dirty copy of @oblock under writeback, if it can be taken.
  * @slot: the slot seen holding it, or PMC_NO_SLOT to look it up.
+ *
+ * Not while a write around the cache to the block is on its way to the
+ * origin (sent there while the block was not cached): the origin does not
+ * order two writes in flight. Landing
+ * after the writeback, it would leave on the origin data that the copy
+ * then marked clean does not hold. A write around the cache that starts
+ * later cannot be to this block: a dirty block is written in the cache.
  */
 static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_only,
 			struct pmc_wb_item *item)
@@ -123,7 +130,8 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_onl
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_index_lookup(&c->idx, oblock);
 	if (slot != PMC_NO_SLOT && pmc_wb_takeable(c->idx.slots[slot].state, aged_only) &&
-	    pmc_key_oblock(c->idx.slots[slot].key) == oblock) {
+	    pmc_key_oblock(c->idx.slots[slot].key) == oblock &&
+	    !atomic_read(pmc_index_bypass(&c->idx, oblock))) {
 		c->idx.slots[slot].state |= PMC_S_WB;
 		item->oblock = oblock;
 		item->slot = slot;

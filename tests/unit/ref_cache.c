@@ -349,7 +349,7 @@ enum ref_write_result ref_map_write(struct ref_cache *rc, u64 oblock,
 /*
  * pmc_promote_work for one block: the data of a finished origin read (or
  * writethrough write) installed clean, unless the block got cached
- * meanwhile. The write_seq / bypass_inflight checks are for races this
+ * meanwhile. The write_seq / pmc_index_bypass checks are for races this
  * single-threaded model does not have.
  */
 int ref_promote(struct ref_cache *rc, u64 oblock, const u8 *data)

@@ -89,6 +89,7 @@ struct pmc_cache {
 	u64 origin_sectors;
 	u64 origin_blocks;
 	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
+	struct pmc_origin_uid origin_uid;
 
 	/* Table arguments. */
 	u32 high_wm;			/* percent dirty: writeback urgent */

@@ -33,7 +33,12 @@
 #define PMC_VERSION_MINOR	0
 
 /* Feature flags. A kernel refuses a cache with incompat bits it lacks. */
-#define PMC_COMPAT_SUPP		0u
+/*
+ * The superblock holds the origin disk's unique id (origin_uid): a module
+ * without it compares the origin's name only, as before.
+ */
+#define PMC_COMPAT_ORIGIN_UID	0x1u
+#define PMC_COMPAT_SUPP		PMC_COMPAT_ORIGIN_UID
 #define PMC_RO_COMPAT_SUPP	0u
 #define PMC_INCOMPAT_SUPP	0u
 
@@ -45,6 +50,7 @@
 /* Slots (blocks of the data area) count from 0; this one is none (in DRAM). */
 #define PMC_NO_SLOT		U32_MAX
 #define PMC_ORIGIN_NAME_LEN	32u
+#define PMC_ORIGIN_UID_LEN	16u
 #define PMC_MIN_BLOCK_SIZE	512u
 #define PMC_MAX_BLOCK_SIZE	4096u
 #define PMC_DATA_ALIGN		4096u
@@ -75,7 +81,19 @@ struct pmc_sb {
 	u8 origin_name[PMC_ORIGIN_NAME_LEN];	/* kernel name, NUL padded */
 	u8 cache_uuid[16];
 	__le64 format_time;	/* seconds since the epoch, informational */
-	u8 reserved[PMC_SB_STRUCT_SIZE - 136];
+	/*
+	 * With PMC_COMPAT_ORIGIN_UID: the unique id the origin's disk reports
+	 * (a SCSI VPD page 0x83 designator, an NVMe EUI-64 or NGUID), which
+	 * it keeps under any name: its type (the designator type, 1 T10, 2
+	 * EUI-64, 3 NAA), its length in bytes, and the origin's first sector
+	 * in that disk (a partition's start).
+	 */
+	__le64 origin_uid_start;
+	u8 origin_uid_type;
+	u8 origin_uid_len;
+	u8 origin_uid_pad[6];
+	u8 origin_uid[PMC_ORIGIN_UID_LEN];
+	u8 reserved[PMC_SB_STRUCT_SIZE - 168];
 } __packed;
 
 /*

@@ -125,6 +125,27 @@ static void meta_set_origin(struct pmc_meta *m, const struct pmc_origin_id *o)
 	m->origin_sectors = o->sectors;
 	memset(m->origin_name, 0, sizeof(m->origin_name));
 	strncpy(m->origin_name, o->name, PMC_ORIGIN_NAME_LEN);
+	m->origin_uid = o->uid;
+	if (m->origin_uid.len > PMC_ORIGIN_UID_LEN)
+		m->origin_uid.len = 0;
+}
+
+void pmc_origin_uid_str(const struct pmc_origin_uid *uid, char *buf, size_t len)
+{
+	static const char * const prefix[] = { "id", "t10", "eui", "naa" };
+	size_t at;
+	unsigned int i;
+
+	if (!len)
+		return;
+	buf[0] = 0;
+	if (!uid->len || uid->len > PMC_ORIGIN_UID_LEN)
+		return;
+	at = snprintf(buf, len, "%s.", prefix[uid->type < ARRAY_SIZE(prefix) ? uid->type : 0]);
+	for (i = 0; i < uid->len && at < len; i++)
+		at += snprintf(buf + at, len - at, "%02x", uid->id[i]);
+	if (uid->start && at < len)
+		snprintf(buf + at, len - at, "+%llu", (unsigned long long)uid->start);
 }
 
 static void meta_set_geometry(struct pmc_meta *m, u8 *base,
@@ -241,6 +262,14 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	m->origin_sectors = le64_to_cpu(best_sb.origin_sectors);
 	memcpy(m->origin_name, best_sb.origin_name, PMC_ORIGIN_NAME_LEN);
 	m->origin_name[PMC_ORIGIN_NAME_LEN] = 0;
+	/* A length beyond the field: no id (the name decides), never a read past it. */
+	if ((le32_to_cpu(best_sb.compat_flags) & PMC_COMPAT_ORIGIN_UID) &&
+	    best_sb.origin_uid_len <= PMC_ORIGIN_UID_LEN) {
+		m->origin_uid.start = le64_to_cpu(best_sb.origin_uid_start);
+		m->origin_uid.type = best_sb.origin_uid_type;
+		m->origin_uid.len = best_sb.origin_uid_len;
+		memcpy(m->origin_uid.id, best_sb.origin_uid, PMC_ORIGIN_UID_LEN);
+	}
 	memcpy(m->uuid, best_sb.cache_uuid, sizeof(m->uuid));
 	return PMC_PROBE_VALID;
 }
@@ -272,6 +301,13 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 	sb.pmem_size = cpu_to_le64(m->geo.pmem_size);
 	sb.origin_sectors = cpu_to_le64(m->origin_sectors);
 	memcpy(sb.origin_name, m->origin_name, PMC_ORIGIN_NAME_LEN);
+	if (m->origin_uid.len) {
+		sb.compat_flags = cpu_to_le32(PMC_COMPAT_ORIGIN_UID);
+		sb.origin_uid_start = cpu_to_le64(m->origin_uid.start);
+		sb.origin_uid_type = m->origin_uid.type;
+		sb.origin_uid_len = m->origin_uid.len;
+		memcpy(sb.origin_uid, m->origin_uid.id, PMC_ORIGIN_UID_LEN);
+	}
 	memcpy(sb.cache_uuid, m->uuid, sizeof(sb.cache_uuid));
 	sb.format_time = cpu_to_le64(now);
 	sb.crc = cpu_to_le32(sb_crc(&sb));
@@ -341,8 +377,14 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 bool pmc_meta_origin_matches(const struct pmc_meta *m,
 			     const struct pmc_origin_id *origin)
 {
-	return m->origin_sectors == origin->sectors &&
-	       !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
+	const struct pmc_origin_uid *had = &m->origin_uid, *has = &origin->uid;
+
+	if (m->origin_sectors != origin->sectors)
+		return false;
+	if (had->len && has->len)
+		return had->type == has->type && had->len == has->len &&
+		       had->start == has->start && !memcmp(had->id, has->id, had->len);
+	return !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
 }
 
 /*
@@ -457,6 +499,19 @@ void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
 	pmc_pmem_fence();
 	meta_set_origin(m, origin);
 	meta_write_sb(m, 0);
+}
+
+bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *origin)
+{
+	const struct pmc_origin_uid *had = &m->origin_uid, *has = &origin->uid;
+
+	if (!has->len || (!strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN) &&
+			  had->len == has->len && had->type == has->type &&
+			  had->start == has->start && !memcmp(had->id, has->id, has->len)))
+		return false;
+	meta_set_origin(m, origin);
+	meta_write_sb(m, 0);
+	return true;
 }
 
 int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty)

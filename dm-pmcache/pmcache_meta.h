@@ -12,6 +12,23 @@
 
 struct pmc_index;
 
+/*
+ * What the origin's disk says it is (struct pmc_sb.origin_uid): len 0 when
+ * it says nothing, or when the origin is a device-mapper device, whose name
+ * is stable and whose disk id would be the same for two volumes of one
+ * physical disk.
+ */
+struct pmc_origin_uid {
+	u64 start;
+	u8 type;
+	u8 len;
+	u8 id[PMC_ORIGIN_UID_LEN];
+};
+
+/* "naa.5000c500...", with "+<start>" for a partition; "" when none. */
+#define PMC_ORIGIN_UID_STR_LEN	(4 + 2 * PMC_ORIGIN_UID_LEN + 22)
+void pmc_origin_uid_str(const struct pmc_origin_uid *uid, char *buf, size_t len);
+
 /* In-memory view of a mapped cache device. */
 struct pmc_meta {
 	u8 *base;			/* start of the mapping */
@@ -22,6 +39,7 @@ struct pmc_meta {
 	unsigned int sb_copy;		/* which copy is current */
 	u64 origin_sectors;
 	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
+	struct pmc_origin_uid origin_uid;
 	u8 uuid[16];
 };
 
@@ -38,6 +56,7 @@ enum pmc_probe_result {
 struct pmc_origin_id {
 	u64 sectors;
 	const char *name;
+	struct pmc_origin_uid uid;
 };
 
 /*
@@ -67,7 +86,20 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
 		     struct pmc_index *idx);
 
-/* Does the superblock's origin match? */
+/*
+ * @origin, which matches (pmc_meta_origin_matches) and has a disk id, is
+ * recorded as the superblock's origin if its name or id differ from what
+ * is there: a renamed disk's new name, or the id of a disk first seen
+ * without one. Keeps every block; durable on return. True if it wrote.
+ */
+bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *origin);
+
+/*
+ * Does the superblock's origin match? The size must; then, when both the
+ * superblock and @origin have a disk id, the ids decide (a disk renamed
+ * at the next boot is the same origin, another disk under its old name is
+ * not); otherwise the names.
+ */
 bool pmc_meta_origin_matches(const struct pmc_meta *m,
 			     const struct pmc_origin_id *origin);
 

@@ -1262,6 +1262,7 @@ static LIST_HEAD(pmc_devices);
  */
 static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **error)
 {
+	char had[PMC_ORIGIN_UID_STR_LEN], has[PMC_ORIGIN_UID_STR_LEN];
 	struct pmc_meta now;
 	const char *why;
 	u64 dirty;
@@ -1282,10 +1283,12 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 	}
 	if (!dirty)
 		return 0;
-	DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors)",
-	      dirty, now.origin_name, now.origin_sectors);
-	DMERR("table's origin %s (%llu sectors): %s", c->origin_name,
-	      c->origin_sectors, refusal);
+	pmc_origin_uid_str(&now.origin_uid, had, sizeof(had));
+	pmc_origin_uid_str(&c->origin_uid, has, sizeof(has));
+	DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors%s%s)",
+	      dirty, now.origin_name, now.origin_sectors, *had ? ", disk " : "", had);
+	DMERR("table's origin %s (%llu sectors%s%s): %s", c->origin_name,
+	      c->origin_sectors, *has ? ", disk " : "", has, refusal);
 	if (error)
 		*error = (char *)refusal;
 	return -EBUSY;
@@ -1294,7 +1297,7 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 /* Build the in-DRAM state from pmem: the first resume of this table. */
 static int pmc_load(struct pmc_cache *c)
 {
-	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name };
+	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid };
 	struct pmc_recovery_stats st;
 	u64 t0 = ktime_get_ns();
 	u8 uuid[16];
@@ -1319,6 +1322,15 @@ static int pmc_load(struct pmc_cache *c)
 		pmc_meta_rebind(&c->meta, &oid, &c->idx);
 		DMWARN("cache held only clean blocks of another origin: dropped them, now bound to %s",
 		       c->origin_name);
+	} else {
+		char old_name[PMC_ORIGIN_NAME_LEN + 1], uid[PMC_ORIGIN_UID_STR_LEN];
+
+		memcpy(old_name, c->meta.origin_name, sizeof(old_name));
+		if (pmc_meta_update_origin(&c->meta, &oid)) {
+			pmc_origin_uid_str(&c->origin_uid, uid, sizeof(uid));
+			DMINFO("origin %s (was %s) is disk %s: recorded", c->origin_name,
+			       old_name, uid);
+		}
 	}
 	r = pmc_meta_recover(&c->meta, &c->idx, c->origin_blocks, pmc_recover_free, c, &st);
 	if (r)
@@ -1351,7 +1363,7 @@ static int pmc_load(struct pmc_cache *c)
 /* Decide, without changing pmem, what the first resume will do. */
 static int pmc_probe(struct pmc_cache *c, char **error)
 {
-	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name };
+	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid };
 	enum pmc_probe_result res;
 	const char *why;
 	int r;
@@ -1399,9 +1411,37 @@ format:
 }
 
 /*
+ * The unique id the origin's disk reports, when it reports one (SCSI disks
+ * with a VPD page 0x83 designator, NVMe namespaces): unlike the kernel's
+ * name for the disk, it stays the same across reboots and moves with it.
+ */
+static void pmc_origin_disk_uid(struct block_device *bdev, struct pmc_origin_uid *uid)
+{
+	static const enum blk_unique_id types[] = { BLK_UID_NAA, BLK_UID_EUI64, BLK_UID_T10 };
+	const struct block_device_operations *fops = bdev->bd_disk->fops;
+	unsigned int i;
+	int len;
+
+	memset(uid, 0, sizeof(*uid));
+	if (!fops->get_unique_id)
+		return;
+	for (i = 0; i < ARRAY_SIZE(types); i++) {
+		len = fops->get_unique_id(bdev->bd_disk, uid->id, types[i]);
+		if (len > 0 && len <= PMC_ORIGIN_UID_LEN) {
+			uid->type = types[i];
+			uid->len = len;
+			uid->start = get_start_sect(bdev);
+			return;
+		}
+	}
+	memset(uid, 0, sizeof(*uid));
+}
+
+/*
  * The name the superblock binds the cache to: for a device-mapper origin
  * (LVM and the like) its dm name, which survives reboots where dm-N does
- * not; otherwise the kernel's disk name.
+ * not; otherwise the kernel's disk name, and the disk's unique id if it
+ * has one (pmc_meta_origin_matches).
  */
 static void pmc_origin_identity(struct pmc_cache *c)
 {
@@ -1410,9 +1450,12 @@ static void pmc_origin_identity(struct pmc_cache *c)
 	char name[DM_NAME_LEN];
 	int r = -ENODEV;
 
+	memset(&c->origin_uid, 0, sizeof(c->origin_uid));
 	if (md) {
 		r = dm_copy_name_and_uuid(md, name, NULL);
 		dm_put(md);
+	} else {
+		pmc_origin_disk_uid(bdev, &c->origin_uid);
 	}
 	if (!r && strlen(name) <= PMC_ORIGIN_NAME_LEN - 3)
 		snprintf(c->origin_name, sizeof(c->origin_name), "dm:%.*s",

@@ -151,6 +151,7 @@ static int load(const char *path, struct cache_view *v, bool quiet_blank)
 static void print_summary(const char *path, const struct cache_view *v)
 {
 	const struct pmc_meta *m = &v->meta;
+	char uid[PMC_ORIGIN_UID_STR_LEN];
 	int i;
 
 	printf("device:        %s (%" PRIu64 " bytes)\n", path, v->size);
@@ -159,7 +160,9 @@ static void print_summary(const char *path, const struct cache_view *v)
 	printf("uuid:          ");
 	for (i = 0; i < 16; i++)
 		printf("%02x%s", m->uuid[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
-	printf("\norigin:        %s, %" PRIu64 " sectors\n", m->origin_name, m->origin_sectors);
+	pmc_origin_uid_str(&m->origin_uid, uid, sizeof(uid));
+	printf("\norigin:        %s, %" PRIu64 " sectors%s%s\n", m->origin_name, m->origin_sectors,
+	       *uid ? ", disk " : "", uid);
 	printf("block size:    %u\n", m->geo.block_size);
 	printf("blocks:        %" PRIu64 " total, %" PRIu64 " used, %" PRIu64 " dirty, %" PRIu64
 	       " free\n", m->geo.nr_blocks, v->st.used, v->st.dirty, v->nr_free);

@@ -100,8 +100,8 @@ static void new_dev(u64 size)
 
 static const u8 uuid_a[16] = "uuid-of-cache-a";
 static const u8 uuid_b[16] = "uuid-of-cache-b";
-static const struct pmc_origin_id origin_a = { 65536, "origin-a" };
-static const struct pmc_origin_id origin_b = { 32768, "origin-b" };
+static const struct pmc_origin_id origin_a = { .sectors = 65536, .name = "origin-a" };
+static const struct pmc_origin_id origin_b = { .sectors = 32768, .name = "origin-b" };
 
 #define DEV_SIZE	(64u * 1024)
 #define BS		512u
@@ -445,6 +445,74 @@ static void test_two_copies(void)
 	sb_at(1)->crc ^= cpu_to_le32(1);
 	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_CORRUPT,
 	      "probe: magic present but no copy checks out is corrupt");
+}
+
+/* A disk that reports an id, as SCSI and NVMe disks do (designator type 3: NAA). */
+static struct pmc_origin_id disk(const char *name, u8 id_byte, u64 start)
+{
+	struct pmc_origin_id o = { .sectors = 65536, .name = name };
+
+	if (id_byte) {
+		o.uid.type = 3;
+		o.uid.len = 8;
+		memset(o.uid.id, id_byte, 8);
+		o.uid.start = start;
+	}
+	return o;
+}
+
+static void test_origin_uid(void)
+{
+	struct pmc_origin_id a_sda = disk("sda", 0xa1, 0), a_sdb = disk("sdb", 0xa1, 0);
+	struct pmc_origin_id b_sda = disk("sda", 0xb2, 0), a_sda1 = disk("sda1", 0xa1, 2048);
+	struct pmc_origin_id sda = disk("sda", 0, 0), sdb = disk("sdb", 0, 0);
+	struct pmc_meta m, p;
+	const char *why;
+	char str[PMC_ORIGIN_UID_STR_LEN];
+	bool ok;
+
+	new_dev(DEV_SIZE);
+	ok = !pmc_meta_format(&m, dev, DEV_SIZE, BS, &a_sda, uuid_a, 1) &&
+	     pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && (le32_to_cpu(sb_at(0)->compat_flags) & PMC_COMPAT_ORIGIN_UID) &&
+	      p.origin_uid.len == 8 && p.origin_uid.id[7] == 0xa1,
+	      "origin id: formatted for a disk with an id, the superblock holds it");
+	check(pmc_meta_origin_matches(&p, &a_sdb),
+	      "origin id: the same disk under another name matches");
+	check(!pmc_meta_origin_matches(&p, &b_sda),
+	      "origin id: another disk under the recorded name does not");
+	check(!pmc_meta_origin_matches(&p, &a_sda1),
+	      "origin id: a partition of the same disk does not");
+	check(pmc_meta_origin_matches(&p, &sda) && !pmc_meta_origin_matches(&p, &sdb),
+	      "origin id: an origin without one is matched by name");
+	pmc_origin_uid_str(&a_sda1.uid, str, sizeof(str));
+	check(!strcmp(str, "naa.a1a1a1a1a1a1a1a1+2048"), "origin id: printed as naa.<hex>+<start>");
+
+	check(!pmc_meta_update_origin(&p, &a_sda) && p.sb_seq == 1,
+	      "origin id: nothing new, no superblock write");
+	check(pmc_meta_update_origin(&p, &a_sdb) && p.sb_seq == 2,
+	      "origin id: a renamed disk's new name is written");
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && !strcmp(m.origin_name, "sdb") && pmc_meta_origin_matches(&m, &a_sda) &&
+	      !pmc_meta_origin_matches(&m, &sda), "origin id: and read back");
+
+	/* A cache formatted without an id gets its disk's at a load that matches. */
+	ok = !pmc_meta_format(&m, dev, DEV_SIZE, BS, &sda, uuid_a, 1);
+	check(ok && !(le32_to_cpu(sb_at(0)->compat_flags) & PMC_COMPAT_ORIGIN_UID) &&
+	      pmc_meta_origin_matches(&m, &b_sda), "origin id: none recorded, the name decides");
+	check(pmc_meta_update_origin(&m, &b_sda) && !pmc_meta_origin_matches(&m, &a_sda),
+	      "origin id: recorded when first seen");
+	check(!pmc_meta_update_origin(&m, &sda) && m.origin_uid.len == 8,
+	      "origin id: never dropped for an origin that reports none");
+
+	/* A length beyond the field, checksum valid: no id read, the name decides. */
+	sb_at(0)->origin_uid_len = 200;
+	sb_at(1)->origin_uid_len = 200;
+	sb_reseal(sb_at(0));
+	sb_reseal(sb_at(1));
+	ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && !p.origin_uid.len && pmc_meta_origin_matches(&p, &a_sda),
+	      "origin id: a length beyond the field is no id");
 }
 
 /* ---- records ---- */
@@ -933,6 +1001,7 @@ int main(void)
 	test_format_order();
 	test_probe_corrupt_unsupported();
 	test_two_copies();
+	test_origin_uid();
 	test_key_helpers();
 	test_commit_replace_free();
 	test_recover_basic();

@@ -98,7 +98,7 @@ static bool origin_block_is(const char *path, u64 oblock, int version)
 int main(void)
 {
 	char dir[] = "/tmp/pmcache-tool-test.XXXXXX", img[128], org[128], bad[128];
-	struct pmc_origin_id oid = { ORIGIN_SECTORS, "vdb" };
+	struct pmc_origin_id oid = { .sectors = ORIGIN_SECTORS, .name = "vdb" };
 	u8 uuid[16] = { 1, 2, 3 };
 	struct pmc_meta m;
 	u8 *map;

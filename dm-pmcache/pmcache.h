@@ -109,10 +109,11 @@ struct pmc_cache {
 	 */
 	const char *dirty_refusal;
 	/*
-	 * Under pmc_devices_lock: the table this one replaced went, holding
-	 * dirty blocks in another cache device (pmc_replaced_dirty).
+	 * Under pmc_devices_lock: a cache device (0: none) in which a table
+	 * this one replaced left dirty blocks (pmc_strands_dirty), handed on
+	 * from table to table until one uses that device again.
 	 */
-	bool strands_dirty;
+	dev_t strands_dev;
 	struct list_head devices_node;	/* in pmc_devices while registered */
 	bool registered;
 

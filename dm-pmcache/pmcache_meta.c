@@ -349,6 +349,12 @@ static void meta_invalidate_sb(u8 *base, unsigned int older)
 	pmc_pmem_fence();
 }
 
+void pmc_meta_invalidate(struct pmc_meta *m)
+{
+	/* Copy 0 first: zero, it makes the device blank at once (pmc_meta_probe). */
+	meta_invalidate_sb(m->base, 0);
+}
+
 int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 		    const struct pmc_origin_id *origin, const u8 uuid[16],
 		    u64 now)

@@ -80,6 +80,13 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 		    u64 now);
 
 /*
+ * Make the device blank (both superblock copies zero): the next table on it
+ * formats it. For a cache whose copies are all clean and no longer wanted.
+ * Durable on return.
+ */
+void pmc_meta_invalidate(struct pmc_meta *m);
+
+/*
  * Bind a cache holding no dirty data to another origin: drops every block.
  * @idx: an empty index of the cache's size, used on the way and left empty.
  */

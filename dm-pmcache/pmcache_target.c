@@ -1164,6 +1164,16 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
 	u32 i;
 
+	/*
+	 * Counted first: a promotion that sees this write's end below (its
+	 * write_seq bump, its bypass count gone) must see it here too, or
+	 * it could skip the origin flush its clean copy needs.
+	 */
+	if ((pb->flags & (PMC_BIO_TO_ORIGIN | PMC_BIO_FLUSH)) == PMC_BIO_TO_ORIGIN &&
+	    op_is_write(bio_op(bio))) {
+		atomic64_inc(&c->origin_writes_done);
+		smp_mb__after_atomic();
+	}
 	if (pb->flags & PMC_BIO_ORIGIN_WRITE) {
 		for (i = 0; i < pb->nr_blocks; i++) {
 			struct pmc_stripe *st = pmc_index_stripe(&c->idx, pb->first + i);
@@ -1172,9 +1182,6 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 			atomic_dec(pmc_index_bypass(&c->idx, pb->first + i));
 		}
 	}
-	if ((pb->flags & (PMC_BIO_TO_ORIGIN | PMC_BIO_FLUSH)) == PMC_BIO_TO_ORIGIN &&
-	    op_is_write(bio_op(bio)))
-		atomic64_inc(&c->origin_writes_done);
 	if (*error) {
 		/* Errors of bios the target ended itself were counted in map. */
 		if (pb->flags & PMC_BIO_TO_ORIGIN)
@@ -1468,22 +1475,52 @@ static void pmc_origin_identity(struct pmc_cache *c)
 }
 
 /*
- * Dirty blocks that a reload of @c's dm device onto another cache device
- * would leave behind in the cache device of the table it replaces: the
- * origin would read without them, and attaching that cache again later
- * would write them back over newer data. Under pmc_devices_lock.
+ * Would resuming @c leave dirty blocks behind in another cache device than
+ * its own: in the one of the table it replaces (the origin would read
+ * without them, and attaching that cache again later would write them
+ * back over newer data), or in one where a table replaced before left
+ * them (strands_dev)? Under pmc_devices_lock.
  */
-static s64 pmc_replaced_dirty(struct pmc_cache *c)
+static bool pmc_strands_dirty(struct pmc_cache *c)
+{
+	struct mapped_device *md = dm_table_get_md(c->ti->table);
+	dev_t own = c->cache_dev->bdev->bd_dev;
+	struct pmc_cache *o;
+
+	lockdep_assert_held(&pmc_devices_lock);
+	if (c->strands_dev && c->strands_dev != own)
+		return true;
+	list_for_each_entry(o, &pmc_devices, devices_node) {
+		if (o == c || dm_table_get_md(o->ti->table) != md)
+			continue;
+		if (o->loaded && o->cache_dev->bdev->bd_dev != own && pmc_nr_dirty(o) > 0)
+			return true;
+		if (o->strands_dev && o->strands_dev != own)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * @c, resuming, replaces a table that used another cache device, clean
+ * there (pmc_strands_dirty): from the first write through @c that
+ * device's copies are stale, and a later table on it would serve them.
+ * Make it blank. Under pmc_devices_lock; the replaced table is suspended.
+ */
+static void pmc_drop_replaced_cache(struct pmc_cache *c)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
 	struct pmc_cache *o;
 
 	lockdep_assert_held(&pmc_devices_lock);
-	list_for_each_entry(o, &pmc_devices, devices_node)
-		if (o != c && dm_table_get_md(o->ti->table) == md &&
-		    o->cache_dev->bdev != c->cache_dev->bdev && o->loaded)
-			return pmc_nr_dirty(o);
-	return 0;
+	list_for_each_entry(o, &pmc_devices, devices_node) {
+		if (o == c || dm_table_get_md(o->ti->table) != md || !o->loaded ||
+		    o->cache_dev->bdev == c->cache_dev->bdev)
+			continue;
+		pmc_meta_invalidate(&o->meta);
+		DMINFO("%s: the cache device %pg it leaves is blank now (its copies would go stale)",
+		       dm_device_name(md), o->cache_dev->bdev);
+	}
 }
 
 static int pmc_register(struct pmc_cache *c, char **error)
@@ -1493,7 +1530,7 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	int r = 0;
 
 	mutex_lock(&pmc_devices_lock);
-	if (pmc_replaced_dirty(c) > 0) {
+	if (pmc_strands_dirty(c)) {
 		*error = PMC_REFUSE_NEW_CACHE;
 		mutex_unlock(&pmc_devices_lock);
 		return -EBUSY;
@@ -1581,10 +1618,17 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		o->inherited_errors += s.errors - c->load_unreadable;
 		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
 			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
-		/* Its first resume was refused for these: so is every other. */
-		if (!o->loaded && o->cache_dev->bdev != c->cache_dev->bdev &&
-		    c->loaded && pmc_nr_dirty(c) > 0)
-			o->strands_dirty = true;
+		/*
+		 * Its first resume was refused for these: so is every other,
+		 * and every table's after it, until one uses that device.
+		 */
+		if (!o->loaded) {
+			if (c->loaded && o->cache_dev->bdev != c->cache_dev->bdev &&
+			    pmc_nr_dirty(c) > 0)
+				o->strands_dev = c->cache_dev->bdev->bd_dev;
+			else if (c->strands_dev && c->strands_dev != o->cache_dev->bdev->bd_dev)
+				o->strands_dev = c->strands_dev;
+		}
 		break;
 	}
 }
@@ -1799,7 +1843,9 @@ static int pmc_preresume(struct dm_target *ti)
 	 * suspended) may have dirtied blocks since.
 	 */
 	mutex_lock(&pmc_devices_lock);
-	r = pmc_replaced_dirty(c) > 0 || c->strands_dirty ? -EBUSY : 0;
+	r = pmc_strands_dirty(c) ? -EBUSY : 0;
+	if (!r)
+		pmc_drop_replaced_cache(c);
 	mutex_unlock(&pmc_devices_lock);
 	if (r) {
 		DMERR("%s", PMC_REFUSE_NEW_CACHE);

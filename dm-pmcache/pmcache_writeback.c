@@ -245,6 +245,12 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 		switch (pmc_slot_wb_done(&c->idx, &c->meta, items[i].slot,
 					 items[i].oblock, ok)) {
 		case PMC_WB_FREE:
+			/*
+			 * A discarded block's data landed on the origin: a read
+			 * that missed the tombstone and read the origin before
+			 * must not install its older data.
+			 */
+			atomic_inc(&st->write_seq);
 			items[i].free_slot = true;
 			break;
 		case PMC_WB_CLEANED:

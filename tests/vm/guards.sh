@@ -8,7 +8,9 @@
 # - a format with another block_size, dirtied between its load and resume;
 # - a second dm device on the same cache device, or on the same origin;
 # - a reload onto another cache device while the replaced one holds dirty
-#   blocks (at the load, at the resume, and at every resume after);
+#   blocks (at the load, at the resume, at every resume after, and for
+#   every table after); the cache device a reload leaves clean is made
+#   blank, so that going back to it later serves no stale copy;
 # - a clean copy of data the origin may still hold in its volatile cache
 #   (writethrough): the origin is flushed before the copy is committed;
 # - an origin that fails every write while the cache is all dirty: writes
@@ -126,12 +128,33 @@ resume_refused "resumed onto another cache device over dirty blocks" \
 # The replaced table is gone now (dm drops it even when the resume fails).
 resume_refused "a second resume onto another cache device accepted" \
 	"pmcache: .*flush them before changing the cache device"
+# Nor does a table after it, loaded over the one that cannot resume.
+dmesg -c >/dev/null
+if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev/null; then
+	fail "a third table onto another cache device resumed, the dirty blocks left in the first"
+fi
+dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
+	{ dmesg | tail -3; fail "the third table's refusal does not say why"; }
 dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)" ||
 	fail "reload onto the cache device that holds the dirty blocks"
 dmsetup resume pc || fail "resume onto the cache device that holds the dirty blocks"
 fio $job4 --verify_only=1 >/dev/null && fio $job5 --verify_only=1 >/dev/null ||
 	fail "data lost by the refused reload"
 dmsetup message pc 0 flush
+
+log "a cache device left clean keeps no copy that could go stale"
+# pa holds clean copies of job4's blocks; pb takes over and they change.
+dmsetup reload pc --table "$table_pb" && dmsetup resume pc || fail "move to pb, all clean"
+# Checksums, not fio's verify: that passes on another job's blocks at the
+# same offsets (it checks each block's header and crc, not whose it is).
+fio --name=w6 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M \
+    --randseed=4242 >/dev/null || fail "write through pb"
+dmsetup message pc 0 flush
+sum_pb=$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)
+dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)" &&
+	dmsetup resume pc || fail "back to pa"
+assert_eq "$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)" "$sum_pb" \
+	"pa served copies older than the origin: the data"
 # Another origin, another cache device: fine.
 CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
 dm_remove pc2

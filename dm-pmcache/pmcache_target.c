@@ -1172,6 +1172,7 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 	if ((pb->flags & (PMC_BIO_TO_ORIGIN | PMC_BIO_FLUSH)) == PMC_BIO_TO_ORIGIN &&
 	    op_is_write(bio_op(bio))) {
 		atomic64_inc(&c->origin_writes_done);
+		/* Ordered before the write_seq bump and bypass drop below. */
 		smp_mb__after_atomic();
 	}
 	if (pb->flags & PMC_BIO_ORIGIN_WRITE) {
@@ -1518,7 +1519,7 @@ static void pmc_drop_replaced_cache(struct pmc_cache *c)
 		    o->cache_dev->bdev == c->cache_dev->bdev)
 			continue;
 		pmc_meta_invalidate(&o->meta);
-		DMINFO("%s: the cache device %pg it leaves is blank now (its copies would go stale)",
+		DMINFO("%s: the cache device %pg it leaves is blank now (its copies go stale)",
 		       dm_device_name(md), o->cache_dev->bdev);
 	}
 }

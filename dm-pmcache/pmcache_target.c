@@ -75,6 +75,7 @@ struct pmc_bio {
 #define PMC_BIO_PROMOTE		0x2
 #define PMC_BIO_FLUSH		0x4	/* an origin flush; first = writes done before it */
 #define PMC_BIO_TO_ORIGIN	0x8	/* remapped to the origin (end_io sees every bio) */
+#define PMC_BIO_DISCARD		0x10	/* a discard counted in pmc_index_bypass */
 
 /* Data of a finished origin I/O on its way into the cache. */
 struct pmc_promotion {
@@ -689,16 +690,71 @@ static void pmc_invalidate_range(struct pmc_cache *c, u64 first, u64 last)
 	}
 }
 
-static int pmc_map_discard(struct pmc_cache *c, struct bio *bio)
+/*
+ * A discard on its way to the origin counts as a write around the cache
+ * (pmc_index_bypass) for every block it touches, its partial edge blocks
+ * too: a read that misses meanwhile may read data the discard is about to
+ * drop, and its promotion must not install it. Counted before the discard
+ * invalidates any copy (a promotion checking in between would find no
+ * count and no bump of its own stripe's write_seq yet); its end bumps
+ * write_seq. A range of more blocks than there are counters counts each
+ * counter once, and bumps every stripe at its end.
+ */
+static bool pmc_discard_wide(struct pmc_cache *c, const struct pmc_bio *pb)
+{
+	return pb->nr_blocks > c->idx.bypass_mask;
+}
+
+static void pmc_discard_start(struct pmc_cache *c, struct bio *bio, struct pmc_bio *pb)
+{
+	u64 first = bio->bi_iter.bi_sector >> c->sect_shift;
+	u64 last = (bio_end_sector(bio) - 1) >> c->sect_shift;
+	u32 i;
+
+	pb->flags |= PMC_BIO_DISCARD;
+	pb->first = first;
+	pb->nr_blocks = (u32)min_t(u64, last - first + 1, U32_MAX);
+	if (pmc_discard_wide(c, pb)) {
+		for (i = 0; i <= c->idx.bypass_mask; i++)
+			atomic_inc(&c->idx.bypass[i]);
+	} else {
+		for (i = 0; i < pb->nr_blocks; i++)
+			atomic_inc(pmc_index_bypass(&c->idx, first + i));
+	}
+	/* Before the invalidation's stores: see pmc_promote_work's checks. */
+	smp_mb__after_atomic();
+}
+
+static void pmc_discard_end(struct pmc_cache *c, struct pmc_bio *pb)
+{
+	u32 i;
+
+	if (pmc_discard_wide(c, pb)) {
+		for (i = 0; i <= c->idx.stripe_mask; i++)
+			atomic_inc(&c->idx.stripes[i].write_seq);
+		for (i = 0; i <= c->idx.bypass_mask; i++)
+			atomic_dec(&c->idx.bypass[i]);
+		return;
+	}
+	for (i = 0; i < pb->nr_blocks; i++) {
+		atomic_inc(&pmc_index_stripe(&c->idx, pb->first + i)->write_seq);
+		atomic_dec(pmc_index_bypass(&c->idx, pb->first + i));
+	}
+}
+
+static int pmc_map_discard(struct pmc_cache *c, struct bio *bio, struct pmc_bio *pb)
 {
 	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
 	u64 end = start + bio->bi_iter.bi_size;
 	u64 first = DIV_ROUND_UP(start, c->block_size);
 	u64 last_excl = end >> c->block_shift;
+	bool to_origin = bdev_max_discard_sectors(c->origin_dev->bdev) && bio->bi_iter.bi_size;
 
+	if (to_origin)
+		pmc_discard_start(c, bio, pb);
 	if (first < last_excl)
 		pmc_invalidate_range(c, first, last_excl - 1);
-	if (bdev_max_discard_sectors(c->origin_dev->bdev)) {
+	if (to_origin) {
 		pmc_remap_origin(c, bio);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -993,7 +1049,7 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 				     bio->bi_iter.bi_size >= PMC_SEQ_BYPASS_MIN_WRITE &&
 				     pmc_sequential(c, bio));
 	case REQ_OP_DISCARD:
-		return pmc_map_discard(c, bio);
+		return pmc_map_discard(c, bio, pb);
 	default:
 		/*
 		 * None arrive: write-zeroes and secure erase are not enabled
@@ -1183,6 +1239,8 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 			atomic_dec(pmc_index_bypass(&c->idx, pb->first + i));
 		}
 	}
+	if (pb->flags & PMC_BIO_DISCARD)
+		pmc_discard_end(c, pb);
 	if (*error) {
 		/* Errors of bios the target ended itself were counted in map. */
 		if (pb->flags & PMC_BIO_TO_ORIGIN)

@@ -53,4 +53,34 @@ dmsetup message pc 0 flush || fail "flush"
 dm_remove pc
 losetup -d "$lo"
 umount /mnt/nodiscard
+# A read that misses while a discard of its block is on its way to the
+# origin (held there for 2 s by the io.max of the discarding cgroup) reads
+# the data the discard is about to drop: its promotion must not install it,
+# or the cache would keep serving it after the origin dropped it.
+log "a read beside a discard in flight: no copy of the dropped data"
+b=3000	# a block the cache does not hold
+dd if=/dev/urandom of=/tmp/blk bs=4096 count=1 2>/dev/null
+dd if=/tmp/blk of="$ORIGIN" bs=4096 seek=$b count=1 conv=notrunc 2>/dev/null
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+pmcache_create pc promote always
+mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+echo +io >/sys/fs/cgroup/cgroup.subtree_control
+mkdir -p /sys/fs/cgroup/slow
+echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=256" >/sys/fs/cgroup/slow/io.max
+sh -c 'echo $$ >/sys/fs/cgroup/slow/cgroup.procs
+	exec blkdiscard -o $(($1 * 4096)) -l 4096 /dev/mapper/pc' sh "$b" &
+slow=$!
+sleep 0.5
+kill -0 $slow 2>/dev/null || fail "the discard was not held (no io.max?)"
+promotions=$(dm_status_field pc 14)
+fio --name=r --filename=$dev --direct=1 --ioengine=psync --rw=read --bs=4k --size=4k \
+    --offset=$((b * 4096)) >/dev/null || fail "read"
+wait $slow || fail "the discard failed"
+sleep 1	# let a promotion, if any, finish
+kill -0 $slow 2>/dev/null && fail "the discard was still held after the read"
+sum_dev=$(dd if=$dev bs=4096 skip=$b count=1 2>/dev/null | sha256sum)
+sum_org=$(dd if="$ORIGIN" bs=4096 skip=$b count=1 2>/dev/null | sha256sum)
+log "promotions: $promotions before the read, $(dm_status_field pc 14) after"
+assert_eq "$sum_dev" "$sum_org" "the block through the cache vs on the origin after the discard"
+dm_remove pc
 log "ok"

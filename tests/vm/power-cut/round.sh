@@ -27,9 +27,15 @@
 PC_STATE=$(state_mount)/power-cut
 export PC_STATE
 dev=/dev/mapper/pc
-# Verified jobs write [0, 2 * JOB_SIZE); the background writer BG_OFF..+256M;
-# nothing ever writes at NEVER_OFF (the negative control reads there).
+# Verified jobs write 2 * JOB_SIZE from JOB_OFF, a region of its own for
+# each of 6 rounds in turn: fio's verify takes any block whose header and
+# crc are right for its offset, whichever job wrote it, so a completed
+# write lost at the cut would pass unseen over the same block of an
+# earlier round; over a region no recent round wrote, it cannot. The
+# background writer BG_OFF..+256M; nothing ever writes at NEVER_OFF (the
+# negative control reads there).
 JOB_SIZE=64M BG_OFF=1G NEVER_OFF=3G
+JOB_OFF=$(( ((ROUND - 1) % 6) * 128 ))M
 
 check_health() { # WHEN
 	st=$(dmsetup status pc)
@@ -127,7 +133,7 @@ write_round() {
 	round_cache "$PC_STATE"
 	total=$(dm_status_field pc 2)
 	job="--name=pc --filename=$dev --direct=1 --sync=1 --ioengine=psync --rw=randwrite"
-	job="$job --bs=$BS --size=$JOB_SIZE --offset=0 --numjobs=2 --offset_increment=$JOB_SIZE"
+	job="$job --bs=$BS --size=$JOB_SIZE --offset=$JOB_OFF --numjobs=2 --offset_increment=$JOB_SIZE"
 	job="$job --randseed=$FIO_SEED --verify=crc32c --verify_fatal=1"
 	rm -rf "$PC_STATE/fio"
 	mkdir -p "$PC_STATE/fio"

@@ -271,6 +271,7 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 		memcpy(m->origin_uid.id, best_sb.origin_uid, PMC_ORIGIN_UID_LEN);
 	}
 	memcpy(m->uuid, best_sb.cache_uuid, sizeof(m->uuid));
+	m->format_time = le64_to_cpu(best_sb.format_time);
 	return PMC_PROBE_VALID;
 }
 
@@ -309,7 +310,10 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 		memcpy(sb.origin_uid, m->origin_uid.id, PMC_ORIGIN_UID_LEN);
 	}
 	memcpy(sb.cache_uuid, m->uuid, sizeof(sb.cache_uuid));
-	sb.format_time = cpu_to_le64(now);
+	/* 0: a rewrite (rebind, new origin name) keeps the format's time. */
+	if (now)
+		m->format_time = now;
+	sb.format_time = cpu_to_le64(m->format_time);
 	sb.crc = cpu_to_le32(sb_crc(&sb));
 	pmc_pmem_copy(sb_copy(m->base, copy), &sb, sizeof(sb));
 	pmc_pmem_fence();

@@ -41,6 +41,7 @@ struct pmc_meta {
 	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
 	struct pmc_origin_uid origin_uid;
 	u8 uuid[16];
+	u64 format_time;		/* seconds since the epoch, informational */
 };
 
 enum pmc_probe_result {

@@ -250,7 +250,7 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 		i += 1 + f->nr_values;
 	}
 	if (c->low_wm > c->high_wm) {
-		*error = "low_watermark must not exceed high_watermark";
+		*error = "low_watermark must not exceed high_watermark (defaults 45, 50)";
 		return -EINVAL;
 	}
 	return 0;
@@ -2028,7 +2028,12 @@ static int pmc_flush_all(struct pmc_cache *c)
 	}
 	atomic_inc(&c->flush_requests);
 	while (pmc_nr_dirty(c)) {
-		if (atomic_read(&c->wb_errors) != errors || !READ_ONCE(c->running)) {
+		if (!READ_ONCE(c->running)) {
+			DMERR("flush: the device was suspended");
+			r = -EBUSY;
+			break;
+		}
+		if (atomic_read(&c->wb_errors) != errors) {
 			r = -EIO;
 			break;
 		}
@@ -2063,8 +2068,11 @@ static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
 		return 0;
 	}
 	if (argc == 2 && !strcasecmp(argv[0], "writeback_pause")) {
-		if (kstrtou32(argv[1], 10, &ms))
+		/* At most max_dirty_age's own limit: an hour. */
+		if (kstrtou32(argv[1], 10, &ms) || ms > 3600000) {
+			DMERR("writeback_pause takes 0..3600000 ms");
 			return -EINVAL;
+		}
 		WRITE_ONCE(c->wb_pause_until, jiffies + msecs_to_jiffies(ms));
 		return 0;
 	}

@@ -4,7 +4,7 @@
  *
  *   pmcache-tool check  <cache dev|image>
  *   pmcache-tool dump   <cache dev|image> [--records]
- *   pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run]
+ *   pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]
  *   pmcache-tool wipe   <cache dev|image> [--force]
  *
  * It reads the device with the module's own format and recovery code
@@ -29,6 +29,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <limits.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifndef BLKGETSIZE64	/* <linux/fs.h> would clash with the __le types */
@@ -209,13 +212,132 @@ static int cmd_dump(const char *path, bool records)
 	return 0;
 }
 
-static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
+/* @dir/@file of sysfs, its first line without the newline; false if none. */
+static bool sysfs_line(const char *dir, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)len, f);
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = 0;
+	return ok && *buf;
+}
+
+/* Does @hex (lower-case hex digits) spell the @len bytes of @id? */
+static bool hex_is(const char *hex, const u8 *id, unsigned int len)
+{
+	unsigned int i;
+	char two[3];
+
+	if (strlen(hex) != 2 * len)
+		return false;
+	for (i = 0; i < len; i++) {
+		snprintf(two, sizeof(two), "%02x", id[i]);
+		if (strncasecmp(hex + 2 * i, two, 2))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Does the disk under @sys report @uid? Its wwid ("naa.5000c5...",
+ * "eui.0025...") or any logical-unit designator of its SCSI VPD page 0x83
+ * (where the module's get_unique_id looks). -1 when the disk reports no id
+ * at all: then, as in the module, the name decides.
+ */
+static int disk_has_uid(const char *sys, const struct pmc_origin_uid *uid)
+{
+	char line[256], path[96];
+	const char *dot;
+	u8 page[1024];
+	int found = -1;
+	size_t n, at;
+	FILE *f;
+
+	if (sysfs_line(sys, "device/wwid", line, sizeof(line))) {
+		found = 0;
+		dot = strchr(line, '.');
+		if (dot && hex_is(dot + 1, uid->id, uid->len))
+			return 1;
+	}
+	snprintf(path, sizeof(path), "%s/device/vpd_pg83", sys);
+	f = fopen(path, "rb");
+	if (!f)
+		return found;
+	n = fread(page, 1, sizeof(page), f);
+	fclose(f);
+	if (n < 4)
+		return found;
+	found = 0;
+	for (at = 4; at + 4 <= n && at + 4 + page[at + 3] <= n; at += 4 + page[at + 3])
+		if (!((page[at + 1] >> 4) & 3) && (page[at + 1] & 0xf) == uid->type &&
+		    page[at + 3] == uid->len && !memcmp(page + at + 4, uid->id, uid->len))
+			return 1;
+	return found;
+}
+
+/*
+ * Is the block device @os the origin the cache was bound to? As the module
+ * decides it (pmc_meta_origin_matches): by the disk's unique id when the
+ * superblock and the disk have one, else by name (a dm device's dm name, or
+ * the kernel's name). @what: what @os is, for the message.
+ */
+static bool origin_is(const struct pmc_meta *m, const struct stat *os, char *what, size_t len)
+{
+	char sys[48], part[64], disk[64], link[PATH_MAX], name[PMC_ORIGIN_NAME_LEN + 8];
+	char dm[256], start[32];
+	const char *base;
+	ssize_t l;
+	int has;
+
+	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", major(os->st_rdev), minor(os->st_rdev));
+	l = readlink(sys, link, sizeof(link) - 1);
+	if (l < 0) {
+		snprintf(what, len, "unknown to sysfs");
+		return false;
+	}
+	link[l] = 0;
+	base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	if (sysfs_line(sys, "dm/name", dm, sizeof(dm))) {
+		if (strlen(dm) <= PMC_ORIGIN_NAME_LEN - 3)
+			snprintf(name, sizeof(name), "dm:%s", dm);
+		else
+			snprintf(name, sizeof(name), "dm:%.20s~%08x", dm,
+				 pmc_crc32c(0, dm, strlen(dm)));
+		snprintf(what, len, "%s", name);
+		return !strncmp(m->origin_name, name, PMC_ORIGIN_NAME_LEN);
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)PMC_ORIGIN_NAME_LEN, base);
+	snprintf(what, len, "%s", name);
+	/* A partition: the disk's id, and where the partition starts. */
+	snprintf(part, sizeof(part), "%s/partition", sys);
+	snprintf(disk, sizeof(disk), "%s%s", sys, access(part, F_OK) ? "" : "/..");
+	if (m->origin_uid.len) {
+		u64 first = sysfs_line(sys, "start", start, sizeof(start)) ?
+			    strtoull(start, NULL, 10) : 0;
+
+		has = disk_has_uid(disk, &m->origin_uid);
+		if (has >= 0)
+			return has && first == m->origin_uid.start;
+	}
+	return !strncmp(m->origin_name, name, PMC_ORIGIN_NAME_LEN);
+}
+
+static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool force)
 {
 	struct cache_view v;
 	u64 written = 0, osize;
 	u8 *buf;
 	u32 slot, bs;
 	int fd, r = load(cache, &v, false);
+	char what[PATH_MAX], uid[PMC_ORIGIN_UID_STR_LEN];
 	struct stat cs, os;
 
 	if (r)
@@ -233,6 +355,17 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run)
 		fprintf(stderr, "%s is the cache device itself; refusing\n", origin);
 		close(fd);
 		return 2;
+	}
+	if (S_ISBLK(os.st_mode) && !origin_is(&v.meta, &os, what, sizeof(what))) {
+		pmc_origin_uid_str(&v.meta.origin_uid, uid, sizeof(uid));
+		fprintf(stderr, "%s is %s, but the cache belongs to %s%s%s; %s\n", origin, what,
+			v.meta.origin_name, *uid ? ", disk " : "", uid,
+			force ? "writing there as --force says" :
+			"refusing (--force writes there anyway)");
+		if (!force) {
+			close(fd);
+			return 2;
+		}
 	}
 	osize = dev_size(fd);
 	if (osize != v.meta.origin_sectors << 9) {
@@ -336,6 +469,14 @@ static int cmd_wipe(const char *cache, bool force)
 			"not loadable, but it may be a pmcache device holding dirty blocks");
 		return 2;
 	}
+	if (!r && v.st.corrupt && !force) {
+		/* The module drops them at load; what they held may have been dirty. */
+		fprintf(stderr,
+			"%s holds %" PRIu64 " records that fail their checksum or cannot be read,\n"
+			"which may have held dirty blocks: rescue what can be first; --force wipes\n",
+			cache, v.st.corrupt);
+		return 1;
+	}
 	if (!r && v.st.dirty && !force) {
 		fprintf(stderr,
 			"%s holds %" PRIu64 " dirty blocks: rescue them first; --force loses them\n",
@@ -362,16 +503,19 @@ static int usage(FILE *to, int status)
 	fprintf(to,
 		"usage: pmcache-tool check  <cache dev|image>\n"
 		"       pmcache-tool dump   <cache dev|image> [--records]\n"
-		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run]\n"
+		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]\n"
 		"       pmcache-tool wipe   <cache dev|image> [--force]\n"
 		"\n"
 		"Offline: not on a cache a live dm table uses.\n"
 		"  check   load the cache as the module would and report what it holds\n"
 		"  dump    the same summary; --records lists every cached block\n"
 		"  rescue  write the newest copy of every dirty block to the origin\n"
-		"          (--dry-run: count them, write nothing); the cache keeps them\n"
+		"          (--dry-run: count them, write nothing); the cache keeps them;\n"
+		"          refuses a device that is not the cache's origin (by its disk id\n"
+		"          or name, as the module checks) without --force\n"
 		"  wipe    make the device blank, so that the next dmsetup create formats\n"
-		"          it; refuses dirty blocks or another format without --force\n"
+		"          it; refuses dirty blocks, damaged records or another format\n"
+		"          without --force\n"
 		"\n"
 		"Exit status: 0 clean or done, 1 problems found or dirty blocks in the way,\n"
 		"2 not a usable pmcache device, or wrong arguments.\n");
@@ -392,10 +536,19 @@ int main(int argc, char **argv)
 			return usage(stderr, 2);
 		return cmd_dump(argv[2], argc == 4);
 	}
-	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "rescue")) {
-		if (argc == 5 && strcmp(argv[4], "--dry-run"))
-			return usage(stderr, 2);
-		return cmd_rescue(argv[2], argv[3], argc == 5);
+	if (argc >= 4 && argc <= 6 && !strcmp(argv[1], "rescue")) {
+		bool dry_run = false, force = false;
+		int i;
+
+		for (i = 4; i < argc; i++) {
+			if (!strcmp(argv[i], "--dry-run") && !dry_run)
+				dry_run = true;
+			else if (!strcmp(argv[i], "--force") && !force)
+				force = true;
+			else
+				return usage(stderr, 2);
+		}
+		return cmd_rescue(argv[2], argv[3], dry_run, force);
 	}
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {
 		if (argc == 4 && strcmp(argv[3], "--force"))

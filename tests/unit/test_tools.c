@@ -165,6 +165,19 @@ int main(void)
 	ok(run(TOOL " wipe %s | grep -q 'blank already'", img) == 0,
 	   "wipe: a blank device is nothing to do, exit 0");
 
+	/* A record failing its checksum may have held a dirty block. */
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		return 2;
+	put(&m, 0, 10, 0, 1, false);
+	put(&m, 1, 11, 0, 1, false);
+	m.recs[1].commit ^= cpu_to_le64(1ULL << 40);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " wipe %s >/dev/null 2>&1", img) == 1 &&
+	   run(TOOL " check %s | grep -q '1 corrupt'", img) == 0,
+	   "wipe: refuses a cache with a damaged record, and leaves it");
+	ok(run(TOOL " wipe %s --force >/dev/null", img) == 0, "wipe --force: wipes it");
+
 	/*
 	 * Larger than this machine's RAM (sparse): the private mapping must
 	 * not ask for that much memory up front.

@@ -42,12 +42,12 @@ pmcache-assemble -f "$tab" -w 1 >/dev/null || fail "assemble after --stop"
 fio $job --verify_only=1 >/dev/null || fail "data after --stop and assemble"
 pmcache-assemble -f "$tab" --stop || fail "--stop"
 
-log "an origin that appears 3 s late; format refused"
+log "an origin that appears 3 s late; format (in any case, as the kernel reads it) refused"
 half=$(( $(sectors "$ORIGIN") / 2 ))
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 cat > "$tab" <<EOT
 late $PMEM /dev/mapper/lateorigin
-fmt $PMEM $ORIGIN format
+fmt $PMEM $ORIGIN Format
 EOT
 ( sleep 3; dmsetup create lateorigin --table "0 $half linear $ORIGIN 0" ) &
 rc=0; pmcache-assemble -f "$tab" -w 20 >/tmp/out 2>&1 || rc=$?
@@ -65,4 +65,12 @@ echo "never $PMEM /dev/mapper/nothing" > "$tab"
 rc=0; pmcache-assemble -f "$tab" -w 2 >/tmp/out 2>&1 || rc=$?
 assert_eq "$rc" 1 "exit status with a missing device"
 grep -q "no block device /dev/mapper/nothing after 2 s" /tmp/out || { cat /tmp/out; fail "missing device not named"; }
+
+log "two lines whose devices never appear: one deadline for both"
+printf 'never1 %s /dev/mapper/nothing1\nnever2 %s /dev/mapper/nothing2\n' "$PMEM" "$PMEM" > "$tab"
+t0=$(date +%s)
+rc=0; pmcache-assemble -f "$tab" -w 4 >/tmp/out 2>&1 || rc=$?
+took=$(($(date +%s) - t0))
+assert_eq "$rc" 1 "exit status with two missing devices"
+[ "$took" -lt 7 ] || { cat /tmp/out; fail "each line waited on its own: $took s for two lines at -w 4"; }
 log "ok"

@@ -3,8 +3,9 @@
 # offline-tools: pmcache-tool on the real devices, as an admin runs it when
 # the module cannot be loaded. Under a live table it writes to neither device
 # (O_EXCL); after the table is removed, check and dump count the dirty blocks
-# left in the cache, wipe refuses them, rescue writes them to the origin
-# (fio verifies the origin itself), and after wipe --force the next create
+# left in the cache, wipe refuses them, rescue refuses a disk that is not
+# the origin and writes them to the origin (fio verifies the origin
+# itself), and after wipe --force the next create
 # formats the cache and reads the data from the origin.
 . "$SCRIPTDIR/lib.sh"
 
@@ -30,6 +31,19 @@ assert_eq "$(pmcache-tool dump "$PMEM" --records | grep -c ' dirty$')" "$dirty" 
 rc=0; pmcache-tool wipe "$PMEM" >/tmp/out 2>&1 || rc=$?
 assert_eq "$rc" 1 "wipe's exit status over dirty blocks"
 grep -q "holds $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "wipe does not say why"; }
+
+log "rescue onto a disk of the same size that is not the origin: refused"
+modprobe loop 2>/dev/null || true
+truncate -s "$(blockdev --getsize64 "$ORIGIN")" /tmp/decoy.img
+decoy=$(losetup -f) && losetup "$decoy" /tmp/decoy.img || fail "losetup"
+rc=0; pmcache-tool rescue "$PMEM" "$decoy" >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 2 "rescue's exit status onto another disk"
+grep -q "but the cache belongs to ${ORIGIN##*/}" /tmp/out || { cat /tmp/out; fail "rescue does not say whose the cache is"; }
+[ "$(dd if="$decoy" bs=1M count=16 2>/dev/null | tr -d '\000' | wc -c)" = 0 ] || fail "rescue wrote to another disk"
+pmcache-tool rescue "$PMEM" "$decoy" --dry-run --force >/tmp/out 2>&1 || { cat /tmp/out; fail "rescue --force"; }
+grep -q "^would write $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "rescue --force --dry-run"; }
+losetup -d "$decoy"
+rm -f /tmp/decoy.img
 
 log "rescue"
 fio --filename="$ORIGIN" $job --verify_only=1 >/dev/null 2>&1 && fail "the origin held the data before the rescue"

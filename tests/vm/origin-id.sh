@@ -55,6 +55,10 @@ dmesg | grep pmcache | tail -3
 dmesg | grep -q "dirty blocks of origin sda (.*disk $wwid_a)" ||
 	fail "the kernel log does not name the expected disk"
 [ ! -e /dev/mapper/pc ] || fail "device left behind"
+rc=0; pmcache-tool rescue "$PMEM" /dev/sda --dry-run >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 2 "pmcache-tool rescue onto the other disk under the old name"
+pmcache-tool rescue "$PMEM" /dev/sdb --dry-run >/tmp/out 2>&1 || { cat /tmp/out; fail "rescue onto the renamed disk"; }
+grep -q "^would write $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "rescue --dry-run onto the renamed disk"; }
 
 log "the same disk under its new name: every block there"
 dmesg -c >/dev/null

@@ -54,7 +54,8 @@ dm_remove pc
 losetup -d "$lo"
 umount /mnt/nodiscard
 # A read that misses while a discard of its block is on its way to the
-# origin (held there for 2 s by the io.max of the discarding cgroup) reads
+# origin (held there for 8 s by the io.max of the discarding cgroup: wbps=64, a
+# discard counts as 512 bytes; long enough for a slow fio start) reads
 # the data the discard is about to drop: its promotion must not install it,
 # or the cache would keep serving it after the origin dropped it.
 log "a read beside a discard in flight: no copy of the dropped data"
@@ -66,7 +67,7 @@ pmcache_create pc promote always
 mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
 echo +io >/sys/fs/cgroup/cgroup.subtree_control
 mkdir -p /sys/fs/cgroup/slow
-echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=256" >/sys/fs/cgroup/slow/io.max
+echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=64" >/sys/fs/cgroup/slow/io.max
 sh -c 'echo $$ >/sys/fs/cgroup/slow/cgroup.procs
 	exec blkdiscard -o $(($1 * 4096)) -l 4096 /dev/mapper/pc' sh "$b" &
 slow=$!

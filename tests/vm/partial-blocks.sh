@@ -45,7 +45,7 @@ fio --name=bs512-var --filename=$dev --direct=1 --ioengine=psync --rw=randwrite 
     --size=16M --offset=64M --verify=crc32c --verify_only=1 >/dev/null || fail "512-byte blocks after re-create"
 dm_remove pc
 # 5. A partial write that went around the cache (its block was not cached)
-# and still waits on its way to the origin, held there for 2 s by the io.max of its
+# and still waits on its way to the origin, held there for 8 s by the io.max of its
 # cgroup, must not be overtaken by the writeback of a whole-block write
 # cached after it: the origin would end with the partial write on top,
 # while the cache holds, as clean, the whole block without it.
@@ -54,7 +54,7 @@ pmcache_create pc format
 mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
 echo +io >/sys/fs/cgroup/cgroup.subtree_control
 mkdir -p /sys/fs/cgroup/slow
-echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=256" >/sys/fs/cgroup/slow/io.max
+echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=64" >/sys/fs/cgroup/slow/io.max
 b=25000	# an uncached block
 misses=$(dm_status_field pc 8)
 # fio, not dd: busybox dd takes oflag=direct but writes through the page cache.

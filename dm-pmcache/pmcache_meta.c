@@ -130,6 +130,15 @@ static void meta_set_origin(struct pmc_meta *m, const struct pmc_origin_id *o)
 		m->origin_uid.len = 0;
 }
 
+void pmc_origin_dm_name(const char *dm_name, char *buf, size_t len)
+{
+	if (strlen(dm_name) <= PMC_ORIGIN_NAME_LEN - 3)
+		snprintf(buf, len, "dm:%s", dm_name);
+	else	/* too long: a prefix and a checksum of the whole */
+		snprintf(buf, len, "dm:%.20s~%08x", dm_name,
+			 pmc_crc32c(0, dm_name, strlen(dm_name)));
+}
+
 void pmc_origin_uid_str(const struct pmc_origin_uid *uid, char *buf, size_t len)
 {
 	static const char * const prefix[] = { "id", "t10", "eui", "naa" };
@@ -384,6 +393,12 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 	return 0;
 }
 
+static bool uid_equal(const struct pmc_origin_uid *a, const struct pmc_origin_uid *b)
+{
+	return a->len == b->len && a->type == b->type && a->start == b->start &&
+	       !memcmp(a->id, b->id, a->len);
+}
+
 bool pmc_meta_origin_matches(const struct pmc_meta *m,
 			     const struct pmc_origin_id *origin)
 {
@@ -392,8 +407,7 @@ bool pmc_meta_origin_matches(const struct pmc_meta *m,
 	if (m->origin_sectors != origin->sectors)
 		return false;
 	if (had->len && has->len)
-		return had->type == has->type && had->len == has->len &&
-		       had->start == has->start && !memcmp(had->id, has->id, had->len);
+		return uid_equal(had, has);
 	return !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
 }
 
@@ -516,8 +530,7 @@ bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *orig
 	const struct pmc_origin_uid *had = &m->origin_uid, *has = &origin->uid;
 
 	if (!has->len || (!strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN) &&
-			  had->len == has->len && had->type == has->type &&
-			  had->start == has->start && !memcmp(had->id, has->id, has->len)))
+			  uid_equal(had, has)))
 		return false;
 	meta_set_origin(m, origin);
 	meta_write_sb(m, 0);

@@ -25,6 +25,13 @@ struct pmc_origin_uid {
 	u8 id[PMC_ORIGIN_UID_LEN];
 };
 
+/*
+ * The name recorded for a device-mapper origin: "dm:<name>", or for a name
+ * too long for the field a prefix and a checksum of the whole. The module
+ * records it, pmcache-tool compares with it: one spelling for both.
+ */
+void pmc_origin_dm_name(const char *dm_name, char *buf, size_t len);
+
 /* "naa.5000c500...", with "+<start>" for a partition; "" when none. */
 #define PMC_ORIGIN_UID_STR_LEN	(4 + 2 * PMC_ORIGIN_UID_LEN + 22)
 void pmc_origin_uid_str(const struct pmc_origin_uid *uid, char *buf, size_t len);

@@ -725,11 +725,16 @@ static void pmc_discard_start(struct pmc_cache *c, struct bio *bio, struct pmc_b
 	smp_mb__after_atomic();
 }
 
-static void pmc_discard_end(struct pmc_cache *c, struct pmc_bio *pb)
+/*
+ * A write around the cache or a discard has landed on the origin: bump the
+ * write_seq of its blocks (a promotion that read before must not install)
+ * and drop its in-flight count.
+ */
+static void pmc_bypass_end(struct pmc_cache *c, const struct pmc_bio *pb)
 {
 	u32 i;
 
-	if (pmc_discard_wide(c, pb)) {
+	if ((pb->flags & PMC_BIO_DISCARD) && pmc_discard_wide(c, pb)) {
 		for (i = 0; i <= c->idx.stripe_mask; i++)
 			atomic_inc(&c->idx.stripes[i].write_seq);
 		for (i = 0; i <= c->idx.bypass_mask; i++)
@@ -1218,7 +1223,6 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 {
 	struct pmc_cache *c = ti->private;
 	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
-	u32 i;
 
 	/*
 	 * Counted first: a promotion that sees this write's end below (its
@@ -1231,16 +1235,8 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 		/* Ordered before the write_seq bump and bypass drop below. */
 		smp_mb__after_atomic();
 	}
-	if (pb->flags & PMC_BIO_ORIGIN_WRITE) {
-		for (i = 0; i < pb->nr_blocks; i++) {
-			struct pmc_stripe *st = pmc_index_stripe(&c->idx, pb->first + i);
-
-			atomic_inc(&st->write_seq);
-			atomic_dec(pmc_index_bypass(&c->idx, pb->first + i));
-		}
-	}
-	if (pb->flags & PMC_BIO_DISCARD)
-		pmc_discard_end(c, pb);
+	if (pb->flags & (PMC_BIO_ORIGIN_WRITE | PMC_BIO_DISCARD))
+		pmc_bypass_end(c, pb);
 	if (*error) {
 		/* Errors of bios the target ended itself were counted in map. */
 		if (pb->flags & PMC_BIO_TO_ORIGIN)
@@ -1523,12 +1519,8 @@ static void pmc_origin_identity(struct pmc_cache *c)
 	} else {
 		pmc_origin_disk_uid(bdev, &c->origin_uid);
 	}
-	if (!r && strlen(name) <= PMC_ORIGIN_NAME_LEN - 3)
-		snprintf(c->origin_name, sizeof(c->origin_name), "dm:%.*s",
-			 PMC_ORIGIN_NAME_LEN - 3, name);
-	else if (!r)	/* too long: a prefix and a checksum of the whole */
-		snprintf(c->origin_name, sizeof(c->origin_name), "dm:%.20s~%08x", name,
-			 pmc_crc32c(0, name, strlen(name)));
+	if (!r)
+		pmc_origin_dm_name(name, c->origin_name, sizeof(c->origin_name));
 	else
 		snprintf(c->origin_name, sizeof(c->origin_name), "%pg", bdev);
 }

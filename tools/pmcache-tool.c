@@ -306,11 +306,7 @@ static bool origin_is(const struct pmc_meta *m, const struct stat *os, char *wha
 	link[l] = 0;
 	base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
 	if (sysfs_line(sys, "dm/name", dm, sizeof(dm))) {
-		if (strlen(dm) <= PMC_ORIGIN_NAME_LEN - 3)
-			snprintf(name, sizeof(name), "dm:%s", dm);
-		else
-			snprintf(name, sizeof(name), "dm:%.20s~%08x", dm,
-				 pmc_crc32c(0, dm, strlen(dm)));
+		pmc_origin_dm_name(dm, name, sizeof(name));
 		snprintf(what, len, "%s", name);
 		return !strncmp(m->origin_name, name, PMC_ORIGIN_NAME_LEN);
 	}

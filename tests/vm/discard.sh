@@ -64,10 +64,7 @@ dd if=/dev/urandom of=/tmp/blk bs=4096 count=1 2>/dev/null
 dd if=/tmp/blk of="$ORIGIN" bs=4096 seek=$b count=1 conv=notrunc 2>/dev/null
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 pmcache_create pc promote always
-mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
-echo +io >/sys/fs/cgroup/cgroup.subtree_control
-mkdir -p /sys/fs/cgroup/slow
-echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=64" >/sys/fs/cgroup/slow/io.max
+slow_cgroup 64
 sh -c 'echo $$ >/sys/fs/cgroup/slow/cgroup.procs
 	exec blkdiscard -o $(($1 * 4096)) -l 4096 /dev/mapper/pc' sh "$b" &
 slow=$!

@@ -84,6 +84,16 @@ wait_until() {
 }
 
 mounted() { grep -q " $1 " /proc/mounts; }
+# slow_cgroup WBPS: cgroup /sys/fs/cgroup/slow, whose writes to the origin
+# blk-throttle holds to WBPS bytes a second (a discard counts as 512 bytes):
+# a write started from it ("echo $$ > /sys/fs/cgroup/slow/cgroup.procs")
+# stays on its way to the origin long enough for a test to race it.
+slow_cgroup() {
+	mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+	echo +io >/sys/fs/cgroup/cgroup.subtree_control
+	mkdir -p /sys/fs/cgroup/slow
+	echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=$1" >/sys/fs/cgroup/slow/io.max
+}
 state_mount() {
 	mkdir -p /state
 	if ! mounted /state; then

@@ -51,10 +51,7 @@ dm_remove pc
 # while the cache holds, as clean, the whole block without it.
 log "writeback behind a write around the cache"
 pmcache_create pc format
-mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
-echo +io >/sys/fs/cgroup/cgroup.subtree_control
-mkdir -p /sys/fs/cgroup/slow
-echo "$(cat "/sys/class/block/${ORIGIN##*/}/dev") wbps=64" >/sys/fs/cgroup/slow/io.max
+slow_cgroup 64
 b=25000	# an uncached block
 misses=$(dm_status_field pc 8)
 # fio, not dd: busybox dd takes oflag=direct but writes through the page cache.

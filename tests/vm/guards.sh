@@ -76,7 +76,7 @@ dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table format)" ||
 	fail "format refused over a clean cache"
 # From CPU 1, whose free slots lie in the upper half of the cache: beyond
 # the records a 4 KiB geometry has.
-job3="--name=w3 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --cpus_allowed=1 --verify=crc32c --verify_fatal=1"
+job3="--name=w3 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --offset=24M --cpus_allowed=1 --verify=crc32c --verify_fatal=1"
 fio $job3 >/dev/null || fail "write under the loaded table"
 [ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty before the resume"
 resume_refused "a format with another block_size resumed over dirty blocks" "pmcache: .*flush them"
@@ -147,10 +147,12 @@ log "a cache device left clean keeps no copy that could go stale"
 dmsetup reload pc --table "$table_pb" && dmsetup resume pc || fail "move to pb, all clean"
 # Checksums, not fio's verify: that passes on another job's blocks at the
 # same offsets (it checks each block's header and crc, not whose it is).
+sum_old=$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)
 fio --name=w6 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M \
     --randseed=4242 >/dev/null || fail "write through pb"
 dmsetup message pc 0 flush
 sum_pb=$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)
+[ "$sum_pb" != "$sum_old" ] || fail "the writes through pb changed nothing"
 dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)" &&
 	dmsetup resume pc || fail "back to pa"
 assert_eq "$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)" "$sum_pb" \
@@ -259,6 +261,8 @@ dmesg | grep -q "pmcache: no free block, writeback fails: failing a write" ||
 	{ dmesg | tail; fail "the failed write is not in the kernel log"; }
 log "status: $(dmsetup status pc)"
 [ "$(dm_status_field pc 12)" = degraded ] || fail "health: $(dmsetup status pc)"
+# The first 64 MiB, dirty in the cache (the origin has none of it).
+sum_dirty=$(dd if=/dev/mapper/pc bs=1M count=64 2>/dev/null | sha256sum)
 dm_remove pc
 # The origin heals: the dirty blocks go to it.
 dmsetup suspend oe
@@ -269,5 +273,7 @@ ORIGIN_DEV=/dev/mapper/oe pmcache_create pc sequential_cutoff 0
 dmsetup message pc 0 flush || fail "flush after the origin healed"
 assert_eq "$(blocks_of pc 4)" 0 "dirty after flush"
 dm_remove pc
+assert_eq "$(dd if="$ORIGIN" bs=1M count=64 2>/dev/null | sha256sum)" "$sum_dirty" \
+	"the healed origin's data after the flush"
 dm_remove oe; dm_remove oa; dm_remove ob
 log "ok"

@@ -40,6 +40,8 @@ dm_remove pc
 # The table with format is not needed again; without it the cache loads.
 pmcache_create pc
 assert_eq "$(dm_status_field pc 3)" 1024 "blocks after reload"
+fio --name=w --filename=/dev/mapper/pc --direct=1 --rw=write --bs=4k --size=4M --verify=crc32c \
+    --verify_only=1 >/dev/null || fail "the data after reload"
 dm_remove pc
 
 # Bad arguments.

@@ -6,7 +6,8 @@
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
-pmcache_create pc
+# sequential_cutoff 0: the sequential fill below is cached whole.
+pmcache_create pc sequential_cutoff 0
 dev=/dev/mapper/pc
 fv() { # name, options: write + verify
 	n=$1; shift
@@ -19,13 +20,16 @@ fv uncached512 --rw=randwrite --bs=512 --size=4M --offset=0
 fv uncached1536 --rw=randwrite --bs=1536 --blockalign=512 --size=6M --offset=8M
 # 2. Cached dirty: fill with 4 KiB blocks, then overwrite pieces of them.
 fio --name=fill --filename=$dev --direct=1 --rw=write --bs=64k --size=16M --offset=16M >/dev/null
-used=$(dm_status_field pc 3)
+[ "$(dm_status_field pc 3)" -ge 4096 ] || fail "the 16 MiB fill is not all cached"
 fv dirty512 --rw=randwrite --bs=512 --size=8M --offset=16M
 fv dirty-var --rw=randwrite --bsrange=512-3584 --blockalign=512 --size=8M --offset=24M
 # 3. Cached clean: flush, then overwrite pieces again.
 dmsetup message pc 0 flush
 assert_eq "$(dm_status_field pc 4)" 0 "dirty after flush"
-fv clean512 --rw=randwrite --bs=512 --size=8M --offset=16M
+# A pattern of its own, not crc32c headers: dirty512 wrote the same offsets
+# with valid headers, which a lost clean512 write would leave in place.
+fv clean512 --rw=randwrite --bs=512 --size=8M --offset=16M \
+	--verify=pattern --verify_pattern=0x5a5a5a5a%o
 [ "$(dm_status_field pc 7)" -gt 0 ] || fail "no partial write hit the cache"
 # 4. The device and the origin agree after flush + remove.
 sum_dev=$(dd if=$dev bs=1M count=40 2>/dev/null | sha256sum)
@@ -57,12 +61,12 @@ misses=$(dm_status_field pc 8)
 # fio, not dd: busybox dd takes oflag=direct but writes through the page cache.
 sh -c 'echo $$ >/sys/fs/cgroup/slow/cgroup.procs
 	exec fio --name=part --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=write \
-		--bs=512 --size=512 --offset=$(($1 * 4096)) >/dev/null' sh "$b" &
+		--bs=512 --size=512 --offset=$(($1 * 4096)) --buffer_pattern=0x11 >/dev/null' sh "$b" &
 slow=$!
 missed() { [ "$(dm_status_field pc 8)" -gt "$misses" ]; }
 wait_until 100 0.05 "the partial write did not go to the origin" missed
 fio --name=whole --filename=$dev --direct=1 --ioengine=psync --rw=write --bs=4096 --size=4096 \
-    --offset=$((b * 4096)) >/dev/null
+    --offset=$((b * 4096)) --buffer_pattern=0x22 >/dev/null
 assert_eq "$(dm_status_field pc 4)" 1 "the whole-block write is cached dirty"
 kill -0 $slow 2>/dev/null || fail "the partial write was not held (no io.max?)"
 dmsetup message pc 0 flush

@@ -5,6 +5,7 @@
 #   make demo [KERNEL=]  boot a VM and show the cache working
 #   make test-unit       userspace tests only
 #   make test-vm [T=name] [KERNEL=6.1|6.12]
+#   make test-systemd [KERNEL=]  the boot-time unit under systemd (not in check)
 #   make bench [QUICK=1] [KERNEL=]  the fio suite against the peers (tests/fio/)
 #   make tools           tools/pmcache-tool
 KDIR ?= /lib/modules/$(shell uname -r)/build
@@ -15,7 +16,7 @@ T ?=
 ROUNDS ?=
 QUICK ?=
 
-.PHONY: all module modules clean deps check demo test-unit test-vm crashtest bench microbench sparse tools
+.PHONY: all module modules clean deps check demo test-unit test-vm test-systemd crashtest bench microbench sparse tools
 
 all: module
 
@@ -51,6 +52,9 @@ check:
 demo:
 	@scripts/demo --kernel $(KERNEL)
 
+test-systemd:
+	@scripts/test-systemd --kernel $(KERNEL)
+
 crashtest:
 	@$(MAKE) -s -C tests/unit crashtest
 
@@ -64,4 +68,4 @@ clean:
 	-$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache clean 2>/dev/null
 	-$(MAKE) -s -C tests/unit clean
 	-$(MAKE) -s -C tools clean
-	rm -rf build/module-* build/initramfs-* build/vm
+	rm -rf build/module-* build/initramfs-* build/vm build/systemd-test.*

@@ -114,6 +114,8 @@ struct pmc_cache {
 	 * from table to table until one uses that device again.
 	 */
 	dev_t strands_dev;
+	bool refused_dirty;		/* a resume found dirty blocks it must refuse */
+	bool suspending;		/* presuspend to resume: a flush gives up */
 	struct list_head devices_node;	/* in pmc_devices while registered */
 	bool registered;
 

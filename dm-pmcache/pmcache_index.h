@@ -138,10 +138,31 @@ static inline void pmc_index_insert(struct pmc_index *idx, u32 slot, u64 key,
 {
 	u32 b = pmc_index_bucket(idx, pmc_key_oblock(key));
 
-	idx->slots[slot].key = key;
-	WRITE_ONCE(idx->slots[slot].state, state);
+	/*
+	 * The key before the state, paired with pmc_index_holds(): a
+	 * check under another stripe's lock (a slot reused meanwhile) that
+	 * sees this state sees this key.
+	 */
+	WRITE_ONCE(idx->slots[slot].key, key);
+	/* Paired with the acquire in pmc_index_holds(). */
+	smp_store_release(&idx->slots[slot].state, state);
 	idx->slots[slot].link = idx->buckets[b];
 	idx->buckets[b] = slot;
+}
+
+/*
+ * Does @slot hold a copy of @oblock (its state in @state)? For a slot found
+ * without @oblock's stripe lock (an unlocked scan, the policy's guess),
+ * asked under that lock: the slot may have been freed and reused since for
+ * a block of another stripe, whose lock its new owner holds. The state
+ * first (acquire), then the key: the one that state was published with.
+ */
+static inline bool pmc_index_holds(const struct pmc_index *idx, u32 slot,
+				   u64 oblock, u8 *state)
+{
+	/* Paired with the release in pmc_index_insert(). */
+	*state = smp_load_acquire(&idx->slots[slot].state);
+	return pmc_key_oblock(READ_ONCE(idx->slots[slot].key)) == oblock;
 }
 
 static inline void pmc_index_remove(struct pmc_index *idx, u32 slot)

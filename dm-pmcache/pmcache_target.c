@@ -329,14 +329,14 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		struct pmc_stripe *st;
 		u64 oblock;
 		u32 stale;
+		u8 s;
 
 		if (slot == PMC_NO_SLOT)
 			return PMC_NO_SLOT;
 		oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
 		st = pmc_index_stripe(&c->idx, oblock);
 		spin_lock(&st->lock);
-		if (c->idx.slots[slot].state != PMC_S_CLEAN ||
-		    pmc_key_oblock(c->idx.slots[slot].key) != oblock) {
+		if (!pmc_index_holds(&c->idx, slot, oblock, &s) || s != PMC_S_CLEAN) {
 			spin_unlock(&st->lock);
 			continue;
 		}
@@ -728,7 +728,8 @@ static void pmc_discard_start(struct pmc_cache *c, struct bio *bio, struct pmc_b
 /*
  * A write around the cache or a discard has landed on the origin: bump the
  * write_seq of its blocks (a promotion that read before must not install)
- * and drop its in-flight count.
+ * and drop its in-flight count, in that order: pmc_promote_work reads them
+ * the other way round, so that it sees the count or the bump.
  */
 static void pmc_bypass_end(struct pmc_cache *c, const struct pmc_bio *pb)
 {
@@ -737,12 +738,16 @@ static void pmc_bypass_end(struct pmc_cache *c, const struct pmc_bio *pb)
 	if ((pb->flags & PMC_BIO_DISCARD) && pmc_discard_wide(c, pb)) {
 		for (i = 0; i <= c->idx.stripe_mask; i++)
 			atomic_inc(&c->idx.stripes[i].write_seq);
+		/* The bumps before the counts drop: see pmc_promote_work. */
+		smp_mb__after_atomic();
 		for (i = 0; i <= c->idx.bypass_mask; i++)
 			atomic_dec(&c->idx.bypass[i]);
 		return;
 	}
 	for (i = 0; i < pb->nr_blocks; i++) {
 		atomic_inc(&pmc_index_stripe(&c->idx, pb->first + i)->write_seq);
+		/* The bump before the count drops: see pmc_promote_work. */
+		smp_mb__after_atomic();
 		atomic_dec(pmc_index_bypass(&c->idx, pb->first + i));
 	}
 }
@@ -1144,6 +1149,7 @@ static void pmc_promote_work(struct work_struct *w)
 		u64 oblock = p->first + i;
 		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
 		u32 slot, to_free;
+		int bypassed;
 		/* Installed only when no copy exists: the first generation. */
 		u64 key = pmc_key_make(oblock, 0);
 
@@ -1156,8 +1162,15 @@ static void pmc_promote_work(struct work_struct *w)
 		pmc_rec_set_key(&c->meta, slot, key);
 		pmc_pmem_fence();
 		spin_lock(&st->lock);
-		if (atomic_read(&st->write_seq) != p->seq[i] ||
-		    atomic_read(pmc_index_bypass(&c->idx, oblock)) ||
+		/*
+		 * The in-flight count before write_seq, in the order
+		 * opposite to pmc_bypass_end's: a write around the cache that
+		 * ends between the two reads is then seen by one of them.
+		 */
+		bypassed = atomic_read(pmc_index_bypass(&c->idx, oblock));
+		/* Paired with pmc_bypass_end's smp_mb__after_atomic(). */
+		smp_rmb();
+		if (bypassed || atomic_read(&st->write_seq) != p->seq[i] ||
 		    pmc_index_lookup(&c->idx, oblock) != PMC_NO_SLOT) {
 			spin_unlock(&st->lock);
 			pmc_slot_free(c, slot);
@@ -1368,8 +1381,10 @@ static int pmc_load(struct pmc_cache *c)
 
 	if (c->dirty_refusal) {
 		r = pmc_refuse_dirty(c, c->dirty_refusal, NULL);
-		if (r)
+		if (r) {
+			c->refused_dirty = r == -EBUSY;
 			return r;
+		}
 	}
 	if (c->action == PMC_ACT_FORMAT) {
 		get_random_bytes(uuid, sizeof(uuid));
@@ -1845,6 +1860,12 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -EINVAL;
 		goto bad;
 	}
+	/* A record's key holds the block number in PMC_OBLOCK_BITS bits. */
+	if (c->origin_blocks > PMC_OBLOCK_MASK + 1) {
+		ti->error = "origin too large: at most 2^48 blocks";
+		r = -EINVAL;
+		goto bad;
+	}
 
 	r = pmc_alloc_index(c);
 	if (r) {
@@ -1895,14 +1916,23 @@ static int pmc_preresume(struct dm_target *ti)
 	 */
 	mutex_lock(&pmc_devices_lock);
 	r = pmc_strands_dirty(c) ? -EBUSY : 0;
-	if (!r)
-		pmc_drop_replaced_cache(c);
 	mutex_unlock(&pmc_devices_lock);
 	if (r) {
 		DMERR("%s", PMC_REFUSE_NEW_CACHE);
 		return r;
 	}
 	r = pmc_load(c);
+	mutex_lock(&pmc_devices_lock);
+	if (!r)
+		pmc_drop_replaced_cache(c);
+	else if (c->refused_dirty)
+		/*
+		 * Its own cache device holds dirty blocks it refused (format,
+		 * passthrough, another origin): hand that on, so that no table
+		 * after this one resumes on another cache device without them.
+		 */
+		c->strands_dev = c->cache_dev->bdev->bd_dev;
+	mutex_unlock(&pmc_devices_lock);
 	if (r)
 		DMERR("cannot load the cache: %d", r);
 	return r;
@@ -1912,6 +1942,7 @@ static void pmc_resume(struct dm_target *ti)
 {
 	struct pmc_cache *c = ti->private;
 
+	WRITE_ONCE(c->suspending, false);
 	WRITE_ONCE(c->running, true);
 	pmc_wb_kick(c);
 	/*
@@ -1943,6 +1974,27 @@ static void pmc_settle_stripes(struct pmc_cache *c)
 		spin_unlock(&st->lock);
 		pmc_slot_free(c, stale);
 	}
+}
+
+/*
+ * A suspend is starting: a "message flush" in progress gives up (EBUSY).
+ * dm waits for the message to end (it holds the live table) before it can
+ * suspend: the flush would otherwise hold the suspend, with the writers
+ * already stopped, until the whole cache is clean.
+ */
+static void pmc_presuspend(struct dm_target *ti)
+{
+	struct pmc_cache *c = ti->private;
+
+	WRITE_ONCE(c->suspending, true);
+	wake_up_all(&c->clean_wait);
+}
+
+static void pmc_presuspend_undo(struct dm_target *ti)
+{
+	struct pmc_cache *c = ti->private;
+
+	WRITE_ONCE(c->suspending, false);
 }
 
 static void pmc_postsuspend(struct dm_target *ti)
@@ -2014,14 +2066,14 @@ static int pmc_flush_all(struct pmc_cache *c)
 	int errors = atomic_read(&c->wb_errors);
 	long r = 0;
 
-	if (!c->loaded || !READ_ONCE(c->running)) {
+	if (!c->loaded || !READ_ONCE(c->running) || READ_ONCE(c->suspending)) {
 		DMERR("flush: the device is suspended");
 		return -EBUSY;
 	}
 	atomic_inc(&c->flush_requests);
 	while (pmc_nr_dirty(c)) {
-		if (!READ_ONCE(c->running)) {
-			DMERR("flush: the device was suspended");
+		if (READ_ONCE(c->suspending) || !READ_ONCE(c->running)) {
+			DMERR("flush: the device is being suspended; the dirty blocks stay cached");
 			r = -EBUSY;
 			break;
 		}
@@ -2031,7 +2083,8 @@ static int pmc_flush_all(struct pmc_cache *c)
 		}
 		pmc_wb_kick(c);
 		r = wait_event_killable_timeout(c->clean_wait,
-						!pmc_nr_dirty(c), HZ);
+						!pmc_nr_dirty(c) || READ_ONCE(c->suspending),
+						HZ);
 		if (r < 0)
 			break;
 		r = 0;
@@ -2114,6 +2167,8 @@ static struct target_type pmcache_target = {
 	.end_io = pmc_end_io,
 	.preresume = pmc_preresume,
 	.resume = pmc_resume,
+	.presuspend = pmc_presuspend,
+	.presuspend_undo = pmc_presuspend_undo,
 	.postsuspend = pmc_postsuspend,
 	.status = pmc_status,
 	.message = pmc_message,

@@ -125,13 +125,13 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_onl
 {
 	struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
 	bool taken = false;
+	u8 s;
 
 	spin_lock(&st->lock);
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_index_lookup(&c->idx, oblock);
-	if (slot != PMC_NO_SLOT && pmc_wb_takeable(c->idx.slots[slot].state, aged_only) &&
-	    pmc_key_oblock(c->idx.slots[slot].key) == oblock &&
-	    !atomic_read(pmc_index_bypass(&c->idx, oblock))) {
+	if (slot != PMC_NO_SLOT && pmc_index_holds(&c->idx, slot, oblock, &s) &&
+	    pmc_wb_takeable(s, aged_only) && !atomic_read(pmc_index_bypass(&c->idx, oblock))) {
 		c->idx.slots[slot].state |= PMC_S_WB;
 		item->oblock = oblock;
 		item->slot = slot;
@@ -346,8 +346,8 @@ void pmc_age_work(struct work_struct *w)
 			 * that stripe's to change (writeback may be setting
 			 * PMC_S_WB on it right now).
 			 */
-			if ((c->idx.slots[slot].state & PMC_S_KIND_MASK) == PMC_S_DIRTY &&
-			    pmc_key_oblock(c->idx.slots[slot].key) == oblock)
+			if (pmc_index_holds(&c->idx, slot, oblock, &s) &&
+			    (s & PMC_S_KIND_MASK) == PMC_S_DIRTY)
 				c->idx.slots[slot].state |= PMC_S_AGED;
 			spin_unlock(&st->lock);
 		}

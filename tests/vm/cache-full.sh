@@ -16,4 +16,32 @@ log "status: $(dmsetup status pc)"
 assert_eq "$(dm_status_field pc 11)" 0 "errors"
 [ "$(dm_status_field pc 9)" -ge "$total" ] || fail "writeback did not run through the cache"
 dm_remove pc
+
+# dm waits for a message to end before it suspends: a flush must give up
+# at the start of a suspend, not hold it until the cache is clean.
+log "a flush in progress gives way to a suspend"
+modprobe dm-delay
+dmsetup create slow --table "0 $(sectors "$ORIGIN") delay $ORIGIN 0 0 $ORIGIN 0 2000"
+assert_blockdev slow
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+# 16 writeback writes at a time, 2 s each: 2048 blocks take minutes.
+ORIGIN_DEV=/dev/mapper/slow pmcache_create pc writeback_jobs 16
+fio --name=d --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=randwrite --bs=4k \
+    --size=8M >/dev/null || fail "write"
+dirty=$(dm_status_field pc 4)
+dmsetup message pc 0 flush 2>/tmp/flush.err &
+fpid=$!
+sleep 3
+kill -0 $fpid 2>/dev/null || fail "the flush ended before the suspend (dirty: $dirty)"
+t0=$(date +%s)
+dmsetup suspend pc || fail "suspend"
+t=$(( $(date +%s) - t0 ))
+log "suspend took $t s, $(dm_status_field pc 4) of $dirty blocks still dirty"
+[ "$t" -lt 15 ] || fail "the suspend waited $t s for the flush"
+if wait $fpid; then fail "the flush succeeded with dirty blocks left"; fi
+grep -qi "busy" /tmp/flush.err || { cat /tmp/flush.err; fail "the flush's error is not EBUSY"; }
+[ "$(dm_status_field pc 4)" -gt 0 ] || fail "no dirty blocks left: the test showed nothing"
+dmsetup resume pc
+dm_remove pc
+dm_remove slow
 log "ok"

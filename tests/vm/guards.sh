@@ -157,6 +157,27 @@ dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa 
 	dmsetup resume pc || fail "back to pa"
 assert_eq "$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)" "$sum_pb" \
 	"pa served copies older than the origin: the data"
+log "a table refused over dirty blocks of its own cache device hands them on"
+# Loaded over pa clean; the live table dirties pa meanwhile; the resume is
+# refused (passthrough over dirty blocks): no table after it may resume on
+# pb while pa holds them.
+table_pa=$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)
+dmsetup message pc 0 flush
+dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table mode passthrough)" ||
+	fail "passthrough over a clean cache refused"
+fio --name=w7 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M \
+    --offset=40M >/dev/null || fail "write under the loaded table"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty"
+sum_w7=$(dd if=/dev/mapper/pc bs=1M skip=40 count=1 2>/dev/null | sha256sum)
+resume_refused "passthrough resumed over dirty blocks" "pmcache: .*before passthrough"
+dmesg -c >/dev/null
+if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev/null; then
+	fail "a table on pb resumed, the dirty blocks a refused table found left in pa"
+fi
+dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
+assert_eq "$(dd if=/dev/mapper/pc bs=1M skip=40 count=1 2>/dev/null | sha256sum)" "$sum_w7" \
+	"the blocks written under the refused table"
+dmsetup message pc 0 flush
 # Another origin, another cache device: fine.
 CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
 dm_remove pc2

@@ -57,4 +57,13 @@ CACHE_DEV=$STATE_DISK expect_refusal "non-DAX cache device" "cache device does n
 ndctl create-namespace -f -e namespace0.0 -m raw >/dev/null || fail "ndctl raw"
 expect_refusal "raw pmem namespace" "cache device does not support DAX" "$(pmcache_table)"
 ndctl create-namespace -f -e namespace0.0 -m fsdax -a 4k >/dev/null || fail "ndctl fsdax"
+
+# An origin of more blocks than a record's key can name (2^48), over a
+# blank cache (4 KiB blocks).
+wait_until 50 0.1 "no /dev/pmem0 after the namespace change" test -b "$PMEM"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+dmsetup create huge --table "0 $(( (1 << 51) + 8 )) error" || fail "an error target of 2^51 sectors"
+expect_refusal "an origin of 2^48 + 1 blocks" "origin too large" \
+	"$(ORIGIN_DEV=/dev/mapper/huge pmcache_table)"
+dm_remove huge
 log "ok"

@@ -56,6 +56,10 @@ typedef unsigned long long __le64;
 #define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 #endif
+/* Release and acquire: C11's, for pmc_index_insert and pmc_index_holds. */
+#define smp_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+/* Paired with smp_store_release. */
+#define smp_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 /* An intended race (a guess checked later); the marked access inside it. */
 #define data_race(expr) (expr)
 #define BUILD_BUG_ON(c) _Static_assert(!(c), #c)

@@ -81,11 +81,21 @@ struct pmc_bio {
 struct pmc_promotion {
 	struct work_struct work;
 	struct pmc_cache *c;
+	struct bio *bio;	/* a read miss: the bio its data is for */
 	u64 first;
 	u32 mask;
+	u32 data_off;		/* block i of the mask at data_off + i * block_size */
 	u32 seq[PMC_PROMOTE_MAX];
-	u8 data[];		/* block i of the mask at i * block_size */
+	u8 *data;		/* inline_data, or a buffer of its own (a read miss) */
+	u8 inline_data[];
 };
+
+static void pmc_promotion_free(struct pmc_promotion *p)
+{
+	if (p->data != p->inline_data)
+		kfree(p->data);
+	kfree(p);
+}
 
 /* ---------------------------------------------------------------------------
  * Table arguments: one row per feature argument.
@@ -838,6 +848,91 @@ static void pmc_plan_promotion(struct pmc_cache *c, struct bio *bio,
 	}
 }
 
+static void pmc_promote_work(struct work_struct *w);
+
+/* The private read of a miss has ended: hand its data to the bio, then install it. */
+static void pmc_read_private_end(struct bio *rbio)
+{
+	struct pmc_promotion *p = rbio->bi_private;
+	struct pmc_cache *c = p->c;
+	struct bio *bio = p->bio;
+	struct bvec_iter it;
+	struct bio_vec bv;
+	const u8 *src = p->data;
+
+	bio->bi_status = rbio->bi_status;
+	bio_put(rbio);
+	if (!bio->bi_status) {
+		__bio_for_each_segment(bv, bio, it, bio->bi_iter) {
+			memcpy_to_bvec(&bv, src);
+			src += bv.bv_len;
+		}
+	}
+	if (!bio->bi_status && READ_ONCE(c->running))
+		queue_work(c->wq, &p->work);
+	else
+		pmc_promotion_free(p);
+	bio_endio(bio);
+}
+
+/*
+ * Read a miss that will be promoted into a buffer of our own, not into the
+ * bio's pages: those are the reader's, who may change them (an O_DIRECT
+ * buffer) before the data is copied out for the cache, which would then
+ * serve that to everyone (bcache reads misses into its own pages too).
+ * False: no memory now; the bio goes to the origin as it is, unpromoted.
+ */
+static bool pmc_read_private(struct pmc_cache *c, struct bio *bio, struct pmc_bio *pb)
+{
+	unsigned int size = bio->bi_iter.bi_size, done = 0, nr_vecs;
+	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+	struct pmc_promotion *p;
+	struct bio *rbio;
+
+	pb->flags &= ~PMC_BIO_PROMOTE;
+	/*
+	 * The data apart: kmalloc aligns a buffer of 512 bytes or more to
+	 * 512 bytes at least, as a device's DMA may need.
+	 */
+	p = kmalloc(sizeof(*p), GFP_NOWAIT | __GFP_NOWARN);
+	if (!p)
+		return false;
+	p->data = kmalloc(size, GFP_NOWAIT | __GFP_NOWARN);
+	nr_vecs = DIV_ROUND_UP(size, PAGE_SIZE) + 1;
+	rbio = p->data && nr_vecs <= BIO_MAX_VECS ?
+	       bio_alloc_bioset(c->origin_dev->bdev, nr_vecs,
+				REQ_OP_READ | (bio->bi_opf & (REQ_SYNC | REQ_META | REQ_PRIO)),
+				GFP_NOWAIT, &c->read_bioset) : NULL;
+	if (!rbio) {
+		pmc_promotion_free(p);
+		return false;
+	}
+	INIT_WORK(&p->work, pmc_promote_work);
+	p->c = c;
+	p->bio = bio;
+	p->first = pb->promote_first;
+	p->mask = pb->promote;
+	p->data_off = (pb->promote_first << c->block_shift) - start;
+	memcpy(p->seq, pb->seq, sizeof(p->seq));
+	while (done < size) {
+		u8 *at = p->data + done;
+		unsigned int len = min_t(unsigned int, size - done, PAGE_SIZE - offset_in_page(at));
+
+		/* kmalloc memory is in the direct map: virt_to_page holds. */
+		__bio_add_page(rbio, virt_to_page(at), len, offset_in_page(at));
+		done += len;
+	}
+	rbio->bi_iter.bi_sector = bio->bi_iter.bi_sector;
+	rbio->bi_ioprio = bio->bi_ioprio;
+	bio_clone_blkg_association(rbio, bio);
+	rbio->bi_private = p;
+	rbio->bi_end_io = pmc_read_private_end;
+	/* Origin errors are counted at the bio's end, as for a remapped one. */
+	pb->flags |= PMC_BIO_TO_ORIGIN;
+	submit_bio_noacct(rbio);
+	return true;
+}
+
 static int pmc_map_read(struct pmc_cache *c, struct bio *bio, bool sequential)
 {
 	unsigned int off = 0, size = bio->bi_iter.bi_size, nr = 0;
@@ -899,6 +994,8 @@ again:
 		PMC_STAT_INC(c, seq_bypass);
 	else if (c->mode != PMC_MODE_PASSTHROUGH)
 		pmc_plan_promotion(c, bio, pb, true);
+	if ((pb->flags & PMC_BIO_PROMOTE) && pmc_read_private(c, bio, pb))
+		return DM_MAPIO_SUBMITTED;
 	pmc_remap_origin(c, bio);
 	return DM_MAPIO_REMAPPED;
 }
@@ -1157,8 +1254,8 @@ static void pmc_promote_work(struct work_struct *w)
 		slot = pmc_try_get_slot(c);
 		if (slot == PMC_NO_SLOT)
 			break;
-		pmc_pmem_copy(pmc_block_data(&c->meta, slot), p->data + (size_t)i * c->block_size,
-			      c->block_size);
+		pmc_pmem_copy(pmc_block_data(&c->meta, slot),
+			      p->data + p->data_off + (size_t)i * c->block_size, c->block_size);
 		pmc_rec_set_key(&c->meta, slot, key);
 		pmc_pmem_fence();
 		spin_lock(&st->lock);
@@ -1181,7 +1278,7 @@ static void pmc_promote_work(struct work_struct *w)
 		pmc_slot_free(c, to_free);
 		PMC_STAT_INC(c, promotions);
 	}
-	kfree(p);
+	pmc_promotion_free(p);
 }
 
 /*
@@ -1211,13 +1308,16 @@ static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 	unsigned int n = fls(mask);
 
 	/* Up to 128 KiB, in completion context: failing is fine (no copy). */
-	p = kmalloc(struct_size(p, data, (size_t)n * c->block_size), GFP_ATOMIC | __GFP_NOWARN);
+	p = kmalloc(struct_size(p, inline_data, (size_t)n * c->block_size),
+		    GFP_ATOMIC | __GFP_NOWARN);
 	if (!p)
 		return;
+	p->data = p->inline_data;
 	INIT_WORK(&p->work, pmc_promote_work);
 	p->c = c;
 	p->first = pb->promote_first;
 	p->mask = mask;
+	p->data_off = 0;
 	while (mask) {
 		unsigned int i = __ffs(mask);
 		u64 oblock = pb->promote_first + i;
@@ -1718,6 +1818,7 @@ static void pmc_dtr(struct dm_target *ti)
 	}
 	pmc_wb_exit(c);
 	mempool_exit(&c->bounce_pool);
+	bioset_exit(&c->read_bioset);
 	pmc_free_index(c);
 	if (c->cache_dev)
 		dm_put_device(ti, c->cache_dev);
@@ -1879,6 +1980,8 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	/* A partial-block write can always get its bounce block. */
 	r = mempool_init_kmalloc_pool(&c->bounce_pool, 2, c->block_size);
+	if (!r)
+		r = bioset_init(&c->read_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 	if (r) {
 		ti->error = "out of memory";
 		goto bad;

@@ -147,7 +147,7 @@ struct pmc_cache {
 	void *wb_items;			/* writeback batch, wb_jobs entries */
 	struct bio_set wb_bioset;	/* writeback's bios */
 	mempool_t bounce_pool;		/* partial-block writes: one block each */
-	struct bio_set read_bioset;	/* private reads of misses to promote */
+	struct bio_set promote_bioset;	/* origin I/O of blocks to promote */
 	bool running;			/* between resume and postsuspend */
 	bool loaded;
 

@@ -63,12 +63,12 @@ struct pmc_bio {
 	u64 first;
 	u64 promote_first;	/* promotion: bit i of promote is block promote_first + i */
 	u32 promote;
-	struct bvec_iter iter;	/* the bio's data as mapped (completion consumes bi_iter) */
 	/*
 	 * Stripe write_seq when the data was read, or (writethrough) when
 	 * the write was mapped, its own bumps at map included.
 	 */
 	u32 seq[PMC_PROMOTE_MAX];
+	struct pmc_promotion *pp;	/* a writethrough write's data to install */
 };
 
 #define PMC_BIO_ORIGIN_WRITE	0x1	/* counted in its blocks' pmc_index_bypass */
@@ -86,14 +86,19 @@ struct pmc_promotion {
 	u32 mask;
 	u32 data_off;		/* block i of the mask at data_off + i * block_size */
 	u32 seq[PMC_PROMOTE_MAX];
-	u8 *data;		/* inline_data, or a buffer of its own (a read miss) */
-	u8 inline_data[];
+	/*
+	 * The bio's data, in a buffer of the cache's own: the origin I/O
+	 * reads into it or writes from it, never the bio's own pages, which
+	 * their owner may change meanwhile (an O_DIRECT buffer): the origin
+	 * and the clean copy would differ, or one reader's change would
+	 * become what everyone reads.
+	 */
+	u8 *data;
 };
 
 static void pmc_promotion_free(struct pmc_promotion *p)
 {
-	if (p->data != p->inline_data)
-		kfree(p->data);
+	kfree(p->data);
 	kfree(p);
 }
 
@@ -844,13 +849,74 @@ static void pmc_plan_promotion(struct pmc_cache *c, struct bio *bio,
 	if (pb->promote) {
 		pb->flags |= PMC_BIO_PROMOTE;
 		pb->promote_first = first;
-		pb->iter = bio->bi_iter;
 	}
 }
 
 static void pmc_promote_work(struct work_struct *w);
 
-/* The private read of a miss has ended: hand its data to the bio, then install it. */
+/*
+ * The promotion of the blocks @pb plans, with a buffer for all of @bio's
+ * data; NULL when there is no memory for it now (no promotion then).
+ */
+static struct pmc_promotion *pmc_promotion_alloc(struct pmc_cache *c, struct bio *bio,
+						 struct pmc_bio *pb)
+{
+	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+	struct pmc_promotion *p;
+
+	pb->flags &= ~PMC_BIO_PROMOTE;
+	p = kmalloc(sizeof(*p), GFP_NOWAIT | __GFP_NOWARN);
+	if (!p)
+		return NULL;
+	/* kmalloc aligns 512 bytes or more to 512 at least, as DMA may need. */
+	p->data = kmalloc(bio->bi_iter.bi_size, GFP_NOWAIT | __GFP_NOWARN);
+	if (!p->data) {
+		kfree(p);
+		return NULL;
+	}
+	INIT_WORK(&p->work, pmc_promote_work);
+	p->c = c;
+	p->bio = bio;
+	p->first = pb->promote_first;
+	p->mask = pb->promote;
+	p->data_off = (pb->promote_first << c->block_shift) - start;
+	memcpy(p->seq, pb->seq, sizeof(p->seq));
+	return p;
+}
+
+/* An origin bio for @bio's range and flags, over @p's buffer; NULL: none now. */
+static struct bio *pmc_promotion_bio(struct pmc_cache *c, struct bio *bio,
+				     struct pmc_promotion *p, blk_opf_t opf,
+				     bio_end_io_t *end_io, void *private)
+{
+	unsigned int size = bio->bi_iter.bi_size, done = 0;
+	unsigned int nr_vecs = DIV_ROUND_UP(size, PAGE_SIZE) + 1;
+	struct bio *obio;
+
+	if (nr_vecs > BIO_MAX_VECS)
+		return NULL;
+	obio = bio_alloc_bioset(c->origin_dev->bdev, nr_vecs, opf, GFP_NOWAIT,
+				&c->promote_bioset);
+	if (!obio)
+		return NULL;
+	while (done < size) {
+		u8 *at = p->data + done;
+		unsigned int len = min_t(unsigned int, size - done,
+					 PAGE_SIZE - offset_in_page(at));
+
+		/* kmalloc memory is in the direct map: virt_to_page holds. */
+		__bio_add_page(obio, virt_to_page(at), len, offset_in_page(at));
+		done += len;
+	}
+	obio->bi_iter.bi_sector = bio->bi_iter.bi_sector;
+	obio->bi_ioprio = bio->bi_ioprio;
+	bio_clone_blkg_association(obio, bio);
+	obio->bi_end_io = end_io;
+	obio->bi_private = private;
+	return obio;
+}
+
+/* The read of a miss has ended: hand its data to the bio, then install it. */
 static void pmc_read_private_end(struct bio *rbio)
 {
 	struct pmc_promotion *p = rbio->bi_private;
@@ -875,61 +941,62 @@ static void pmc_read_private_end(struct bio *rbio)
 	bio_endio(bio);
 }
 
-/*
- * Read a miss that will be promoted into a buffer of our own, not into the
- * bio's pages: those are the reader's, who may change them (an O_DIRECT
- * buffer) before the data is copied out for the cache, which would then
- * serve that to everyone (bcache reads misses into its own pages too).
- * False: no memory now; the bio goes to the origin as it is, unpromoted.
- */
+/* A read miss to promote: through a buffer of our own. False: sent as it is. */
 static bool pmc_read_private(struct pmc_cache *c, struct bio *bio, struct pmc_bio *pb)
 {
-	unsigned int size = bio->bi_iter.bi_size, done = 0, nr_vecs;
-	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
-	struct pmc_promotion *p;
+	struct pmc_promotion *p = pmc_promotion_alloc(c, bio, pb);
 	struct bio *rbio;
 
-	pb->flags &= ~PMC_BIO_PROMOTE;
-	/*
-	 * The data apart: kmalloc aligns a buffer of 512 bytes or more to
-	 * 512 bytes at least, as a device's DMA may need.
-	 */
-	p = kmalloc(sizeof(*p), GFP_NOWAIT | __GFP_NOWARN);
 	if (!p)
 		return false;
-	p->data = kmalloc(size, GFP_NOWAIT | __GFP_NOWARN);
-	nr_vecs = DIV_ROUND_UP(size, PAGE_SIZE) + 1;
-	rbio = p->data && nr_vecs <= BIO_MAX_VECS ?
-	       bio_alloc_bioset(c->origin_dev->bdev, nr_vecs,
-				REQ_OP_READ | (bio->bi_opf & (REQ_SYNC | REQ_META | REQ_PRIO)),
-				GFP_NOWAIT, &c->read_bioset) : NULL;
+	rbio = pmc_promotion_bio(c, bio, p,
+				 REQ_OP_READ | (bio->bi_opf & (REQ_SYNC | REQ_META | REQ_PRIO)),
+				 pmc_read_private_end, p);
 	if (!rbio) {
 		pmc_promotion_free(p);
 		return false;
 	}
-	INIT_WORK(&p->work, pmc_promote_work);
-	p->c = c;
-	p->bio = bio;
-	p->first = pb->promote_first;
-	p->mask = pb->promote;
-	p->data_off = (pb->promote_first << c->block_shift) - start;
-	memcpy(p->seq, pb->seq, sizeof(p->seq));
-	while (done < size) {
-		u8 *at = p->data + done;
-		unsigned int len = min_t(unsigned int, size - done, PAGE_SIZE - offset_in_page(at));
-
-		/* kmalloc memory is in the direct map: virt_to_page holds. */
-		__bio_add_page(rbio, virt_to_page(at), len, offset_in_page(at));
-		done += len;
-	}
-	rbio->bi_iter.bi_sector = bio->bi_iter.bi_sector;
-	rbio->bi_ioprio = bio->bi_ioprio;
-	bio_clone_blkg_association(rbio, bio);
-	rbio->bi_private = p;
-	rbio->bi_end_io = pmc_read_private_end;
 	/* Origin errors are counted at the bio's end, as for a remapped one. */
 	pb->flags |= PMC_BIO_TO_ORIGIN;
 	submit_bio_noacct(rbio);
+	return true;
+}
+
+/* The flags of a writethrough write its own origin write keeps. */
+#define PMC_WRITE_FLAGS	(REQ_FUA | REQ_SYNC | REQ_META | REQ_PRIO | REQ_IDLE)
+
+/* The write to the origin has ended: end the bio (pmc_end_io installs). */
+static void pmc_write_private_end(struct bio *wbio)
+{
+	struct bio *bio = wbio->bi_private;
+
+	bio->bi_status = wbio->bi_status;
+	bio_put(wbio);
+	bio_endio(bio);
+}
+
+/*
+ * A writethrough write: its data copied into a buffer of our own first,
+ * written to the origin from there, installed from there (pmc_end_io):
+ * the origin and the clean copy hold the same bytes. False: sent as it is.
+ */
+static bool pmc_write_private(struct pmc_cache *c, struct bio *bio, struct pmc_bio *pb)
+{
+	struct pmc_promotion *p = pmc_promotion_alloc(c, bio, pb);
+	struct bio *wbio;
+
+	if (!p)
+		return false;
+	wbio = pmc_promotion_bio(c, bio, p, REQ_OP_WRITE | (bio->bi_opf & PMC_WRITE_FLAGS),
+				 pmc_write_private_end, bio);
+	if (!wbio) {
+		pmc_promotion_free(p);
+		return false;
+	}
+	pmc_iter_to_buf(bio, bio->bi_iter, 0, p->data, bio->bi_iter.bi_size);
+	pb->pp = p;
+	pb->flags |= PMC_BIO_TO_ORIGIN;
+	submit_bio_noacct(wbio);
 	return true;
 }
 
@@ -1072,6 +1139,8 @@ again:
 				PMC_STAT_INC(c, seq_bypass);
 			else if (c->mode == PMC_MODE_WRITETHROUGH)
 				pmc_plan_promotion(c, bio, pb, true);
+			if ((pb->flags & PMC_BIO_PROMOTE) && pmc_write_private(c, bio, pb))
+				return DM_MAPIO_SUBMITTED;
 			pmc_remap_origin(c, bio);
 			return DM_MAPIO_REMAPPED;
 		}
@@ -1122,6 +1191,7 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
 
 	pb->flags = 0;
+	pb->pp = NULL;
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/*
 		 * Cached writes are durable at completion; only writes that
@@ -1298,36 +1368,19 @@ static u32 pmc_own_completion_bumps(struct pmc_cache *c, const struct pmc_bio *p
 	return n;
 }
 
-/* In the completion path (any context): copy the data out, queue the install. */
+/* In the completion path (any context): queue the install of a written bio's data. */
 static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
 				struct pmc_bio *pb)
 {
-	u64 start = (u64)pb->iter.bi_sector << SECTOR_SHIFT;
-	struct pmc_promotion *p;
-	u32 mask = pb->promote;
-	unsigned int n = fls(mask);
+	struct pmc_promotion *p = pb->pp;
+	u32 mask = p->mask;
 
-	/* Up to 128 KiB, in completion context: failing is fine (no copy). */
-	p = kmalloc(struct_size(p, inline_data, (size_t)n * c->block_size),
-		    GFP_ATOMIC | __GFP_NOWARN);
-	if (!p)
-		return;
-	p->data = p->inline_data;
-	INIT_WORK(&p->work, pmc_promote_work);
-	p->c = c;
-	p->first = pb->promote_first;
-	p->mask = mask;
-	p->data_off = 0;
+	pb->pp = NULL;
 	while (mask) {
 		unsigned int i = __ffs(mask);
-		u64 oblock = pb->promote_first + i;
 
 		mask &= mask - 1;
-		p->seq[i] = pb->seq[i];
-		if (bio_op(bio) == REQ_OP_WRITE)
-			p->seq[i] += pmc_own_completion_bumps(c, pb, oblock);
-		pmc_iter_to_buf(bio, pb->iter, (oblock << c->block_shift) - start,
-				p->data + (size_t)i * c->block_size, c->block_size);
+		p->seq[i] += pmc_own_completion_bumps(c, pb, p->first + i);
 	}
 	queue_work(c->wq, &p->work);
 }
@@ -1356,9 +1409,12 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 			pmc_note_error(c);
 	} else if (pb->flags & PMC_BIO_FLUSH) {
 		pmc_origin_flushed(c, pb->first);
-	} else if ((pb->flags & PMC_BIO_PROMOTE) && READ_ONCE(c->running)) {
+	} else if (pb->pp && READ_ONCE(c->running)) {
 		pmc_queue_promotion(c, bio, pb);
 	}
+	/* Not installed: an error, or the device is being suspended. */
+	if (pb->pp)
+		pmc_promotion_free(pb->pp);
 	return DM_ENDIO_DONE;
 }
 
@@ -1818,7 +1874,7 @@ static void pmc_dtr(struct dm_target *ti)
 	}
 	pmc_wb_exit(c);
 	mempool_exit(&c->bounce_pool);
-	bioset_exit(&c->read_bioset);
+	bioset_exit(&c->promote_bioset);
 	pmc_free_index(c);
 	if (c->cache_dev)
 		dm_put_device(ti, c->cache_dev);
@@ -1981,7 +2037,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	/* A partial-block write can always get its bounce block. */
 	r = mempool_init_kmalloc_pool(&c->bounce_pool, 2, c->block_size);
 	if (!r)
-		r = bioset_init(&c->read_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+		r = bioset_init(&c->promote_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 	if (r) {
 		ti->error = "out of memory";
 		goto bad;

@@ -17,13 +17,18 @@ head -c 4194304 /dev/zero | tr '\0' '\356' > /tmp/ee.img
 ee=$(losetup -f) && losetup "$ee" /tmp/ee.img || fail "losetup"
 head -c 65536 /dev/zero > /dev/shm/buf	# kept: fio maps it, shared
 
+# start_scribbler: the second fio, overwriting the shared buffer until killed.
+start_scribbler() {
+	fio --name=scribble --filename="$ee" --direct=1 --rw=read --bs=4k --time_based \
+	    --runtime=600 --iomem=mmapshared:/dev/shm/buf >/tmp/scribble.out 2>&1 &
+	scribbler=$!
+	sleep 1
+	kill -0 $scribbler 2>/dev/null || { cat /tmp/scribble.out; fail "the scribbling fio did not start"; }
+}
+
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 pmcache_create pc promote always sequential_cutoff 0
-fio --name=scribble --filename="$ee" --direct=1 --rw=read --bs=4k --time_based --runtime=600 \
-    --iomem=mmapshared:/dev/shm/buf >/tmp/scribble.out 2>&1 &
-scribbler=$!
-sleep 1
-kill -0 $scribbler 2>/dev/null || { cat /tmp/scribble.out; fail "the scribbling fio did not start"; }
+start_scribbler
 fio --name=reader --filename=/dev/mapper/pc --direct=1 --rw=randread --bs=4k --size=8M \
     --iomem=mmapshared:/dev/shm/buf >/dev/null || fail "the reader's fio"
 kill $scribbler
@@ -53,11 +58,7 @@ dm_remove pc
 log "a writer changing its buffer during writethrough writes"
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 pmcache_create pc mode writethrough promote always sequential_cutoff 0
-fio --name=scribble --filename="$ee" --direct=1 --rw=read --bs=4k --time_based --runtime=600 \
-    --iomem=mmapshared:/dev/shm/buf >/tmp/scribble.out 2>&1 &
-scribbler=$!
-sleep 1
-kill -0 $scribbler 2>/dev/null || { cat /tmp/scribble.out; fail "the scribbling fio did not start"; }
+start_scribbler
 fio --name=writer --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=8M \
     --offset=16M --iomem=mmapshared:/dev/shm/buf >/dev/null || fail "the writer's fio"
 kill $scribbler

@@ -404,7 +404,11 @@ bool pmc_meta_origin_matches(const struct pmc_meta *m,
 {
 	const struct pmc_origin_uid *had = &m->origin_uid, *has = &origin->uid;
 
-	if (m->origin_sectors != origin->sectors)
+	/*
+	 * Grown (lvextend), it is the same origin: every cached block is
+	 * still where it was. Shrunk, it is not.
+	 */
+	if (m->origin_sectors > origin->sectors)
 		return false;
 	if (had->len && has->len)
 		return uid_equal(had, has);
@@ -528,11 +532,16 @@ void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
 bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *origin)
 {
 	const struct pmc_origin_uid *had = &m->origin_uid, *has = &origin->uid;
+	struct pmc_origin_id now = *origin;
 
-	if (!has->len || (!strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN) &&
-			  uid_equal(had, has)))
+	if (m->origin_sectors == origin->sectors &&
+	    (!has->len || (!strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN) &&
+			   uid_equal(had, has))))
 		return false;
-	meta_set_origin(m, origin);
+	/* Grown, matched by name: the id recorded stays. */
+	if (!has->len)
+		now.uid = *had;
+	meta_set_origin(m, &now);
 	meta_write_sb(m, 0);
 	return true;
 }

@@ -1557,12 +1557,20 @@ static int pmc_load(struct pmc_cache *c)
 		       c->origin_name);
 	} else {
 		char old_name[PMC_ORIGIN_NAME_LEN + 1], uid[PMC_ORIGIN_UID_STR_LEN];
+		u64 old_sectors = c->meta.origin_sectors;
+		u8 old_uid_len = c->meta.origin_uid.len;
 
 		memcpy(old_name, c->meta.origin_name, sizeof(old_name));
 		if (pmc_meta_update_origin(&c->meta, &oid)) {
-			pmc_origin_uid_str(&c->origin_uid, uid, sizeof(uid));
-			DMINFO("origin %s (was %s) is disk %s: recorded", c->origin_name,
-			       old_name, uid);
+			if (old_sectors != c->origin_sectors)
+				DMINFO("origin %s grew from %llu to %llu sectors: recorded",
+				       c->origin_name, old_sectors, c->origin_sectors);
+			if (c->meta.origin_uid.len &&
+			    (strcmp(old_name, c->meta.origin_name) || !old_uid_len)) {
+				pmc_origin_uid_str(&c->meta.origin_uid, uid, sizeof(uid));
+				DMINFO("origin %s (was %s) is disk %s: recorded", c->origin_name,
+				       old_name, uid);
+			}
 		}
 	}
 	r = pmc_meta_recover(&c->meta, &c->idx, c->origin_blocks, pmc_recover_free, c, &st);

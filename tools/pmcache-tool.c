@@ -364,7 +364,8 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 		}
 	}
 	osize = dev_size(fd);
-	if (osize != v.meta.origin_sectors << 9) {
+	/* Grown since (lvextend), it is the same origin, as the module decides. */
+	if (osize < v.meta.origin_sectors << 9) {
 		fprintf(stderr, "%s: %" PRIu64 " bytes, but the cache belongs to an origin of %" PRIu64
 			" bytes (%s); refusing\n", origin, osize, v.meta.origin_sectors << 9,
 			v.meta.origin_name);

@@ -1043,7 +1043,7 @@ static bool origin_should_match(const struct pmc_meta *m, const struct pmc_origi
 {
 	const struct pmc_origin_uid *a = &m->origin_uid, *b = &o->uid;
 
-	if (m->origin_sectors != o->sectors)
+	if (m->origin_sectors > o->sectors)
 		return false;
 	if (a->len && b->len)
 		return a->type == b->type && a->len == b->len && a->start == b->start &&

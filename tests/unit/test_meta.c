@@ -514,6 +514,21 @@ static void test_origin_uid(void)
 	ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
 	check(ok && !p.origin_uid.len && pmc_meta_origin_matches(&p, &a_sda),
 	      "origin id: a length beyond the field is no id");
+
+	/* The origin grew (lvextend): the same one, its new size recorded. */
+	{
+		struct pmc_origin_id grown = sda, shrunk = sda;
+
+		grown.sectors = 2 * sda.sectors;
+		shrunk.sectors = sda.sectors / 2;
+		check(pmc_meta_origin_matches(&m, &grown) && !pmc_meta_origin_matches(&m, &shrunk),
+		      "origin size: a grown origin matches, a shrunk one does not");
+		check(pmc_meta_update_origin(&m, &grown) && m.origin_sectors == grown.sectors &&
+		      m.origin_uid.len == 8 && !pmc_meta_origin_matches(&m, &sda),
+		      "origin size: the new size recorded, the id kept, the old size no longer matches");
+		ok = pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+		check(ok && p.origin_sectors == grown.sectors, "origin size: and read back");
+	}
 }
 
 /* ---- records ---- */

@@ -137,7 +137,7 @@ int main(void)
 	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,
 	   "check: counts used and dirty blocks");
 	ok(run(TOOL " rescue %s %s >/dev/null 2>&1", img, bad) == 2,
-	   "rescue: refuses an origin of another size");
+	   "rescue: refuses an origin smaller than the recorded one");
 	ok(run(TOOL " rescue %s %s --dry-run | grep -q 'would write 3 '", img, org) == 0,
 	   "rescue --dry-run: counts the dirty blocks");
 	ok(origin_block_is(org, 10, -1), "rescue --dry-run: writes nothing");

@@ -36,5 +36,34 @@ assert_eq "$(dm_status_field pc 3)" 0 "blocks kept for the wrong origin"
 # ob never held oa's data: the job's verify must fail there.
 fio $job --verify_only=1 >/dev/null 2>&1 && fail "oa's blocks served for ob"
 dm_remove pc
+
+log "an origin that grew (lvextend) keeps its cache, dirty blocks and all"
+dmsetup create og --table "0 131072 linear $ORIGIN 0"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/og pmcache_create pc
+dd if=/dev/urandom of=/tmp/g bs=1M count=8 2>/dev/null
+dd if=/tmp/g of=/dev/mapper/pc bs=1M 2>/dev/null && sync || fail "write"
+dirty=$(dm_status_field pc 4)
+[ "$dirty" -gt 0 ] || fail "nothing dirty"
+dm_remove pc
+dmsetup reload og --table "0 262144 linear $ORIGIN 0" && dmsetup resume og || fail "grow og"
+dmesg -c >/dev/null
+ORIGIN_DEV=/dev/mapper/og pmcache_create pc
+assert_eq "$(dm_status_field pc 4)" "$dirty" "dirty blocks after the origin grew"
+dmesg | grep -q "pmcache: origin dm:og grew from 131072 to 262144 sectors: recorded" ||
+	{ dmesg | tail -3; fail "the new size is not in the kernel log"; }
+assert_eq "$(dd if=/dev/mapper/pc bs=1M count=8 2>/dev/null | sha256sum)" "$(sha256sum < /tmp/g)" \
+	"the data after the origin grew"
+dm_remove pc
+log "and shrunk back, it is another origin: refused over the dirty blocks"
+dmsetup reload og --table "0 131072 linear $ORIGIN 0" && dmsetup resume og || fail "shrink og"
+if ORIGIN_DEV=/dev/mapper/og pmcache_table | dmsetup create pc 2>/dev/null; then
+	fail "a shrunk origin accepted over dirty blocks"
+fi
+dmsetup reload og --table "0 262144 linear $ORIGIN 0" && dmsetup resume og || fail "grow og again"
+ORIGIN_DEV=/dev/mapper/og pmcache_create pc
+dmsetup message pc 0 flush
+dm_remove pc
+dm_remove og
 dm_remove oa; dm_remove ob
 log "ok"

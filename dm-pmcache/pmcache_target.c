@@ -81,7 +81,7 @@ struct pmc_bio {
 struct pmc_promotion {
 	struct work_struct work;
 	struct pmc_cache *c;
-	struct bio *bio;	/* a read miss: the bio its data is for */
+	struct bio *bio;	/* the bio its data is for */
 	u64 first;
 	u32 mask;
 	u32 data_off;		/* block i of the mask at data_off + i * block_size */
@@ -95,6 +95,10 @@ struct pmc_promotion {
 	 */
 	u8 *data;
 };
+
+/* The flags of a bio its origin I/O through a promotion's buffer keeps. */
+#define PMC_READ_FLAGS	(REQ_SYNC | REQ_META | REQ_PRIO)
+#define PMC_WRITE_FLAGS	(REQ_FUA | REQ_SYNC | REQ_META | REQ_PRIO | REQ_IDLE)
 
 static void pmc_promotion_free(struct pmc_promotion *p)
 {
@@ -884,11 +888,11 @@ static struct pmc_promotion *pmc_promotion_alloc(struct pmc_cache *c, struct bio
 	return p;
 }
 
-/* An origin bio for @bio's range and flags, over @p's buffer; NULL: none now. */
-static struct bio *pmc_promotion_bio(struct pmc_cache *c, struct bio *bio,
-				     struct pmc_promotion *p, blk_opf_t opf,
-				     bio_end_io_t *end_io, void *private)
+/* An origin bio for p->bio's range, over @p's buffer; NULL: none now. */
+static struct bio *pmc_promotion_bio(struct pmc_cache *c, struct pmc_promotion *p,
+				     blk_opf_t opf, bio_end_io_t *end_io)
 {
+	struct bio *bio = p->bio;
 	unsigned int size = bio->bi_iter.bi_size, done = 0;
 	unsigned int nr_vecs = DIV_ROUND_UP(size, PAGE_SIZE) + 1;
 	struct bio *obio;
@@ -912,7 +916,7 @@ static struct bio *pmc_promotion_bio(struct pmc_cache *c, struct bio *bio,
 	obio->bi_ioprio = bio->bi_ioprio;
 	bio_clone_blkg_association(obio, bio);
 	obio->bi_end_io = end_io;
-	obio->bi_private = private;
+	obio->bi_private = p;
 	return obio;
 }
 
@@ -949,9 +953,8 @@ static bool pmc_read_private(struct pmc_cache *c, struct bio *bio, struct pmc_bi
 
 	if (!p)
 		return false;
-	rbio = pmc_promotion_bio(c, bio, p,
-				 REQ_OP_READ | (bio->bi_opf & (REQ_SYNC | REQ_META | REQ_PRIO)),
-				 pmc_read_private_end, p);
+	rbio = pmc_promotion_bio(c, p, REQ_OP_READ | (bio->bi_opf & PMC_READ_FLAGS),
+				 pmc_read_private_end);
 	if (!rbio) {
 		pmc_promotion_free(p);
 		return false;
@@ -962,13 +965,11 @@ static bool pmc_read_private(struct pmc_cache *c, struct bio *bio, struct pmc_bi
 	return true;
 }
 
-/* The flags of a writethrough write its own origin write keeps. */
-#define PMC_WRITE_FLAGS	(REQ_FUA | REQ_SYNC | REQ_META | REQ_PRIO | REQ_IDLE)
-
 /* The write to the origin has ended: end the bio (pmc_end_io installs). */
 static void pmc_write_private_end(struct bio *wbio)
 {
-	struct bio *bio = wbio->bi_private;
+	struct pmc_promotion *p = wbio->bi_private;
+	struct bio *bio = p->bio;
 
 	bio->bi_status = wbio->bi_status;
 	bio_put(wbio);
@@ -987,8 +988,8 @@ static bool pmc_write_private(struct pmc_cache *c, struct bio *bio, struct pmc_b
 
 	if (!p)
 		return false;
-	wbio = pmc_promotion_bio(c, bio, p, REQ_OP_WRITE | (bio->bi_opf & PMC_WRITE_FLAGS),
-				 pmc_write_private_end, bio);
+	wbio = pmc_promotion_bio(c, p, REQ_OP_WRITE | (bio->bi_opf & PMC_WRITE_FLAGS),
+				 pmc_write_private_end);
 	if (!wbio) {
 		pmc_promotion_free(p);
 		return false;
@@ -1369,8 +1370,7 @@ static u32 pmc_own_completion_bumps(struct pmc_cache *c, const struct pmc_bio *p
 }
 
 /* In the completion path (any context): queue the install of a written bio's data. */
-static void pmc_queue_promotion(struct pmc_cache *c, struct bio *bio,
-				struct pmc_bio *pb)
+static void pmc_queue_promotion(struct pmc_cache *c, struct pmc_bio *pb)
 {
 	struct pmc_promotion *p = pb->pp;
 	u32 mask = p->mask;
@@ -1410,7 +1410,7 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 	} else if (pb->flags & PMC_BIO_FLUSH) {
 		pmc_origin_flushed(c, pb->first);
 	} else if (pb->pp && READ_ONCE(c->running)) {
-		pmc_queue_promotion(c, bio, pb);
+		pmc_queue_promotion(c, pb);
 	}
 	/* Not installed: an error, or the device is being suspended. */
 	if (pb->pp)

@@ -19,6 +19,7 @@
 #include <linux/pfn_t.h>
 #include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/timekeeping.h>
 #include <linux/highmem.h>
 #include <linux/hash.h>
@@ -1495,8 +1496,10 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 {
 	char had[PMC_ORIGIN_UID_STR_LEN], has[PMC_ORIGIN_UID_STR_LEN];
 	struct pmc_meta now;
+	unsigned int noio_flags;
 	const char *why;
 	u64 dirty;
+	int r;
 
 	c->dirty_refusal = refusal;
 	/*
@@ -1506,7 +1509,14 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 	 */
 	if (pmc_meta_probe(&now, c->pmem, c->pmem_size, &why) != PMC_PROBE_VALID)
 		return 0;
-	if (pmc_meta_count_dirty(&now, &dirty)) {
+	/*
+	 * At resume the device is suspended (a reload): reclaim must not
+	 * write through it while this allocates the index that counts.
+	 */
+	noio_flags = memalloc_noio_save();
+	r = pmc_meta_count_dirty(&now, &dirty);
+	memalloc_noio_restore(noio_flags);
+	if (r) {
 		if (error)
 			*error = "cannot allocate the index to count dirty blocks";
 		DMERR("cannot allocate the index to count dirty blocks");

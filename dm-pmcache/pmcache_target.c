@@ -2193,8 +2193,9 @@ static void pmc_postsuspend(struct dm_target *ti)
  *   <read_hits> <read_misses> <write_hits> <write_misses>
  *   <writebacks_done> <writebacks_in_flight> <errors> <health>
  *   <mode> <promotions> <evictions> <sequential_bypasses>
- * health is ok or degraded (errors seen: media, origin or writeback; data
- * still served).
+ * health is ok or degraded (errors seen: a media error in pmem, a failed
+ * origin I/O or writeback, a write failed for want of a free block; data
+ * still served). errors counts those and the records found corrupt at load.
  * Counters count cache blocks, except read/write hits and misses, which
  * count block-sized (or smaller) pieces of bios.
  */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # systemd-boot: tools/pmcache-assemble.service at a real boot (Debian 12,
-# systemd, udev), run by tests/systemd/run: three boots of one machine
+# systemd, udev), run by scripts/test-systemd: three boots of one machine
 # (vm-run --root-disk, --state), PHASE=1, 2, 3 in turn.
 #   1  install the unit as its own comment says (systemctl enable), write
 #      /etc/pmcachetab (the origin by its /dev/disk/by-id link) and an fstab

@@ -51,6 +51,10 @@
 #define PMC_NO_SLOT		U32_MAX
 #define PMC_ORIGIN_NAME_LEN	32u
 #define PMC_ORIGIN_UID_LEN	16u
+/* origin_uid_type: SCSI VPD page 0x83 designator types, as enum blk_unique_id. */
+#define PMC_UID_T10		1u
+#define PMC_UID_EUI64		2u
+#define PMC_UID_NAA		3u
 #define PMC_MIN_BLOCK_SIZE	512u
 #define PMC_MAX_BLOCK_SIZE	4096u
 #define PMC_DATA_ALIGN		4096u

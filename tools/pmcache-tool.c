@@ -21,6 +21,8 @@
  * records, I/O errors) or dirty blocks in the way, 2 not a usable pmcache
  * device or bad usage.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -65,12 +67,30 @@ static u64 dev_size(int fd)
 	return S_ISREG(s.st_mode) ? (u64)s.st_size : 0;
 }
 
+/*
+ * open(2) @path if it is a block device or a regular file; a clear message
+ * and -1 if not. Checked first: opening a FIFO would wait for a writer.
+ */
+static int open_dev_or_file(const char *path, int flags)
+{
+	struct stat s;
+
+	if (!stat(path, &s) && !S_ISBLK(s.st_mode) && !S_ISREG(s.st_mode)) {
+		fprintf(stderr, "%s: not a block device or an image file\n", path);
+		errno = EINVAL;
+		return -1;
+	}
+	return open(path, flags);
+}
+
 /* Open @path as a cache device or image; a clear message and -1 if not. */
 static int open_dev(const char *path, int flags, u64 *size)
 {
 	struct stat s;
-	int fd = open(path, flags);
+	int fd = open_dev_or_file(path, flags);
 
+	if (fd < 0 && errno == EINVAL)
+		return -1;
 	if (fd < 0) {
 		perror(path);
 		return -1;
@@ -199,7 +219,7 @@ static int cmd_dump(const char *path, bool records)
 		return r;
 	print_summary(path, &v);
 	if (!records)
-		return 0;
+		return v.st.corrupt || v.st.out_of_range ? 1 : 0;
 	printf("slot oblock gen state\n");
 	for (slot = 0; slot < v.idx.nr_slots; slot++) {
 		u8 kind = pmc_slot_kind(&v.idx, slot);
@@ -209,7 +229,8 @@ static int cmd_dump(const char *path, bool records)
 		printf("%u %" PRIu64 " %u %s\n", slot, pmc_key_oblock(v.idx.slots[slot].key),
 		       pmc_key_gen(v.idx.slots[slot].key), kind == PMC_S_DIRTY ? "dirty" : "clean");
 	}
-	return 0;
+	/* The exit status of check: the listing leaves out what failed to load. */
+	return v.st.corrupt || v.st.out_of_range ? 1 : 0;
 }
 
 /* @dir/@file of sysfs, its first line without the newline; false if none. */
@@ -246,21 +267,46 @@ static bool hex_is(const char *hex, const u8 *id, unsigned int len)
 	return true;
 }
 
+/* @s with every character that is not a hex digit taken out, in place. */
+static char *hex_only(char *s)
+{
+	char *to = s;
+	const char *from;
+
+	for (from = s; *from; from++)
+		if (isxdigit((unsigned char)*from))
+			*to++ = *from;
+	*to = 0;
+	return s;
+}
+
 /*
- * Does the disk under @sys report @uid? Its wwid ("naa.5000c5...",
- * "eui.0025...") or any logical-unit designator of its SCSI VPD page 0x83
- * (where the module's get_unique_id looks). -1 when the disk reports no id
- * at all: then, as in the module, the name decides.
+ * Does the disk under @sys report @uid? A SCSI disk: its wwid
+ * ("naa.5000c5...", "eui.0025...") or any logical-unit designator of its
+ * VPD page 0x83 (where the module's get_unique_id looks). An NVMe
+ * namespace: its NGUID ("00112233-4455-...") or its EUI-64 ("00 11 22
+ * ..."), which its get_unique_id gives as an EUI-64 id (6.11 and later).
+ * -1 when the disk reports no id at all: then, as in the module, the name
+ * decides.
  */
 static int disk_has_uid(const char *sys, const struct pmc_origin_uid *uid)
 {
+	static const char *const nvme_ids[] = { "nguid", "eui" };
 	char line[256], path[96];
 	const char *dot;
 	u8 page[1024];
 	int found = -1;
 	size_t n, at;
+	unsigned int i;
 	FILE *f;
 
+	for (i = 0; i < sizeof(nvme_ids) / sizeof(nvme_ids[0]); i++) {
+		if (!sysfs_line(sys, nvme_ids[i], line, sizeof(line)))
+			continue;
+		found = 0;
+		if (uid->type == PMC_UID_EUI64 && hex_is(hex_only(line), uid->id, uid->len))
+			return 1;
+	}
 	if (sysfs_line(sys, "device/wwid", line, sizeof(line))) {
 		found = 0;
 		dot = strchr(line, '.');
@@ -339,9 +385,10 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 	if (r)
 		return r;
 	/* O_EXCL: not under a live table (a block device in use is EBUSY). */
-	fd = open(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
+	fd = open_dev_or_file(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
 	if (fd < 0) {
-		perror(origin);
+		if (errno != EINVAL)
+			perror(origin);
 		return 2;
 	}
 	/* The module refuses this pairing too: the blocks would land in the cache. */
@@ -450,13 +497,24 @@ static int cmd_wipe(const char *cache, bool force)
 	struct zero_range z = { .err = 0 };
 	struct cache_view v;
 	u64 size;
-	int r = load(cache, &v, true);
+	int r;
 
-	if (!v.probed)
-		return 2;	/* not there, not a device, too small: said why */
+	/*
+	 * O_EXCL first, and held while it decides: no live table uses the
+	 * device, and none can start using it between the look and the wipe.
+	 */
+	z.fd = open_dev(cache, O_WRONLY | O_EXCL, &size);
+	if (z.fd < 0)
+		return 2;
+	r = load(cache, &v, true);
+	if (!v.probed) {
+		r = 2;	/* not there, not a device, too small: said why */
+		goto out;
+	}
 	if (v.probe == PMC_PROBE_BLANK) {
 		printf("%s is blank already: the next dmsetup create formats it\n", cache);
-		return 0;
+		r = 0;
+		goto out;
 	}
 	if (r == 2 && !force) {
 		/* load() said what it found: another format, or a damaged cache. */
@@ -464,7 +522,7 @@ static int cmd_wipe(const char *cache, bool force)
 			"%s: %s; pass --force to zero its superblocks and signatures anyway\n",
 			cache, v.probe == PMC_PROBE_FOREIGN ? "not a pmcache device" :
 			"not loadable, but it may be a pmcache device holding dirty blocks");
-		return 2;
+		goto out;
 	}
 	if (!r && v.st.corrupt && !force) {
 		/* The module drops them at load; what they held may have been dirty. */
@@ -472,27 +530,27 @@ static int cmd_wipe(const char *cache, bool force)
 			"%s holds %" PRIu64 " records that fail their checksum or cannot be read,\n"
 			"which may have held dirty blocks: rescue what can be first; --force wipes\n",
 			cache, v.st.corrupt);
-		return 1;
+		r = 1;
+		goto out;
 	}
 	if (!r && v.st.dirty && !force) {
 		fprintf(stderr,
 			"%s holds %" PRIu64 " dirty blocks: rescue them first; --force loses them\n",
 			cache, v.st.dirty);
-		return 1;
+		r = 1;
+		goto out;
 	}
-	/* O_EXCL: not under a live table. */
-	z.fd = open_dev(cache, O_WRONLY | O_EXCL, &size);
-	if (z.fd < 0)
-		return 2;
 	pmc_meta_blank_ranges(size, zero_range, &z);
 	if (z.err || fsync(z.fd)) {
 		fprintf(stderr, "%s: %s\n", cache, strerror(z.err ? z.err : errno));
-		close(z.fd);
-		return 1;
+		r = 1;
+		goto out;
 	}
-	close(z.fd);
 	printf("wiped %s: the next dmsetup create formats it\n", cache);
-	return 0;
+	r = 0;
+out:
+	close(z.fd);
+	return r;
 }
 
 static int usage(FILE *to, int status)

@@ -95,6 +95,71 @@ static bool origin_block_is(const char *path, u64 oblock, int version)
 	return same;
 }
 
+/*
+ * rescue knows an NVMe origin by its NGUID or EUI-64, as the module does
+ * (6.11 and later), whatever its name. Needs root, unshare and losetup: a
+ * loop device stands for the disk, and a sysfs of its own (a tmpfs over
+ * /sys/dev/block, in a mount namespace of its own) gives it a name and ids.
+ */
+static void test_nvme_ids(const char *dir)
+{
+	struct pmc_origin_id oid = {
+		.sectors = ORIGIN_SECTORS, .name = "nvme0n1",
+		.uid = { .type = PMC_UID_EUI64, .len = 16,
+			 .id = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+				 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff } },
+	};
+	/* NAME NGUID-or-EUI FILE VALUE: rescue to the loop device under that sysfs. */
+	static const char *const rescue_as =
+		"unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs none /sys/dev/block &&"
+		" d=%s/sys/%s && mkdir -p $d && echo \"%s\" > $d/%s &&"
+		" ln -s $d /sys/dev/block/$((0x$(stat -c %%t %s))):$((0x$(stat -c %%T %s))) &&"
+		" " TOOL " rescue %s %s' >/dev/null 2>&1";
+	char img[160], org[160], lo[64] = "";
+	u8 uuid[16] = { 4, 5, 6 };
+	struct pmc_meta m;
+	FILE *p;
+	u8 *map;
+	int fd;
+
+	if (geteuid() || run("command -v unshare && command -v losetup") != 0) {
+		printf("ok # skip NVMe ids: not root, or no unshare or losetup\n");
+		return;
+	}
+	snprintf(img, sizeof(img), "%s/nvme-cache.img", dir);
+	snprintf(org, sizeof(org), "%s/nvme-origin.img", dir);
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		exit(2);
+	put(&m, 0, 10, 0, 3, true);
+	munmap(map, PMEM_SIZE);
+	fd = open(org, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 512ull))
+		exit(2);
+	close(fd);
+	{
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "losetup -f --show %s", org);
+		p = popen(cmd, "r");
+		if (!p || !fgets(lo, sizeof(lo), p)) {
+			ok(false, "NVMe ids: losetup");
+			if (p)
+				pclose(p);
+			return;
+		}
+		pclose(p);
+		lo[strcspn(lo, "\n")] = 0;
+	}
+	ok(run(rescue_as, dir, "nvme0n1", "ff ee dd cc bb aa 99 88", "eui", lo, lo, img, lo) == 2 &&
+	   origin_block_is(org, 10, -1),
+	   "rescue: an NVMe disk under the cache's origin name with another EUI-64 is refused");
+	ok(run(rescue_as, dir, "nvme1n1", "00112233-4455-6677-8899-aabbccddeeff", "nguid", lo, lo,
+	       img, lo) == 0 && origin_block_is(org, 10, 3),
+	   "rescue: the cache's NVMe disk under another name is known by its NGUID");
+	run("losetup -d %s", lo);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/pmcache-tool-test.XXXXXX", img[128], org[128], bad[128];
@@ -176,6 +241,9 @@ int main(void)
 	ok(run(TOOL " wipe %s >/dev/null 2>&1", img) == 1 &&
 	   run(TOOL " check %s | grep -q '1 corrupt'", img) == 0,
 	   "wipe: refuses a cache with a damaged record, and leaves it");
+	ok(run(TOOL " dump %s >/dev/null", img) == 1 &&
+	   run(TOOL " dump %s --records >/dev/null", img) == 1,
+	   "dump: exits 1 on a damaged record, as check does");
 	ok(run(TOOL " wipe %s --force >/dev/null", img) == 0, "wipe --force: wipes it");
 
 	/*
@@ -252,6 +320,21 @@ int main(void)
 		pmc_pmem_set_hooks(NULL);
 	}
 	munmap(map, 8192);
+
+	/* A FIFO would hold open(2) until a writer comes. */
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		return 2;
+	put(&m, 0, 10, 0, 1, true);
+	munmap(map, PMEM_SIZE);
+	snprintf(bad, sizeof(bad), "%s/fifo", dir);
+	ok(run("mkfifo %s && timeout 10 " TOOL " check %s 2>&1 | grep -q 'not a block device'",
+	       bad, bad) == 0 &&
+	   run("timeout 10 " TOOL " rescue %s %s --dry-run 2>&1 | grep -q 'not a block device'",
+	       img, bad) == 0,
+	   "check and rescue: a FIFO is refused at once");
+
+	test_nvme_ids(dir);
 
 	run("rm -rf %s", dir);
 	printf("# test_tools: %d failed\n", failures);

@@ -3,9 +3,11 @@
 # assemble: boot-time assembly with pmcache-assemble from a table file. It
 # creates what the file lists (feature args counted), reports a bad line by
 # its number and still creates the others, leaves existing devices alone
-# (a second run changes nothing), waits for a device that appears late,
-# refuses "format", and --stop removes the devices; created again, the
-# cache holds every block written before (fio verify).
+# (a second run changes nothing) but names a device of a listed name that
+# is not pmcache (--stop leaves it too), takes CRLF line ends, refuses
+# quotes, waits for a device that appears late, refuses "format", and
+# --stop removes the devices; created again, the cache holds every block
+# written before (fio verify).
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
@@ -73,4 +75,23 @@ rc=0; pmcache-assemble -f "$tab" -w 4 >/tmp/out 2>&1 || rc=$?
 took=$(($(date +%s) - t0))
 assert_eq "$rc" 1 "exit status with two missing devices"
 [ "$took" -lt 7 ] || { cat /tmp/out; fail "each line waited on its own: $took s for two lines at -w 4"; }
+
+log "a file with CRLF line ends; a quoted field; a device of that name that is not pmcache"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+dmsetup create other --table "0 $half linear $ORIGIN 0" || fail "create other"
+printf 'crlf %s %s mode writeback\r\nquoted "%s" %s\nother %s %s\n' \
+	"$PMEM" "$ORIGIN" "$PMEM" "$ORIGIN" "$PMEM" "$ORIGIN" > "$tab"
+rc=0; pmcache-assemble -f "$tab" -w 2 >/tmp/out 2>&1 || rc=$?
+cat /tmp/out
+assert_eq "$rc" 1 "exit status with a quoted line and a foreign device"
+assert_blockdev crlf
+assert_eq "$(dmsetup table crlf | cut -d' ' -f6-)" "2 mode writeback" "the CRLF line's feature args"
+grep -q "$tab:2: no quotes" /tmp/out || fail "the quoted line is not named at once"
+grep -q "$tab:3: a device other exists and is not a pmcache device" /tmp/out ||
+	fail "a device of that name that is not pmcache passed for one"
+rc=0; pmcache-assemble -f "$tab" --stop >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 1 "--stop with a foreign device of a listed name"
+dmsetup info crlf >/dev/null 2>&1 && fail "crlf still there after --stop"
+dmsetup info other >/dev/null 2>&1 || fail "--stop removed a device that is not pmcache"
+dm_remove other
 log "ok"

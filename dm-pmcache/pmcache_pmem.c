@@ -25,8 +25,42 @@ void pmc_pmem_zero(void *dst, size_t len)
 	}
 }
 
+#ifdef PMC_FAULT_INJECTION
+#include <linux/moduleparam.h>
+
+/*
+ * Test builds only (kbuild PMC_FAULT_INJECTION=y; tests/vm/media-error.host):
+ * the next fail_reads reads of pmem fail as a media error does. QEMU's
+ * emulated NVDIMMs have no way to raise a machine check on a load.
+ */
+static int fail_reads;
+module_param(fail_reads, int, 0600);
+MODULE_PARM_DESC(fail_reads, "test build: fail this many of the next pmem reads (media error)");
+
+static bool pmc_fail_this_read(void)
+{
+	int n = READ_ONCE(fail_reads);
+
+	while (n > 0) {
+		int seen = cmpxchg(&fail_reads, n, n - 1);
+
+		if (seen == n)
+			return true;
+		n = seen;
+	}
+	return false;
+}
+#else
+static inline bool pmc_fail_this_read(void)
+{
+	return false;
+}
+#endif
+
 int pmc_pmem_read(void *dst, const void *src, size_t len)
 {
+	if (pmc_fail_this_read())
+		return -EIO;
 	return copy_mc_to_kernel(dst, src, len) ? -EIO : 0;
 }
 

@@ -562,6 +562,42 @@ static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
 }
 
 /*
+ * A media error in the pmem of @slot, a copy seen under the stripe lock of
+ * @st. A clean copy is dropped, durably, and true returned: the origin
+ * holds its data, and the caller reads or merges there instead (as bcache
+ * does). Its block stays out of use until the next load, in case the error
+ * lasts; *@stale: a slot to free. A dirty copy is the only one: it is kept
+ * (the caller fails the I/O), false.
+ */
+static bool pmc_drop_bad_clean(struct pmc_cache *c, struct pmc_stripe *st, u32 slot,
+			       u32 *stale)
+{
+	if (c->idx.slots[slot].state != PMC_S_CLEAN)
+		return false;
+	/*
+	 * As an eviction: a promotion planned before this copy's write
+	 * (which it may have missed) must not install older data instead.
+	 */
+	atomic_inc(&st->write_seq);
+	pmc_index_remove(&c->idx, slot);
+	c->idx.slots[slot].state = PMC_S_BUSY;
+	*stale = pmc_slot_rec_free(st, &c->meta, slot);
+	/* Under the lock, as pmc_invalidate_block does. */
+	c->pops->remove(c->policy, slot);
+	return true;
+}
+
+/* After pmc_drop_bad_clean returned true, out of the stripe lock. */
+static void pmc_dropped_bad_clean(struct pmc_cache *c, u64 oblock, u32 stale)
+{
+	pmc_count(c, -1, 0);
+	pmc_slot_free(c, stale);
+	pmc_note_error(c);
+	DMERR_LIMIT("media error in the clean copy of block %llu: dropped, the origin's data used",
+		    oblock);
+}
+
+/*
  * Write one chunk into the cache. Returns 0 on success, -EAGAIN when the
  * chunk is a partial block that is not cached (the caller sends it to the
  * origin), or a negative errno.
@@ -621,8 +657,18 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		if (!r)
 			r = pmc_pmem_read(bounce + tail, src + tail, c->block_size - tail);
 		if (r) {
+			u32 stale;
+			bool dropped = pmc_drop_bad_clean(c, st, old, &stale);
+
 			spin_unlock(&st->lock);
 			pmc_slot_free(c, slot);
+			if (dropped) {
+				/* Uncached now: the caller writes it to the origin. */
+				pmc_dropped_bad_clean(c, ch->oblock, stale);
+				return -EAGAIN;
+			}
+			/* The caller counts the error. */
+			DMERR_LIMIT("media error reading dirty block %llu", ch->oblock);
 			return r;
 		}
 		pmc_pmem_copy(pmc_block_data(&c->meta, slot), bounce, c->block_size);
@@ -1013,7 +1059,8 @@ again:
 	/* Serve the cached prefix from pmem. */
 	while (off < size) {
 		struct pmc_stripe *st;
-		u32 slot;
+		u32 slot, stale;
+		bool dropped;
 
 		pmc_chunk_first(c, bio, off, &ch);
 		st = pmc_index_stripe(&c->idx, ch.oblock);
@@ -1025,12 +1072,18 @@ again:
 		}
 		err = pmc_pmem_to_bio(bio, off, pmc_block_data(&c->meta, slot) + ch.blk_off,
 				      ch.len);
+		dropped = err && pmc_drop_bad_clean(c, st, slot, &stale);
 		spin_unlock(&st->lock);
+		if (dropped) {
+			/* Uncached now: read from the origin below, or by the rest. */
+			pmc_dropped_bad_clean(c, ch.oblock, stale);
+			break;
+		}
 		c->pops->hit(c->policy, slot);
 		PMC_STAT_INC(c, read_hits);
 		if (err) {
 			pmc_note_error(c);
-			DMERR_LIMIT("media error reading cached block %llu", ch.oblock);
+			DMERR_LIMIT("media error reading dirty block %llu", ch.oblock);
 			return pmc_complete_prefix(bio, off + ch.len, err);
 		}
 		off += ch.len;
@@ -1673,6 +1726,8 @@ static void pmc_origin_disk_uid(struct block_device *bdev, struct pmc_origin_uid
 	unsigned int i;
 	int len;
 
+	BUILD_BUG_ON(BLK_UID_T10 != PMC_UID_T10 || BLK_UID_EUI64 != PMC_UID_EUI64 ||
+		     BLK_UID_NAA != PMC_UID_NAA);
 	memset(uid, 0, sizeof(*uid));
 	if (!fops->get_unique_id)
 		return;

@@ -1,0 +1,82 @@
+#!/bin/sh
+# media-error, in the guest, under a test build of the module (see
+# ../media-error.host): fail_reads=N fails the next N reads of pmem.
+#  - Clean copies: the reads are served from the origin (fio verify), the
+#    copies dropped, counted as errors and misses, health degraded, named
+#    in the kernel log.
+#  - A 512-byte write into a clean block whose copy has a media error: it
+#    goes to the origin, which then holds the merged block.
+#  - A dirty copy is the only one: the read fails, the block stays dirty
+#    and reads back once the error is gone.
+. "$SCRIPTDIR/lib.sh"
+
+knob=/sys/module/dm_pmcache/parameters/fail_reads
+[ -w "$knob" ] || fail "no $knob: not a test build of the module (PMC_FAULT_INJECTION=y)"
+inject() { echo "$1" > "$knob"; }
+# bytes BYTE COUNT: COUNT bytes of value BYTE (decimal) on stdout.
+bytes() { dd if=/dev/zero bs="$2" count=1 2>/dev/null | tr '\000' "\\$(printf '%03o' "$1")"; }
+
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+pmcache_create pc sequential_cutoff 0 max_dirty_age 0
+dev=/dev/mapper/pc
+job="--direct=1 --ioengine=psync --bs=4k --verify=crc32c --verify_fatal=1"
+
+log "clean copies with media errors: read from the origin, dropped"
+fio --name=a --filename=$dev $job --rw=write --size=4M --offset=0 --do_verify=0 >/dev/null ||
+	fail "write"
+dmsetup message pc 0 flush || fail "flush"
+assert_eq "$(dm_status_field pc 3)" 1024 "blocks cached"
+assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks after the flush"
+misses=$(dm_status_field pc 6)
+inject 3
+fio --name=a --filename=$dev $job --rw=write --size=4M --offset=0 --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "clean blocks with media errors did not read back"; }
+assert_eq "$(cat $knob)" 0 "injected errors not met"
+assert_eq "$(dm_status_field pc 11)" 3 "errors"
+assert_eq "$(dm_status_field pc 12)" degraded "health"
+assert_eq $(($(dm_status_field pc 6) - misses)) 3 "read misses (the dropped copies)"
+dmesg | grep -q "media error in the clean copy of block 2: dropped" ||
+	{ dmesg | tail -n 20; fail "no kernel log line for block 2"; }
+log "the drop is durable: created again, every block still verifies"
+dm_remove pc
+pmcache_create pc sequential_cutoff 0 max_dirty_age 0
+fio --name=a --filename=$dev $job --rw=write --size=4M --offset=0 --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "after re-create"; }
+
+log "a 512-byte write into a clean block whose copy has a media error: to the origin"
+blk=3072	# 12 MiB
+fio --name=p --filename=$dev --direct=1 --rw=write --bs=4k --size=4k --offset=$((blk * 4096)) \
+	--buffer_pattern=0x11 >/dev/null || fail "write the block"
+dmsetup message pc 0 flush || fail "flush"
+used=$(dm_status_field pc 3)
+inject 1
+fio --name=q --filename=$dev --direct=1 --rw=write --bs=512 --size=512 \
+	--offset=$((blk * 4096 + 1024)) --buffer_pattern=0x33 >/tmp/fio.out 2>&1 ||
+	{ cat /tmp/fio.out; fail "the partial write failed"; }
+assert_eq "$(cat $knob)" 0 "injected error not met"
+assert_eq "$(dm_status_field pc 3)" $((used - 1)) "blocks cached (the copy dropped)"
+want=$({ bytes 17 1024; bytes 51 512; bytes 17 2560; } | sha256sum | cut -d' ' -f1)
+got=$(dd if="$ORIGIN" bs=4096 skip=$blk count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+assert_eq "$got" "$want" "the origin's block after the partial write"
+sync; echo 3 > /proc/sys/vm/drop_caches
+got=$(dd if=$dev bs=4096 skip=$blk count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+assert_eq "$got" "$want" "the block read through the cache"
+
+log "a dirty copy with a media error: kept, the read fails"
+fio --name=d --filename=$dev $job --rw=write --size=4k --offset=8M --do_verify=0 >/dev/null ||
+	fail "write the dirty block"
+assert_eq "$(dm_status_field pc 4)" 1 "dirty blocks"
+errors=$(dm_status_field pc 11)
+inject 1
+if fio --name=d --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only=1 \
+	>/tmp/fio.out 2>&1; then
+	fail "a media error in a dirty block was not reported"
+fi
+assert_eq "$(cat $knob)" 0 "injected error not met"
+assert_eq "$(dm_status_field pc 4)" 1 "dirty blocks after the error"
+assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "errors"
+fio --name=d --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the dirty block once the error is gone"; }
+dmsetup message pc 0 flush || fail "flush"
+dm_remove pc
+log "ok"

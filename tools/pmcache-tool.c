@@ -39,6 +39,9 @@
 #ifndef BLKGETSIZE64	/* <linux/fs.h> would clash with the __le types */
 #define BLKGETSIZE64 _IOR(0x12, 114, size_t)
 #endif
+#ifndef BLKFLSBUF
+#define BLKFLSBUF _IO(0x12, 97)
+#endif
 
 #include "pmcache_meta.h"
 #include "pmcache_index.h"
@@ -130,6 +133,7 @@ static void count_free(void *ctx, u32 slot)
 /* Map and load the cache read-only; 0 or an exit status. */
 static int load(const char *path, struct cache_view *v, bool quiet_blank)
 {
+	struct stat s;
 	const char *why;
 	int fd;
 
@@ -137,6 +141,13 @@ static int load(const char *path, struct cache_view *v, bool quiet_blank)
 	fd = open_dev(path, O_RDONLY, &v->size);
 	if (fd < 0)
 		return 2;
+	/*
+	 * The module writes pmem through DAX, around the block device's page
+	 * cache, where an earlier read may have left pages (kept while a dm
+	 * table holds the device open): drop them, or the mapping shows them.
+	 */
+	if (!fstat(fd, &s) && S_ISBLK(s.st_mode))
+		ioctl(fd, BLKFLSBUF, 0);
 	/*
 	 * Private: recovery may clear records, in this process only.
 	 * NORESERVE: only the pages it touches are copied, so a cache larger

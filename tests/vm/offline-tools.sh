@@ -21,6 +21,15 @@ log "under a live table"
 pmcache-tool rescue "$PMEM" "$ORIGIN" >/tmp/out 2>&1 && { cat /tmp/out; fail "rescue wrote to the origin of a live table"; }
 pmcache-tool wipe "$PMEM" --force >/tmp/out 2>&1 && { cat /tmp/out; fail "wipe wrote to the cache of a live table"; }
 [ "$(dm_status_field pc 4)" = "$dirty" ] || fail "the live cache changed: $(dmsetup status pc)"
+# check only reads: under a live table it shows the cache as it is now,
+# not as the block device's page cache kept it from its last run.
+pmcache-tool check "$PMEM" >/tmp/out 2>&1 || { cat /tmp/out; fail "check under a live table"; }
+grep -q " $dirty dirty," /tmp/out || { cat /tmp/out; fail "check under a live table: not $dirty dirty"; }
+fio --filename=/dev/mapper/pc --name=more --direct=1 --ioengine=psync --rw=write --bs=4k \
+	--size=1M --offset=32M >/dev/null || fail "write more"
+dirty=$(dm_status_field pc 4)
+pmcache-tool check "$PMEM" >/tmp/out 2>&1 || { cat /tmp/out; fail "check under a live table"; }
+grep -q " $dirty dirty," /tmp/out || { cat /tmp/out; fail "check under a live table again: not $dirty dirty (stale pages?)"; }
 dm_remove pc
 
 log "check, dump, wipe without --force"

@@ -565,8 +565,8 @@ static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
  * A media error in the pmem of @slot, a copy seen under the stripe lock of
  * @st. A clean copy is dropped, durably, and true returned: the origin
  * holds its data, and the caller reads or merges there instead (as bcache
- * does). Its block stays out of use until the next load, in case the error
- * lasts; *@stale: a slot to free. A dirty copy is the only one: it is kept
+ * does). Its block is not reused while this table is loaded, in case the
+ * error lasts; *@stale: a slot to free. A dirty copy is the only one: it is kept
  * (the caller fails the I/O), false.
  */
 static bool pmc_drop_bad_clean(struct pmc_cache *c, struct pmc_stripe *st, u32 slot,

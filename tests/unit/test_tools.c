@@ -112,7 +112,7 @@ static void test_nvme_ids(const char *dir)
 	/* NAME NGUID-or-EUI FILE VALUE: rescue to the loop device under that sysfs. */
 	static const char *const rescue_as =
 		"unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs none /sys/dev/block &&"
-		" d=%s/sys/%s && mkdir -p $d && echo \"%s\" > $d/%s &&"
+		" d=%s/sys.$$/%s && mkdir -p $d && echo \"%s\" > $d/%s &&"
 		" ln -s $d /sys/dev/block/$((0x$(stat -c %%t %s))):$((0x$(stat -c %%T %s))) &&"
 		" " TOOL " rescue %s %s' >/dev/null 2>&1";
 	char img[160], org[160], lo[64] = "";
@@ -122,8 +122,8 @@ static void test_nvme_ids(const char *dir)
 	u8 *map;
 	int fd;
 
-	if (geteuid() || run("command -v unshare && command -v losetup") != 0) {
-		printf("ok # skip NVMe ids: not root, or no unshare or losetup\n");
+	if (geteuid() || run("unshare -m true && losetup -f >/dev/null") != 0) {
+		printf("ok # skip NVMe ids: not root, or no mount namespace or loop device here\n");
 		return;
 	}
 	snprintf(img, sizeof(img), "%s/nvme-cache.img", dir);
@@ -151,12 +151,26 @@ static void test_nvme_ids(const char *dir)
 		pclose(p);
 		lo[strcspn(lo, "\n")] = 0;
 	}
-	ok(run(rescue_as, dir, "nvme0n1", "ff ee dd cc bb aa 99 88", "eui", lo, lo, img, lo) == 2 &&
-	   origin_block_is(org, 10, -1),
-	   "rescue: an NVMe disk under the cache's origin name with another EUI-64 is refused");
+	ok(run(rescue_as, dir, "nvme0n1", "00112233-4455-6677-8899-aabbccddeef0", "nguid", lo, lo,
+	       img, lo) == 2 && origin_block_is(org, 10, -1),
+	   "rescue: an NVMe disk under the cache's origin name with another NGUID is refused");
 	ok(run(rescue_as, dir, "nvme1n1", "00112233-4455-6677-8899-aabbccddeeff", "nguid", lo, lo,
 	       img, lo) == 0 && origin_block_is(org, 10, 3),
 	   "rescue: the cache's NVMe disk under another name is known by its NGUID");
+
+	/* A namespace without an NGUID: its EUI-64, 8 bytes. */
+	oid.uid.len = 8;
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		exit(2);
+	put(&m, 0, 11, 0, 4, true);
+	munmap(map, PMEM_SIZE);
+	ok(run(rescue_as, dir, "nvme0n1", "00 11 22 33 44 55 66 70", "eui", lo, lo, img, lo) == 2 &&
+	   origin_block_is(org, 11, -1),
+	   "rescue: an NVMe disk under the cache's origin name with another EUI-64 is refused");
+	ok(run(rescue_as, dir, "nvme2n1", "00 11 22 33 44 55 66 77", "eui", lo, lo, img, lo) == 0 &&
+	   origin_block_is(org, 11, 4),
+	   "rescue: the cache's NVMe disk under another name is known by its EUI-64");
 	run("losetup -d %s", lo);
 }
 

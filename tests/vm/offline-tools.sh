@@ -10,7 +10,8 @@
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
-pmcache_create pc
+# No writeback by age: the dirty counts below must hold still.
+pmcache_create pc max_dirty_age 0
 job="--name=ot --direct=1 --ioengine=psync --rw=randwrite --bs=4k --size=16M --randseed=7 --verify=crc32c --verify_fatal=1"
 fio --filename=/dev/mapper/pc $job --do_verify=0 >/dev/null || fail "write"
 dirty=$(dm_status_field pc 4)

@@ -37,9 +37,16 @@ assert_eq "$(dm_status_field pc 12)" degraded "health"
 assert_eq $(($(dm_status_field pc 6) - misses)) 3 "read misses (the dropped copies)"
 dmesg | grep -q "media error in the clean copy of block 2: dropped" ||
 	{ dmesg | tail -n 20; fail "no kernel log line for block 2"; }
-log "the drop is durable: created again, every block still verifies"
+log "the drop is durable: created again, no older record of those blocks, every block verifies"
 dm_remove pc
 pmcache_create pc sequential_cutoff 0 max_dirty_age 0
+# The reads promoted the three blocks again: a bad copy's record left
+# behind would be a duplicate of each at this load.
+loaded=$(dmesg | grep 'pmcache: loaded ' | tail -n 1)
+case $loaded in
+*" 0 duplicates resolved"*) ;;
+*) fail "the dropped copies' records came back at load: $loaded" ;;
+esac
 fio --name=a --filename=$dev $job --rw=write --size=4M --offset=0 --verify_only=1 \
 	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "after re-create"; }
 

@@ -26,6 +26,7 @@
 #define PMC_S_WB_WAIT	0x10	/* an older copy of the block is still under writeback */
 #define PMC_S_AGED	0x20	/* dirty through a whole age period */
 #define PMC_S_BUSY	0x40	/* being filled or evicted; not in the hash */
+#define PMC_S_FLUSH	0x80	/* dirty when a "message flush" began: it waits for this one */
 
 struct pmc_stripe {
 	spinlock_t lock;	/* chains, keys and states of this stripe's blocks */

@@ -93,6 +93,13 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 		if (dirty && (os & (PMC_S_KIND_MASK | PMC_S_AGED | PMC_S_WB | PMC_S_STALE)) ==
 			     (PMC_S_DIRTY | PMC_S_AGED))
 			state |= PMC_S_AGED;
+		/*
+		 * The same for a flush: the data dirty when it began never
+		 * reached the origin, so this newer copy must, for it.
+		 */
+		if (dirty && (os & (PMC_S_KIND_MASK | PMC_S_FLUSH | PMC_S_WB | PMC_S_STALE)) ==
+			     (PMC_S_DIRTY | PMC_S_FLUSH))
+			state |= PMC_S_FLUSH;
 		/* Under writeback, not yet a tombstone (whose record is gone). */
 		if ((os & (PMC_S_WB | PMC_S_STALE)) == PMC_S_WB)
 			clear_after = old;
@@ -118,7 +125,8 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 			 * must still find that an older copy is on its way to
 			 * the origin and not overtake it there.
 			 */
-			idx->slots[old].state = PMC_S_STALE | PMC_S_WB | (os & PMC_S_KIND_MASK);
+			idx->slots[old].state = PMC_S_STALE | PMC_S_WB |
+						(os & (PMC_S_KIND_MASK | PMC_S_FLUSH));
 		} else {
 			pmc_index_remove(idx, old);
 			idx->slots[old].state = PMC_S_BUSY;

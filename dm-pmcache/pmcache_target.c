@@ -2293,7 +2293,54 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
-/* Write back every dirty block; returns when the cache is clean. */
+/*
+ * Mark every dirty copy PMC_S_FLUSH, under its stripe lock (as the age work
+ * marks PMC_S_AGED). A copy loses the mark when its writeback lands, or
+ * with the copy (a discard); a copy written over a marked one not yet under
+ * writeback takes the mark over (pmc_slot_install).
+ */
+static void pmc_flush_mark(struct pmc_cache *c)
+{
+	u32 slot;
+
+	for (slot = 0; slot < c->idx.nr_slots; slot++) {
+		u8 s = READ_ONCE(c->idx.slots[slot].state);
+
+		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY && !(s & PMC_S_FLUSH)) {
+			u64 oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
+			struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+
+			spin_lock(&st->lock);
+			/* Still that block's: see pmc_age_work. */
+			if (pmc_index_holds(&c->idx, slot, oblock, &s) &&
+			    (s & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+				c->idx.slots[slot].state |= PMC_S_FLUSH;
+			spin_unlock(&st->lock);
+		}
+		if (!(slot % PMC_RESCHED_EVERY))
+			cond_resched();
+	}
+}
+
+/* Does any copy still carry PMC_S_FLUSH? Unlocked: a mark only goes. */
+static bool pmc_flush_marked(struct pmc_cache *c)
+{
+	u32 slot;
+
+	for (slot = 0; slot < c->idx.nr_slots; slot++) {
+		if (READ_ONCE(c->idx.slots[slot].state) & PMC_S_FLUSH)
+			return true;
+		if (!(slot % PMC_RESCHED_EVERY))
+			cond_resched();
+	}
+	return false;
+}
+
+/*
+ * Write back every block dirty when the flush began (or a newer copy of
+ * it); returns when they are on the origin, flushed. Blocks written after
+ * the flush began may stay dirty: writes that go on cannot hold it.
+ */
 static int pmc_flush_all(struct pmc_cache *c)
 {
 	int errors = atomic_read(&c->wb_errors);
@@ -2304,7 +2351,8 @@ static int pmc_flush_all(struct pmc_cache *c)
 		return -EBUSY;
 	}
 	atomic_inc(&c->flush_requests);
-	while (pmc_nr_dirty(c)) {
+	pmc_flush_mark(c);
+	while (pmc_nr_dirty(c) && pmc_flush_marked(c)) {
 		if (READ_ONCE(c->suspending) || !READ_ONCE(c->running)) {
 			DMERR("flush: the device is being suspended; the dirty blocks stay cached");
 			r = -EBUSY;
@@ -2315,9 +2363,10 @@ static int pmc_flush_all(struct pmc_cache *c)
 			break;
 		}
 		pmc_wb_kick(c);
+		/* Woken by each writeback batch; the marks are counted anew. */
 		r = wait_event_killable_timeout(c->clean_wait,
 						!pmc_nr_dirty(c) || READ_ONCE(c->suspending),
-						HZ);
+						HZ / 4);
 		if (r < 0)
 			break;
 		r = 0;

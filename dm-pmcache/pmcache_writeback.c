@@ -6,9 +6,10 @@
  * has been flushed.
  *
  * Writeback runs when dirty data passes the high watermark (until the low
- * watermark), when writers wait for a slot, on "message flush", and for
- * blocks dirty longer than max_dirty_age (the age work marks dirty blocks
- * AGED each half period and writeback takes AGED blocks).
+ * watermark), when writers wait for a slot, on "message flush" (for the
+ * blocks marked FLUSH when it began, first), and for blocks dirty longer
+ * than max_dirty_age (the age work marks dirty blocks AGED each half period
+ * and writeback takes AGED blocks).
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
@@ -46,16 +47,21 @@ static u64 pmc_dirty_limit(struct pmc_cache *c, u32 pct)
 	return div_u64(c->meta.geo.nr_blocks * pct, 100);
 }
 
-/* Why writeback should run now; 0 = not needed, 2 = everything, 1 = aged only. */
+/*
+ * Why writeback should run now: 0 = not needed, 2 = everything, 1 = aged
+ * only, 3 = the blocks a flush waits for (PMC_S_FLUSH) first: writes that
+ * go on during a flush must not hold it (nothing else, if none is left).
+ */
 static int pmc_wb_reason(struct pmc_cache *c, bool *in_burst)
 {
 	u64 dirty = pmc_nr_dirty(c);
 
 	if (!dirty)
 		return 0;
-	if (atomic_read(&c->flush_requests) || atomic_read(&c->free_waiters) ||
-	    c->mode != PMC_MODE_WRITEBACK)
+	if (atomic_read(&c->free_waiters) || c->mode != PMC_MODE_WRITEBACK)
 		return 2;
+	if (atomic_read(&c->flush_requests))
+		return 3;
 	if (dirty > pmc_dirty_limit(c, c->high_wm))
 		*in_burst = true;
 	if (*in_burst && dirty > pmc_dirty_limit(c, c->low_wm))
@@ -102,11 +108,12 @@ void pmc_wb_kick(struct pmc_cache *c)
 		queue_work(c->wq, &c->wb_work);
 }
 
-static bool pmc_wb_takeable(u8 s, bool aged_only)
+/* @need: 0, or the mark (PMC_S_AGED, PMC_S_FLUSH) a block must carry. */
+static bool pmc_wb_takeable(u8 s, u8 need)
 {
 	return (s & PMC_S_KIND_MASK) == PMC_S_DIRTY &&
 	       !(s & (PMC_S_WB | PMC_S_WB_WAIT | PMC_S_STALE | PMC_S_BUSY)) &&
-	       (!aged_only || (s & PMC_S_AGED));
+	       (!need || (s & need));
 }
 
 /*
@@ -120,7 +127,7 @@ static bool pmc_wb_takeable(u8 s, bool aged_only)
  * then marked clean does not hold. A write around the cache that starts
  * later cannot be to this block: a dirty block is written in the cache.
  */
-static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_only,
+static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, u8 need,
 			struct pmc_wb_item *item)
 {
 	struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
@@ -131,7 +138,7 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_onl
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_index_lookup(&c->idx, oblock);
 	if (slot != PMC_NO_SLOT && pmc_index_holds(&c->idx, slot, oblock, &s) &&
-	    pmc_wb_takeable(s, aged_only) && !atomic_read(pmc_index_bypass(&c->idx, oblock))) {
+	    pmc_wb_takeable(s, need) && !atomic_read(pmc_index_bypass(&c->idx, oblock))) {
 		c->idx.slots[slot].state |= PMC_S_WB;
 		item->oblock = oblock;
 		item->slot = slot;
@@ -149,7 +156,7 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, bool aged_onl
  * slots of a region written at random are scattered over the cache.
  */
 static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *items,
-				   unsigned int max, bool aged_only, u32 *cursor)
+				   unsigned int max, u8 need, u32 *cursor)
 {
 	u32 nr = c->idx.nr_slots, scanned, slot = *cursor;
 	unsigned int n = 0;
@@ -161,17 +168,17 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 			slot = 0;
 		if (!(scanned % PMC_RESCHED_EVERY))
 			cond_resched();
-		if (!pmc_wb_takeable(READ_ONCE(c->idx.slots[slot].state), aged_only))
+		if (!pmc_wb_takeable(READ_ONCE(c->idx.slots[slot].state), need))
 			continue;
 		oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
-		if (!pmc_wb_take(c, oblock, slot, aged_only, &items[n]))
+		if (!pmc_wb_take(c, oblock, slot, need, &items[n]))
 			continue;
 		n++;
 		for (next = oblock + 1; n < max &&
-		     pmc_wb_take(c, next, PMC_NO_SLOT, aged_only, &items[n]); next++)
+		     pmc_wb_take(c, next, PMC_NO_SLOT, need, &items[n]); next++)
 			n++;
 		for (next = oblock - 1; n < max && next < oblock &&
-		     pmc_wb_take(c, next, PMC_NO_SLOT, aged_only, &items[n]); next--)
+		     pmc_wb_take(c, next, PMC_NO_SLOT, need, &items[n]); next--)
 			n++;
 	}
 	*cursor = slot;
@@ -287,7 +294,11 @@ void pmc_wb_work(struct work_struct *w)
 		reason = pmc_wb_reason(c, &burst);
 		if (!reason)
 			break;
-		n = pmc_wb_collect(c, items, c->wb_jobs, reason == 1, &cursor);
+		n = pmc_wb_collect(c, items, c->wb_jobs, reason == 1 ? PMC_S_AGED :
+				   reason == 3 ? PMC_S_FLUSH : 0, &cursor);
+		/* A flush's blocks are all on their way: the others, as ever. */
+		if (!n && reason == 3)
+			n = pmc_wb_collect(c, items, c->wb_jobs, 0, &cursor);
 		if (!n)
 			break;
 		sort(items, n, sizeof(*items), wb_item_cmp, NULL);

@@ -14,6 +14,7 @@
 #include "pmcache_index.h"
 #include "pmcache_alloc.h"
 #include "pmcache_pmem.h"
+#include "pmcache_slot.h"
 
 static int nr_failed, nr_passed;
 
@@ -850,6 +851,48 @@ static void test_rebind_drops(void)
 
 /* ---- index ---- */
 
+/*
+ * The marks a flush (PMC_S_FLUSH) and the age work (PMC_S_AGED) put on a
+ * dirty copy: a newer copy written over one not under writeback takes
+ * them over; over one under writeback, the tombstone keeps the flush's
+ * mark until its writeback lands; a copy whose writeback landed has none.
+ */
+static void test_slot_marks(void)
+{
+	struct pmc_index idx;
+	struct pmc_meta m;
+	s64 du = 0, dd = 0;
+	u32 old;
+
+	format_dev(&m, DEV_SIZE);
+	check(!pmc_index_init(&idx, (u32)m.geo.nr_blocks), "marks: index init");
+	old = PMC_NO_SLOT;
+	pmc_slot_install(&idx, &m, 1, 5, &old, NULL, true, &du, &dd);
+	idx.slots[1].state |= PMC_S_FLUSH | PMC_S_AGED;
+	old = 1;
+	pmc_slot_install(&idx, &m, 2, 5, &old, NULL, true, &du, &dd);
+	check(idx.slots[2].state == (PMC_S_DIRTY | PMC_S_FLUSH | PMC_S_AGED),
+	      "marks: a copy over a marked one not under writeback takes the marks over");
+	idx.slots[2].state |= PMC_S_WB;
+	old = 2;
+	pmc_slot_install(&idx, &m, 3, 5, &old, NULL, true, &du, &dd);
+	check(idx.slots[3].state == (PMC_S_DIRTY | PMC_S_WB_WAIT) &&
+	      (idx.slots[2].state & (PMC_S_STALE | PMC_S_FLUSH)) == (PMC_S_STALE | PMC_S_FLUSH),
+	      "marks: over a copy under writeback, the tombstone keeps the flush's mark");
+	check(pmc_slot_wb_done(&idx, &m, 2, 5, true) == PMC_WB_FREE &&
+	      !(idx.slots[2].state & PMC_S_FLUSH) && idx.slots[3].state == PMC_S_DIRTY,
+	      "marks: the tombstone's writeback landed: mark gone, the newer copy may go");
+	idx.slots[3].state |= PMC_S_FLUSH | PMC_S_WB;
+	check(pmc_slot_wb_done(&idx, &m, 3, 5, false) == PMC_WB_KEPT &&
+	      idx.slots[3].state == (PMC_S_DIRTY | PMC_S_FLUSH),
+	      "marks: a failed writeback keeps the flush's mark");
+	idx.slots[3].state |= PMC_S_WB;
+	check(pmc_slot_wb_done(&idx, &m, 3, 5, true) == PMC_WB_CLEANED &&
+	      idx.slots[3].state == PMC_S_CLEAN,
+	      "marks: a landed writeback leaves a clean copy with no mark");
+	pmc_index_exit(&idx);
+}
+
 static void test_index(void)
 {
 	struct pmc_index idx;
@@ -1025,6 +1068,7 @@ int main(void)
 	test_recover_corrupt_range();
 	test_rebind_drops();
 	test_index();
+	test_slot_marks();
 	test_alloc();
 	test_recover_into_alloc();
 	pmc_pmem_set_hooks(NULL);

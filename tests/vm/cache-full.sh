@@ -2,7 +2,9 @@
 # vm-run: --pmem-size 48M --origin-iops 3000 --timeout 900
 # cache-full: writing three times the cache with random 4 KiB blocks, the
 # cache fills with dirty data; writers wait for writeback, nothing fails and
-# every block verifies.
+# every block verifies. Then flush: one in progress gives way to a suspend;
+# one while writers outrun writeback returns once the blocks dirty when it
+# began are on the origin (fio verifies the origin itself).
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
@@ -44,4 +46,37 @@ grep -qi "busy" /tmp/flush.err || { cat /tmp/flush.err; fail "the flush's error 
 dmsetup resume pc
 dm_remove pc
 dm_remove slow
+log "a flush while writes go on"
+# A flush while writes go on: it writes back the blocks dirty when it
+# began and returns, however fast the writers dirty others. The origin
+# takes 20 ms a write (dm-delay) and writeback 8 blocks at a time, so the
+# writers (1500 IOPS) outrun writeback: a flush that waited for a clean
+# cache would wait for them to stop, and then for their blocks.
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+echo "0 $(sectors "$ORIGIN") delay $ORIGIN 0 0 $ORIGIN 0 20 $ORIGIN 0 0" | dmsetup create od ||
+	fail "dm-delay"
+ORIGIN_DEV=/dev/mapper/od pmcache_create pc writeback_jobs 8 max_dirty_age 0 sequential_cutoff 0
+pre="--name=pre --direct=1 --ioengine=psync --rw=randwrite --bs=4k --size=8M --randseed=5 --verify=crc32c --verify_fatal=1"
+fio --filename=/dev/mapper/pc $pre --do_verify=0 >/dev/null || fail "write before the flush"
+fio --name=during --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=randwrite --bs=4k \
+	--offset=64M --size=8M --rate_iops=1500 --runtime=120 --time_based >/dev/null &
+fpid=$!
+sleep 2
+t0=$(now_ms)
+dmsetup message pc 0 flush || fail "message flush while writes go on"
+took=$(($(now_ms) - t0))
+running=yes; kill -0 $fpid 2>/dev/null || running=no
+dirty=$(dm_status_field pc 4)
+log "flush while writing: $took ms, writers still running: $running, $dirty blocks dirty after it"
+[ "$running" = yes ] || fail "the flush took $took ms: it waited for the writers to stop"
+[ "$dirty" -gt 0 ] || fail "no dirty blocks after the flush: the writers did not outrun writeback"
+fio --filename=/dev/mapper/od $pre --verify_only=1 >/tmp/fio.out ||
+	{ cat /tmp/fio.out; fail "the blocks dirty when the flush began are not on the origin"; }
+kill $fpid; wait $fpid || true	# its 120 s only bound the test
+dmsetup message pc 0 flush || fail "message flush"
+assert_eq "$(dm_status_field pc 4)" 0 "dirty after the last flush"
+dm_remove pc
+dm_remove od
+
 log "ok"

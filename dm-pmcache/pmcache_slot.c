@@ -33,7 +33,15 @@ enum pmc_wb_outcome pmc_slot_wb_done(struct pmc_index *idx, struct pmc_meta *met
 	}
 	/* A newer copy waited for this writeback to land first. */
 	cur = pmc_index_lookup(idx, oblock);
-	if (cur != PMC_NO_SLOT && cur != slot)
+	if (cur != PMC_NO_SLOT && cur != slot) {
 		idx->slots[cur].state &= ~PMC_S_WB_WAIT;
+		/*
+		 * A flush waited for the tombstone, whose data did not land:
+		 * the newer copy must, for it.
+		 */
+		if (!ok && (s & PMC_S_FLUSH) &&
+		    (idx->slots[cur].state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+			idx->slots[cur].state |= PMC_S_FLUSH;
+	}
 	return out;
 }

@@ -2004,6 +2004,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	init_waitqueue_head(&c->clean_wait);
 	mutex_init(&c->wb_mutex);
 	mutex_init(&c->promote_flush_mutex);
+	mutex_init(&c->flush_mutex);
 	INIT_WORK(&c->wb_work, pmc_wb_work);
 	INIT_DELAYED_WORK(&c->age_work, pmc_age_work);
 
@@ -2294,52 +2295,49 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 }
 
 /*
- * Mark every dirty copy PMC_S_FLUSH, under its stripe lock (as the age work
- * marks PMC_S_AGED). A copy loses the mark when its writeback lands, or
- * with the copy (a discard); a copy written over a marked one not yet under
- * writeback takes the mark over (pmc_slot_install).
+ * Walk every copy in the hash, tombstones too, a stripe at a time under its
+ * lock: @mark, mark every dirty one PMC_S_FLUSH; else, is a mark left?
+ * Every copy of a block chains in its block's bucket, and a mark moves
+ * only between copies of one block (pmc_slot_install), under its lock: a
+ * walk by bucket misses none, where a walk over the slots would miss a
+ * mark moved behind it.
  */
-static void pmc_flush_mark(struct pmc_cache *c)
+static bool pmc_flush_walk(struct pmc_cache *c, bool mark)
 {
-	u32 slot;
+	u32 nr_buckets = (u32)(1ULL << (64 - c->idx.hash_shift));
+	u32 nr_stripes = c->idx.stripe_mask + 1, s, b, slot;
+	bool found = false;
 
-	for (slot = 0; slot < c->idx.nr_slots; slot++) {
-		u8 s = READ_ONCE(c->idx.slots[slot].state);
+	for (s = 0; s < nr_stripes && !found; s++) {
+		struct pmc_stripe *st = &c->idx.stripes[s];
 
-		if ((s & PMC_S_KIND_MASK) == PMC_S_DIRTY && !(s & PMC_S_FLUSH)) {
-			u64 oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
-			struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+		spin_lock(&st->lock);
+		for (b = s; b < nr_buckets && !found; b += nr_stripes) {
+			for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT;
+			     slot = c->idx.slots[slot].link) {
+				u8 *state = &c->idx.slots[slot].state;
 
-			spin_lock(&st->lock);
-			/* Still that block's: see pmc_age_work. */
-			if (pmc_index_holds(&c->idx, slot, oblock, &s) &&
-			    (s & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-				c->idx.slots[slot].state |= PMC_S_FLUSH;
-			spin_unlock(&st->lock);
+				if (mark && (*state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+					*state |= PMC_S_FLUSH;
+				if (!mark && (*state & PMC_S_FLUSH)) {
+					found = true;
+					break;
+				}
+			}
 		}
-		if (!(slot % PMC_RESCHED_EVERY))
+		spin_unlock(&st->lock);
+		if (!(s % 64))
 			cond_resched();
 	}
-}
-
-/* Does any copy still carry PMC_S_FLUSH? Unlocked: a mark only goes. */
-static bool pmc_flush_marked(struct pmc_cache *c)
-{
-	u32 slot;
-
-	for (slot = 0; slot < c->idx.nr_slots; slot++) {
-		if (READ_ONCE(c->idx.slots[slot].state) & PMC_S_FLUSH)
-			return true;
-		if (!(slot % PMC_RESCHED_EVERY))
-			cond_resched();
-	}
-	return false;
+	return found;
 }
 
 /*
- * Write back every block dirty when the flush began (or a newer copy of
- * it); returns when they are on the origin, flushed. Blocks written after
- * the flush began may stay dirty: writes that go on cannot hold it.
+ * Write back every block dirty when the flush began (or the newer copy
+ * that replaced it): each is marked PMC_S_FLUSH, writeback takes marked
+ * blocks first, and a mark goes when its writeback lands. Returns when none
+ * is left, after an origin flush. Blocks written after the flush began may
+ * stay dirty: writes that go on cannot hold it.
  */
 static int pmc_flush_all(struct pmc_cache *c)
 {
@@ -2350,9 +2348,12 @@ static int pmc_flush_all(struct pmc_cache *c)
 		DMERR("flush: the device is suspended");
 		return -EBUSY;
 	}
+	/* Another flush's marks are not this one's to wait for. */
+	if (mutex_lock_killable(&c->flush_mutex))
+		return -EINTR;
 	atomic_inc(&c->flush_requests);
-	pmc_flush_mark(c);
-	while (pmc_nr_dirty(c) && pmc_flush_marked(c)) {
+	pmc_flush_walk(c, true);
+	while (pmc_nr_dirty(c) && pmc_flush_walk(c, false)) {
 		if (READ_ONCE(c->suspending) || !READ_ONCE(c->running)) {
 			DMERR("flush: the device is being suspended; the dirty blocks stay cached");
 			r = -EBUSY;
@@ -2363,7 +2364,7 @@ static int pmc_flush_all(struct pmc_cache *c)
 			break;
 		}
 		pmc_wb_kick(c);
-		/* Woken by each writeback batch; the marks are counted anew. */
+		/* The marks are looked at again 4 times a second. */
 		r = wait_event_killable_timeout(c->clean_wait,
 						!pmc_nr_dirty(c) || READ_ONCE(c->suspending),
 						HZ / 4);
@@ -2371,7 +2372,11 @@ static int pmc_flush_all(struct pmc_cache *c)
 			break;
 		r = 0;
 	}
+	/* A failed writeback may have taken the last mark with it. */
+	if (!r && atomic_read(&c->wb_errors) != errors)
+		r = -EIO;
 	atomic_dec(&c->flush_requests);
+	mutex_unlock(&c->flush_mutex);
 	if (r)
 		return r;
 	return blkdev_issue_flush(c->origin_dev->bdev);

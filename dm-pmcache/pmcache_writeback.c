@@ -47,21 +47,16 @@ static u64 pmc_dirty_limit(struct pmc_cache *c, u32 pct)
 	return div_u64(c->meta.geo.nr_blocks * pct, 100);
 }
 
-/*
- * Why writeback should run now: 0 = not needed, 2 = everything, 1 = aged
- * only, 3 = the blocks a flush waits for (PMC_S_FLUSH) first: writes that
- * go on during a flush must not hold it (nothing else, if none is left).
- */
+/* Why writeback should run now; 0 = not needed, 2 = everything, 1 = aged only. */
 static int pmc_wb_reason(struct pmc_cache *c, bool *in_burst)
 {
 	u64 dirty = pmc_nr_dirty(c);
 
 	if (!dirty)
 		return 0;
-	if (atomic_read(&c->free_waiters) || c->mode != PMC_MODE_WRITEBACK)
+	if (atomic_read(&c->flush_requests) || atomic_read(&c->free_waiters) ||
+	    c->mode != PMC_MODE_WRITEBACK)
 		return 2;
-	if (atomic_read(&c->flush_requests))
-		return 3;
 	if (dirty > pmc_dirty_limit(c, c->high_wm))
 		*in_burst = true;
 	if (*in_burst && dirty > pmc_dirty_limit(c, c->low_wm))
@@ -294,11 +289,16 @@ void pmc_wb_work(struct work_struct *w)
 		reason = pmc_wb_reason(c, &burst);
 		if (!reason)
 			break;
-		n = pmc_wb_collect(c, items, c->wb_jobs, reason == 1 ? PMC_S_AGED :
-				   reason == 3 ? PMC_S_FLUSH : 0, &cursor);
-		/* A flush's blocks are all on their way: the others, as ever. */
-		if (!n && reason == 3)
-			n = pmc_wb_collect(c, items, c->wb_jobs, 0, &cursor);
+		n = 0;
+		/*
+		 * A flush's blocks first (PMC_S_FLUSH): writes that go on
+		 * during a flush must not hold it. Then the others, as ever.
+		 */
+		if (reason == 2 && atomic_read(&c->flush_requests))
+			n = pmc_wb_collect(c, items, c->wb_jobs, PMC_S_FLUSH, &cursor);
+		if (!n)
+			n = pmc_wb_collect(c, items, c->wb_jobs,
+					   reason == 1 ? PMC_S_AGED : 0, &cursor);
 		if (!n)
 			break;
 		sort(items, n, sizeof(*items), wb_item_cmp, NULL);

@@ -890,6 +890,15 @@ static void test_slot_marks(void)
 	check(pmc_slot_wb_done(&idx, &m, 3, 5, true) == PMC_WB_CLEANED &&
 	      idx.slots[3].state == PMC_S_CLEAN,
 	      "marks: a landed writeback leaves a clean copy with no mark");
+
+	old = PMC_NO_SLOT;
+	pmc_slot_install(&idx, &m, 4, 6, &old, NULL, true, &du, &dd);
+	idx.slots[4].state |= PMC_S_FLUSH | PMC_S_WB;
+	old = 4;
+	pmc_slot_install(&idx, &m, 5, 6, &old, NULL, true, &du, &dd);
+	check(pmc_slot_wb_done(&idx, &m, 4, 6, false) == PMC_WB_FREE &&
+	      idx.slots[5].state == (PMC_S_DIRTY | PMC_S_FLUSH),
+	      "marks: a marked tombstone's failed writeback hands the mark to the newer copy");
 	pmc_index_exit(&idx);
 }
 

@@ -144,7 +144,7 @@ struct pmc_cache {
 	struct delayed_work age_work;
 	struct mutex wb_mutex;		/* one writeback batch at a time */
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
-	struct mutex flush_mutex;	/* one "message flush" at a time (each waits for its marks) */
+	struct mutex flush_mutex;	/* one "message flush" at a time */
 	void *wb_items;			/* writeback batch, wb_jobs entries */
 	struct bio_set wb_bioset;	/* writeback's bios */
 	mempool_t bounce_pool;		/* partial-block writes: one block each */

@@ -2295,38 +2295,35 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 }
 
 /*
- * Walk every copy in the hash, tombstones too, a stripe at a time under its
- * lock: @mark, mark every dirty one PMC_S_FLUSH; else, is a mark left?
- * Every copy of a block chains in its block's bucket, and a mark moves
- * only between copies of one block (pmc_slot_install), under its lock: a
- * walk by bucket misses none, where a walk over the slots would miss a
- * mark moved behind it.
+ * Walk every copy in the hash, tombstones too, a bucket at a time under its
+ * stripe's lock: @mark, mark every dirty one PMC_S_FLUSH; else, is a mark
+ * left? Every copy of a block chains in its block's bucket, and a mark
+ * moves only between copies of one block (pmc_slot_install), under its
+ * lock: a walk by bucket misses none, where a walk over the slots would
+ * miss a mark moved behind it. The lock is held for one chain at a time.
  */
 static bool pmc_flush_walk(struct pmc_cache *c, bool mark)
 {
-	u32 nr_buckets = (u32)(1ULL << (64 - c->idx.hash_shift));
-	u32 nr_stripes = c->idx.stripe_mask + 1, s, b, slot;
+	u32 nr_buckets = (u32)(1ULL << (64 - c->idx.hash_shift)), b, slot;
 	bool found = false;
 
-	for (s = 0; s < nr_stripes && !found; s++) {
-		struct pmc_stripe *st = &c->idx.stripes[s];
+	for (b = 0; b < nr_buckets && !found; b++) {
+		struct pmc_stripe *st = &c->idx.stripes[b & c->idx.stripe_mask];
 
 		spin_lock(&st->lock);
-		for (b = s; b < nr_buckets && !found; b += nr_stripes) {
-			for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT;
-			     slot = c->idx.slots[slot].link) {
-				u8 *state = &c->idx.slots[slot].state;
+		for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT;
+		     slot = c->idx.slots[slot].link) {
+			u8 *state = &c->idx.slots[slot].state;
 
-				if (mark && (*state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-					*state |= PMC_S_FLUSH;
-				if (!mark && (*state & PMC_S_FLUSH)) {
-					found = true;
-					break;
-				}
+			if (mark && (*state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+				*state |= PMC_S_FLUSH;
+			if (!mark && (*state & PMC_S_FLUSH)) {
+				found = true;
+				break;
 			}
 		}
 		spin_unlock(&st->lock);
-		if (!(s % 64))
+		if (!(b % PMC_RESCHED_EVERY))
 			cond_resched();
 	}
 	return found;
@@ -2341,18 +2338,22 @@ static bool pmc_flush_walk(struct pmc_cache *c, bool mark)
  */
 static int pmc_flush_all(struct pmc_cache *c)
 {
-	int errors = atomic_read(&c->wb_errors);
 	long r = 0;
+	int errors;
 
-	if (!c->loaded || !READ_ONCE(c->running) || READ_ONCE(c->suspending)) {
-		DMERR("flush: the device is suspended");
-		return -EBUSY;
-	}
 	/* Another flush's marks are not this one's to wait for. */
 	if (mutex_lock_killable(&c->flush_mutex))
 		return -EINTR;
+	if (!c->loaded || !READ_ONCE(c->running) || READ_ONCE(c->suspending)) {
+		mutex_unlock(&c->flush_mutex);
+		DMERR("flush: the device is suspended");
+		return -EBUSY;
+	}
+	/* Failures before this flush began are not its own. */
+	errors = atomic_read(&c->wb_errors);
 	atomic_inc(&c->flush_requests);
-	pmc_flush_walk(c, true);
+	if (pmc_nr_dirty(c))
+		pmc_flush_walk(c, true);
 	while (pmc_nr_dirty(c) && pmc_flush_walk(c, false)) {
 		if (READ_ONCE(c->suspending) || !READ_ONCE(c->running)) {
 			DMERR("flush: the device is being suspended; the dirty blocks stay cached");

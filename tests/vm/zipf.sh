@@ -11,9 +11,14 @@
 #           of each counts: with equal hit ratios the difference between two
 #           runs is CPU time, which other work on the host takes now and then.
 #   steady  zipf:1.1 on a 32 MiB cache (8157 pmcache blocks; the workload
-#           touches far more), warmed until full (pmcache, dm-cache: every
-#           block used; bcache: >= 95% of its buckets; at most ZIPF_WARM_MAX
-#           s), then measured. Pass: pmcache >= 1.1x bcache. dm-cache smq
+#           touches far more), warmed until full (dm-cache: every block
+#           used; pmcache: all but one per CPU, which each CPU's allocator
+#           may keep aside; bcache: >= 95% of its buckets; at most
+#           ZIPF_WARM_MAX s), then measured. Pass: pmcache >= 1.1x bcache.
+#           When the first runs miss it, bcache and pmcache run once more
+#           (ABBA), and the mean of each one's two runs counts: here the hit
+#           ratios decide, and one run's can be off by a point or two
+#           either way (bcache 80.6% where it mostly gets 79.1%). dm-cache smq
 #           promotes a few blocks a second and needs ~140 s to fill; its
 #           warm-up stops at ZIPF_WARM_MAX_DMCACHE (default 40 s, about
 #           half full, printed) to keep make check short; its figure is
@@ -41,6 +46,7 @@ WARM_MAX=${ZIPF_WARM_MAX:-150} WARM_STEP=10
 WARM_MAX_DMCACHE=${ZIPF_WARM_MAX_DMCACHE:-40}
 STEADY_THETA=${ZIPF_STEADY_THETA:-1.1}
 COLD_AGAIN=${ZIPF_COLD_AGAIN-bcache pmcache}
+STEADY_AGAIN=${ZIPF_STEADY_AGAIN-bcache pmcache}
 SYSTEMS="pmcache bcache dmcache"
 
 # zrun SECONDS SEED: zipf:$THETA reads on $PEER_DEV; sets IOPS, READS, OREADS
@@ -84,6 +90,7 @@ measure() {
 }
 
 iops_of() { awk -v s="$1" '$1 == s && $2 > m { m = $2 } END { print m + 0 }' "$2"; }
+mean_of() { awk -v s="$1" '$1 == s { t += $2; n++ } END { print n ? int(t / n) : 0 }' "$2"; }
 
 t_start=$(now_ms)
 rm -f /tmp/zipf.cold /tmp/zipf.steady
@@ -118,7 +125,8 @@ case " $REGIMES " in *" steady "*)
 peers_init 32
 THETA=$STEADY_THETA
 log "steady: zipf:$THETA; $CACHE_MB MiB cache warmed until full (<= $WARM_MAX s), then ${STEADY_S} s measured"
-for s in $SYSTEMS; do
+steady_run() {
+for s in "$@"; do
 	peer_up "$s"
 	w=0 seed=100 wmax=$WARM_MAX
 	[ "$s" != dmcache ] || wmax=$WARM_MAX_DMCACHE
@@ -128,10 +136,14 @@ for s in $SYSTEMS; do
 		# shellcheck disable=SC2046 # two numbers
 		set -- $(peer_fill "$s")
 		log "   $s: warm-up ${w} s: used $1 of $2$([ "$s" = bcache ] && echo %)"
-		# bcache: full when (almost) no bucket is unused
+		# bcache: full when (almost) no bucket is unused; pmcache: each
+		# CPU may keep one free block aside (its spare), out of reach of
+		# the others, so all but that many
 		full=0
 		if [ "$s" = bcache ]; then
 			[ "$1" -lt 95 ] || full=1
+		elif [ "$s" = pmcache ]; then
+			[ "$1" -lt $(($2 - $(grep -c '^processor' /proc/cpuinfo))) ] || full=1
 		else
 			[ "$1" -lt "$2" ] || full=1
 		fi
@@ -142,21 +154,31 @@ for s in $SYSTEMS; do
 	log "   $s: $(peer_status "$s")"
 	peer_down "$s"
 done
+}
+steady_run $SYSTEMS
+# A miss: bcache and pmcache again (ABBA), each warmed from empty, and the
+# verdict on the mean of each one's two runs. Here the hit ratios decide,
+# and one run's can be off by a point or two either way.
+if [ -n "$STEADY_AGAIN" ] && ! awk -v p="$(iops_of pmcache /tmp/zipf.steady)" \
+	-v b="$(iops_of bcache /tmp/zipf.steady)" 'BEGIN { exit !(p >= 1.1 * b) }'; then
+	log "steady: pmcache below 1.1x bcache in the first runs; once more: $STEADY_AGAIN"
+	steady_run $STEADY_AGAIN
+fi
 peers_exit
 ;; esac
 
 # ---- verdict ----------------------------------------------------------------
 rc=0
-check() { # REGIME FACTOR
-	p=$(iops_of pmcache "/tmp/zipf.$1") b=$(iops_of bcache "/tmp/zipf.$1")
-	d=$(iops_of dmcache "/tmp/zipf.$1")
+check() { # REGIME FACTOR HOW: HOW = iops_of (best run of each) or mean_of
+	p=$($3 pmcache "/tmp/zipf.$1") b=$($3 bcache "/tmp/zipf.$1")
+	d=$($3 dmcache "/tmp/zipf.$1")
 	r=$(awk -v p="$p" -v b="$b" 'BEGIN { printf "%.2f", p / b }')
 	ok=$(awk -v p="$p" -v b="$b" -v f="$2" 'BEGIN { print (p >= f * b) ? "ok" : "FAIL" }')
-	log "$1: pmcache $p IOPS, bcache $b, dm-cache smq $d (best run of each):" \
-	    "pmcache/bcache = $r (need >= $2): $ok"
+	log "$1: pmcache $p IOPS, bcache $b, dm-cache smq $d ($([ "$3" = iops_of ] &&
+	    echo "best run" || echo "mean of the runs") of each): pmcache/bcache = $r (need >= $2): $ok"
 	[ "$ok" = ok ] || rc=1
 }
-case " $REGIMES " in *" cold "*) check cold 0.95 ;; esac
-case " $REGIMES " in *" steady "*) check steady 1.1 ;; esac
+case " $REGIMES " in *" cold "*) check cold 0.95 iops_of ;; esac
+case " $REGIMES " in *" steady "*) check steady 1.1 mean_of ;; esac
 log "zipf: $((($(now_ms) - t_start) / 1000)) s"
 exit $rc

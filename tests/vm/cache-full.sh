@@ -79,9 +79,7 @@ log "flush while writing: $took ms, writers still running: $running, $dirty bloc
 got=$(dd if=/dev/mapper/od bs=1M count=8 2>/dev/null | sha256sum | cut -d' ' -f1)
 assert_eq "$got" "$want" "sha256 of the origin's first 8 MiB after the flush (dirty when it began)"
 kill $fpid; wait $fpid || true	# its 120 s only bound the test
-dmsetup message pc 0 flush || fail "message flush"
-assert_eq "$(dm_status_field pc 4)" 0 "dirty after the last flush"
-dm_remove pc
+dm_remove pc	# dirty blocks and all: the next scenario starts blank
 dm_remove od
 
 log "ok"

@@ -109,6 +109,15 @@ struct pmc_cache {
 	 */
 	const char *dirty_refusal;
 	/*
+	 * The cache device as the table load saw it, or as this table's own
+	 * load left it: the decision rests on it, and a table loaded while
+	 * another resumed on the same device (say, formatting it) saw it
+	 * mid-change. The first resume acts only on the same (pmc_load).
+	 */
+	enum pmc_probe_result seen_probe;
+	u64 seen_sb_seq;
+	u8 seen_uuid[16];
+	/*
 	 * Under pmc_devices_lock: a cache device (0: none) in which a table
 	 * this one replaced left dirty blocks (pmc_strands_dirty), handed on
 	 * from table to table until one uses that device again.

@@ -86,20 +86,14 @@ static inline u32 pmc_slot_install(struct pmc_index *idx, struct pmc_meta *meta,
 		if (os & (PMC_S_WB | PMC_S_WB_WAIT))
 			state |= PMC_S_WB_WAIT;
 		/*
-		 * Dirty since before the last age tick, and still not on its
-		 * way to the origin: the block stays aged, so that rewriting
-		 * it no faster than max_dirty_age does not hold it back.
+		 * A dirty copy not on its way to the origin hands its marks
+		 * to this newer dirty one: aged (dirty since before the last
+		 * age tick), so that rewriting a block no faster than
+		 * max_dirty_age does not hold it back; and a flush's, whose
+		 * data never reached the origin: this copy must, for it.
 		 */
-		if (dirty && (os & (PMC_S_KIND_MASK | PMC_S_AGED | PMC_S_WB | PMC_S_STALE)) ==
-			     (PMC_S_DIRTY | PMC_S_AGED))
-			state |= PMC_S_AGED;
-		/*
-		 * The same for a flush: the data dirty when it began never
-		 * reached the origin, so this newer copy must, for it.
-		 */
-		if (dirty && (os & (PMC_S_KIND_MASK | PMC_S_FLUSH | PMC_S_WB | PMC_S_STALE)) ==
-			     (PMC_S_DIRTY | PMC_S_FLUSH))
-			state |= PMC_S_FLUSH;
+		if (dirty && (os & (PMC_S_KIND_MASK | PMC_S_WB | PMC_S_STALE)) == PMC_S_DIRTY)
+			state |= os & (PMC_S_AGED | PMC_S_FLUSH);
 		/* Under writeback, not yet a tombstone (whose record is gone). */
 		if ((os & (PMC_S_WB | PMC_S_STALE)) == PMC_S_WB)
 			clear_after = old;

@@ -562,6 +562,18 @@ static u32 pmc_lookup_live(struct pmc_cache *c, u64 oblock)
 }
 
 /*
+ * Take the clean copy @slot out of the hash and clear its record, under
+ * the lock of its stripe @st. The slot stays BUSY, for the caller to take
+ * out of the policy and free. Returns a stale slot to free.
+ */
+static u32 pmc_unhash_clean(struct pmc_cache *c, struct pmc_stripe *st, u32 slot)
+{
+	pmc_index_remove(&c->idx, slot);
+	c->idx.slots[slot].state = PMC_S_BUSY;
+	return pmc_slot_rec_free(st, &c->meta, slot);
+}
+
+/*
  * A media error in the pmem of @slot, a copy seen under the stripe lock of
  * @st. A clean copy is dropped, durably, and true returned: the origin
  * holds its data, and the caller reads or merges there instead (as bcache
@@ -579,9 +591,7 @@ static bool pmc_drop_bad_clean(struct pmc_cache *c, struct pmc_stripe *st, u32 s
 	 * (which it may have missed) must not install older data instead.
 	 */
 	atomic_inc(&st->write_seq);
-	pmc_index_remove(&c->idx, slot);
-	c->idx.slots[slot].state = PMC_S_BUSY;
-	*stale = pmc_slot_rec_free(st, &c->meta, slot);
+	*stale = pmc_unhash_clean(c, st, slot);
 	/* Under the lock, as pmc_invalidate_block does. */
 	c->pops->remove(c->policy, slot);
 	return true;
@@ -1147,9 +1157,7 @@ static unsigned int pmc_origin_write_prefix(struct pmc_cache *c, struct bio *bio
 				spin_unlock(&st->lock);
 				break;
 			}
-			pmc_index_remove(&c->idx, slot);
-			c->idx.slots[slot].state = PMC_S_BUSY;
-			stale = pmc_slot_rec_free(st, &c->meta, slot);
+			stale = pmc_unhash_clean(c, st, slot);
 			drop = slot;
 		}
 		atomic_inc(&st->write_seq);
@@ -1588,6 +1596,29 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 	return -EBUSY;
 }
 
+static void pmc_note_seen(struct pmc_cache *c, enum pmc_probe_result res,
+			  const struct pmc_meta *m)
+{
+	c->seen_probe = res;
+	c->seen_sb_seq = m->sb_seq;
+	memcpy(c->seen_uuid, m->uuid, sizeof(c->seen_uuid));
+}
+
+/* Does the cache device still hold what pmc_note_seen recorded? */
+static bool pmc_cache_dev_unchanged(struct pmc_cache *c)
+{
+	struct pmc_meta now;
+	enum pmc_probe_result res;
+	const char *why;
+
+	res = pmc_meta_probe(&now, c->pmem, c->pmem_size, &why);
+	if (res != c->seen_probe)
+		return false;
+	return res != PMC_PROBE_VALID ||
+	       (now.sb_seq == c->seen_sb_seq &&
+		!memcmp(now.uuid, c->seen_uuid, sizeof(now.uuid)));
+}
+
 /* Build the in-DRAM state from pmem: the first resume of this table. */
 static int pmc_load(struct pmc_cache *c)
 {
@@ -1598,6 +1629,10 @@ static int pmc_load(struct pmc_cache *c)
 	u32 slot;
 	int r;
 
+	if (!pmc_cache_dev_unchanged(c)) {
+		DMERR("the cache device changed since this table was loaded: load it again");
+		return -EBUSY;
+	}
 	if (c->dirty_refusal) {
 		r = pmc_refuse_dirty(c, c->dirty_refusal, NULL);
 		if (r) {
@@ -1636,6 +1671,8 @@ static int pmc_load(struct pmc_cache *c)
 			}
 		}
 	}
+	/* A retry after a failure below must find what this load wrote. */
+	pmc_note_seen(c, PMC_PROBE_VALID, &c->meta);
 	r = pmc_meta_recover(&c->meta, &c->idx, c->origin_blocks, pmc_recover_free, c, &st);
 	if (r)
 		return r;
@@ -1673,6 +1710,7 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	int r;
 
 	res = pmc_meta_probe(&c->meta, c->pmem, c->pmem_size, &why);
+	pmc_note_seen(c, res, &c->meta);
 	if (c->action == PMC_ACT_FORMAT) {
 		/* Over anything but a cache with dirty blocks. */
 		if (res == PMC_PROBE_VALID) {
@@ -1800,7 +1838,8 @@ static bool pmc_strands_dirty(struct pmc_cache *c)
  * @c, resuming, replaces a table that used another cache device, clean
  * there (pmc_strands_dirty): from the first write through @c that
  * device's copies are stale, and a later table on it would serve them.
- * Make it blank. Under pmc_devices_lock; the replaced table is suspended.
+ * Make it blank (its clean copies are all it loses, should @c's load
+ * fail). Under pmc_devices_lock; the replaced table is suspended.
  */
 static void pmc_drop_replaced_cache(struct pmc_cache *c)
 {
@@ -1909,8 +1948,13 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		if (dm_table_get_md(o->ti->table) != md)
 			continue;
 		pmc_read_stats(c, &s);
-		/* @o's load found the unreadable records again, and counted them. */
-		o->inherited_errors += s.errors - c->load_unreadable;
+		/*
+		 * @o's load finds the unreadable records again, and counts
+		 * them, on the same cache device; not on another.
+		 */
+		o->inherited_errors += s.errors;
+		if (o->cache_dev->bdev == c->cache_dev->bdev)
+			o->inherited_errors -= c->load_unreadable;
 		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
 			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
 		/*
@@ -2149,6 +2193,12 @@ static int pmc_preresume(struct dm_target *ti)
 	 */
 	mutex_lock(&pmc_devices_lock);
 	r = pmc_strands_dirty(c) ? -EBUSY : 0;
+	/*
+	 * Before the load, which may fail: dm destroys the replaced table
+	 * all the same, and a later resume of this one would not find it.
+	 */
+	if (!r)
+		pmc_drop_replaced_cache(c);
 	mutex_unlock(&pmc_devices_lock);
 	if (r) {
 		DMERR("%s", PMC_REFUSE_NEW_CACHE);
@@ -2156,9 +2206,7 @@ static int pmc_preresume(struct dm_target *ti)
 	}
 	r = pmc_load(c);
 	mutex_lock(&pmc_devices_lock);
-	if (!r)
-		pmc_drop_replaced_cache(c);
-	else if (c->refused_dirty)
+	if (r && c->refused_dirty)
 		/*
 		 * Its own cache device holds dirty blocks it refused (format,
 		 * passthrough, another origin): hand that on, so that no table
@@ -2295,14 +2343,14 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 }
 
 /*
- * Walk every copy in the hash, tombstones too, a bucket at a time under its
- * stripe's lock: @mark, mark every dirty one PMC_S_FLUSH; else, is a mark
- * left? Every copy of a block chains in its block's bucket, and a mark
- * moves only between copies of one block (pmc_slot_install), under its
- * lock: a walk by bucket misses none, where a walk over the slots would
+ * Call @visit on the state of every copy in the hash, tombstones too, a
+ * bucket at a time under its stripe's lock, until it returns true (then
+ * true). Every copy of a block chains in its block's bucket, and a flush
+ * mark moves only between copies of one block (pmc_slot_install), under
+ * its lock: a walk by bucket misses none, where a walk over the slots would
  * miss a mark moved behind it. The lock is held for one chain at a time.
  */
-static bool pmc_flush_walk(struct pmc_cache *c, bool mark)
+static bool pmc_walk_copies(struct pmc_cache *c, bool (*visit)(u8 *state))
 {
 	u32 nr_buckets = (u32)(1ULL << (64 - c->idx.hash_shift)), b, slot;
 	bool found = false;
@@ -2311,22 +2359,26 @@ static bool pmc_flush_walk(struct pmc_cache *c, bool mark)
 		struct pmc_stripe *st = &c->idx.stripes[b & c->idx.stripe_mask];
 
 		spin_lock(&st->lock);
-		for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT;
-		     slot = c->idx.slots[slot].link) {
-			u8 *state = &c->idx.slots[slot].state;
-
-			if (mark && (*state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
-				*state |= PMC_S_FLUSH;
-			if (!mark && (*state & PMC_S_FLUSH)) {
-				found = true;
-				break;
-			}
-		}
+		for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT && !found;
+		     slot = c->idx.slots[slot].link)
+			found = visit(&c->idx.slots[slot].state);
 		spin_unlock(&st->lock);
 		if (!(b % PMC_RESCHED_EVERY))
 			cond_resched();
 	}
 	return found;
+}
+
+static bool pmc_mark_for_flush(u8 *state)
+{
+	if ((*state & PMC_S_KIND_MASK) == PMC_S_DIRTY)
+		*state |= PMC_S_FLUSH;
+	return false;
+}
+
+static bool pmc_has_flush_mark(u8 *state)
+{
+	return *state & PMC_S_FLUSH;
 }
 
 /*
@@ -2353,8 +2405,8 @@ static int pmc_flush_all(struct pmc_cache *c)
 	errors = atomic_read(&c->wb_errors);
 	atomic_inc(&c->flush_requests);
 	if (pmc_nr_dirty(c))
-		pmc_flush_walk(c, true);
-	while (pmc_nr_dirty(c) && pmc_flush_walk(c, false)) {
+		pmc_walk_copies(c, pmc_mark_for_flush);
+	while (pmc_nr_dirty(c) && pmc_walk_copies(c, pmc_has_flush_mark)) {
 		if (READ_ONCE(c->suspending) || !READ_ONCE(c->running)) {
 			DMERR("flush: the device is being suspended; the dirty blocks stay cached");
 			r = -EBUSY;

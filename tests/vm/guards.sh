@@ -7,6 +7,7 @@
 #   `format` back, is the everyday way to get there);
 # - a format with another block_size, dirtied between its load and resume;
 # - a second dm device on the same cache device, or on the same origin;
+# - a table whose cache device changed between its load and its resume;
 # - a reload onto another cache device while the replaced one holds dirty
 #   blocks (at the load, at the resume, at every resume after, and for
 #   every table after); the cache device a reload leaves clean is made
@@ -180,6 +181,33 @@ assert_eq "$(dd if=/dev/mapper/pc bs=1M skip=40 count=1 2>/dev/null | sha256sum)
 dmsetup message pc 0 flush
 # Another origin, another cache device: fine.
 CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
+
+log "a cache device that changed between the table load and the resume"
+# A table loaded over a blank device decides to format it; should a cache
+# with dirty blocks be there by its resume (another table's resume wrote
+# it meanwhile: two admins at once), the resume is refused, not a format.
+job8="--name=w8 --filename=/dev/mapper/pc2 --direct=1 --rw=randwrite --bs=4k --size=1M --verify=crc32c --verify_fatal=1"
+fio $job8 >/dev/null || fail "write through pc2"
+[ "$(blocks_of pc2 4)" -gt 0 ] || fail "nothing dirty in pc2"
+dm_remove pc2
+dd if=/dev/mapper/pb of=/tmp/pb-sb bs=4096 count=1 2>/dev/null
+dd if=/dev/zero of=/dev/mapper/pb bs=4096 count=1 2>/dev/null
+dmsetup create pc3 --notable
+dmsetup load pc3 --table "$(CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_table)" ||
+	fail "load over a blank cache device"
+# The table holds pb open: only an fsync puts this past the page cache.
+dd if=/tmp/pb-sb of=/dev/mapper/pb bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+dmesg -c >/dev/null
+if dmsetup resume pc3 2>/dev/null; then
+	fail "a table resumed over a cache device that changed since its load: $(dmesg | grep pmcache)"
+fi
+dmesg | grep -q "pmcache: the cache device changed since this table was loaded" ||
+	{ dmesg | tail -3; fail "the refusal does not say why"; }
+dmesg | grep -q "pmcache: .*formatted" && fail "formatted anyway"
+dm_remove pc3
+CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
+fio $job8 --verify_only=1 >/dev/null || fail "dirty blocks lost by the refused resume"
+dmsetup message pc2 0 flush
 dm_remove pc2
 dm_remove pc
 dm_remove pa; dm_remove pb

@@ -79,6 +79,8 @@ log "flush while writing: $took ms, writers still running: $running, $dirty bloc
 got=$(dd if=/dev/mapper/od bs=1M count=8 2>/dev/null | sha256sum | cut -d' ' -f1)
 assert_eq "$got" "$want" "sha256 of the origin's first 8 MiB after the flush (dirty when it began)"
 kill $fpid; wait $fpid || true	# its 120 s only bound the test
+# The writers' errors, which fio's killed run does not report.
+assert_eq "$(dm_status_field pc 11)" 0 "errors after the writers ($(dmsetup status pc))"
 dm_remove pc	# dirty blocks and all: the next scenario starts blank
 dm_remove od
 

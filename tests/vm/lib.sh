@@ -110,6 +110,16 @@ state_umount() { sync; if mounted /state; then umount /state; fi; }
 # power_cut: power the VM off now, without sync or any clean-up (sysrq o).
 # vm-run reports this as success when the kernel log is clean.
 power_cut() {
+	# I/O errors so far fail this boot: no boot after the cut sees them.
+	# (The cut still happens, now: vm-run takes the exit status printed.)
+	errs=$(dmesg | grep -E "Buffer I/O error|I/O error, dev|critical medium error" | head -n 3)
+	for d in $(dmsetup ls --target pmcache 2>/dev/null | awk '$2 ~ /^\(/ { print $1 }'); do
+		[ "$(dm_status_field "$d" 11)" = 0 ] || errs="$errs${errs:+; }$d: $(dmsetup status "$d")"
+	done
+	if [ -n "$errs" ]; then
+		echo "FAIL: I/O errors before the power cut: $errs"
+		echo "@@VMRUN-EXIT 1@@"
+	fi
 	echo "@@VMRUN-POWERCUT@@"
 	echo "<5>@@VMRUN-POWERCUT@@" > /dev/kmsg
 	stty -F /dev/ttyS1 raw 2>/dev/null || true	# drain the console first

@@ -195,6 +195,7 @@ run_round() {
 	kill -0 $wpid 2>/dev/null || fail "the workload died"
 	kill -0 $npid 2>/dev/null || fail "the background writer died"
 	log "cut now: $(cat /tmp/fs-ops) durable operations; $(dmsetup status pc)"
+	check_fs_log "before the cut"
 	power_cut
 }
 

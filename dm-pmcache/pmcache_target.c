@@ -1950,10 +1950,11 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		pmc_read_stats(c, &s);
 		/*
 		 * @o's load finds the unreadable records again, and counts
-		 * them, on the same cache device; not on another.
+		 * them, on the same cache device (unless it formats it); not
+		 * on another.
 		 */
 		o->inherited_errors += s.errors;
-		if (o->cache_dev->bdev == c->cache_dev->bdev)
+		if (o->cache_dev->bdev == c->cache_dev->bdev && o->action != PMC_ACT_FORMAT)
 			o->inherited_errors -= c->load_unreadable;
 		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
 			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
@@ -1961,9 +1962,14 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		 * Its first resume was refused for these: so is every other,
 		 * and every table's after it, until one uses that device.
 		 */
+		/*
+		 * On its own device too: should its first resume fail, the
+		 * dirty blocks are in no loaded table, and a table after it
+		 * on another device must still be refused (pmc_strands_dirty
+		 * ignores the device a table uses).
+		 */
 		if (!o->loaded) {
-			if (c->loaded && o->cache_dev->bdev != c->cache_dev->bdev &&
-			    pmc_nr_dirty(c) > 0)
+			if (c->loaded && pmc_nr_dirty(c) > 0)
 				o->strands_dev = c->cache_dev->bdev->bd_dev;
 			else if (c->strands_dev && c->strands_dev != o->cache_dev->bdev->bd_dev)
 				o->strands_dev = c->strands_dev;

@@ -7,7 +7,8 @@
 #   `format` back, is the everyday way to get there);
 # - a format with another block_size, dirtied between its load and resume;
 # - a second dm device on the same cache device, or on the same origin;
-# - a table whose cache device changed between its load and its resume;
+# - a table whose cache device changed between its load and its resume,
+#   and after its refusal the dirty blocks of the table dm dropped with it;
 # - a reload onto another cache device while the replaced one holds dirty
 #   blocks (at the load, at the resume, at every resume after, and for
 #   every table after); the cache device a reload leaves clean is made
@@ -209,6 +210,27 @@ CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/ob pmcache_create pc2
 fio $job8 --verify_only=1 >/dev/null || fail "dirty blocks lost by the refused resume"
 dmsetup message pc2 0 flush
 dm_remove pc2
+
+log "a table whose first resume failed keeps the dirty blocks of the one it replaced"
+# pc on pa with dirty blocks; a reload on pa whose resume fails (its cache
+# device changed: the first 4 KiB zeroed meanwhile, put back after): dm
+# drops the live table anyway, and no table after it may resume on pb.
+job9="--name=w9 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M --offset=48M --verify=crc32c --verify_fatal=1"
+fio $job9 >/dev/null || fail "write through pc"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty in pc"
+dd if=/dev/mapper/pa of=/tmp/pa-sb bs=4096 count=1 2>/dev/null
+dmsetup reload pc --table "$table_pa" || fail "reload on pa"
+dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+resume_refused "resumed over a cache device that changed since its load" \
+	"pmcache: the cache device changed since this table was loaded"
+dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+dmesg -c >/dev/null
+if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev/null; then
+	fail "a table on pb resumed, the dirty blocks of the table dropped with the failed resume left in pa"
+fi
+dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
+fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
+dmsetup message pc 0 flush
 dm_remove pc
 dm_remove pa; dm_remove pb
 

@@ -1545,6 +1545,35 @@ static LIST_HEAD(pmc_devices);
 	"the table being replaced holds dirty blocks in its cache device: flush them before changing the cache device"
 
 /*
+ * Does @c's cache device hold a cache now (1, read into @now, its dirty
+ * blocks counted into *@dirty) or not (0)? -ENOMEM. In the device's own
+ * geometry: c->meta has the new geometry of a format by the time of its
+ * resume, and the old records are counted by the old one.
+ */
+static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
+{
+	unsigned int noio_flags;
+	const char *why;
+	int r;
+
+	*dirty = 0;
+	if (pmc_meta_probe(now, c->pmem, c->pmem_size, &why) != PMC_PROBE_VALID)
+		return 0;
+	/*
+	 * At resume the device is suspended (a reload): reclaim must not
+	 * write through it while this allocates the index that counts.
+	 */
+	noio_flags = memalloc_noio_save();
+	r = pmc_meta_count_dirty(now, dirty);
+	memalloc_noio_restore(noio_flags);
+	if (r) {
+		DMERR("cannot allocate the index to count dirty blocks");
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+/*
  * Format over a cache, a rebind to another origin and passthrough would
  * each lose or bypass dirty blocks: refused while the cache holds any, with
  * @refusal. Asked when the table is loaded (a clear error, and the live
@@ -1557,31 +1586,15 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 {
 	char had[PMC_ORIGIN_UID_STR_LEN], has[PMC_ORIGIN_UID_STR_LEN];
 	struct pmc_meta now;
-	unsigned int noio_flags;
-	const char *why;
 	u64 dirty;
 	int r;
 
 	c->dirty_refusal = refusal;
-	/*
-	 * The cache as pmem holds it now, in its own geometry: c->meta has
-	 * the new geometry of a format by the time of the resume, and the
-	 * old records are counted by the old one.
-	 */
-	if (pmc_meta_probe(&now, c->pmem, c->pmem_size, &why) != PMC_PROBE_VALID)
-		return 0;
-	/*
-	 * At resume the device is suspended (a reload): reclaim must not
-	 * write through it while this allocates the index that counts.
-	 */
-	noio_flags = memalloc_noio_save();
-	r = pmc_meta_count_dirty(&now, &dirty);
-	memalloc_noio_restore(noio_flags);
-	if (r) {
+	r = pmc_dirty_now(c, &now, &dirty);
+	if (r < 0) {
 		if (error)
 			*error = "cannot allocate the index to count dirty blocks";
-		DMERR("cannot allocate the index to count dirty blocks");
-		return -ENOMEM;
+		return r;
 	}
 	if (!dirty)
 		return 0;
@@ -1840,21 +1853,44 @@ static bool pmc_strands_dirty(struct pmc_cache *c)
  * device's copies are stale, and a later table on it would serve them.
  * Make it blank (its clean copies are all it loses, should @c's load
  * fail). Under pmc_devices_lock; the replaced table is suspended.
+ * A replaced table that never loaded (its first resume failed) knows
+ * nothing of its device: what the device holds is counted here, and dirty
+ * blocks there refuse @c (-EBUSY), as a loaded table's do.
  */
-static void pmc_drop_replaced_cache(struct pmc_cache *c)
+static int pmc_drop_replaced_cache(struct pmc_cache *c)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
+	struct pmc_meta now;
 	struct pmc_cache *o;
+	u64 dirty;
+	int r;
 
 	lockdep_assert_held(&pmc_devices_lock);
 	list_for_each_entry(o, &pmc_devices, devices_node) {
-		if (o == c || dm_table_get_md(o->ti->table) != md || !o->loaded ||
+		if (o == c || dm_table_get_md(o->ti->table) != md ||
 		    o->cache_dev->bdev == c->cache_dev->bdev)
 			continue;
-		pmc_meta_invalidate(&o->meta);
+		if (o->loaded) {
+			pmc_meta_invalidate(&o->meta);
+		} else {
+			r = pmc_dirty_now(o, &now, &dirty);
+			if (r <= 0) {
+				if (r)
+					return r;
+				continue;	/* no cache there */
+			}
+			if (dirty) {
+				DMERR("%pg holds %llu dirty blocks of the table this one replaces",
+				      o->cache_dev->bdev, dirty);
+				c->strands_dev = o->cache_dev->bdev->bd_dev;
+				return -EBUSY;
+			}
+			pmc_meta_invalidate(&now);
+		}
 		DMINFO("%s: the cache device %pg it leaves is blank now (its copies go stale)",
 		       dm_device_name(md), o->cache_dev->bdev);
 	}
+	return 0;
 }
 
 static int pmc_register(struct pmc_cache *c, char **error)
@@ -2204,10 +2240,11 @@ static int pmc_preresume(struct dm_target *ti)
 	 * all the same, and a later resume of this one would not find it.
 	 */
 	if (!r)
-		pmc_drop_replaced_cache(c);
+		r = pmc_drop_replaced_cache(c);
 	mutex_unlock(&pmc_devices_lock);
 	if (r) {
-		DMERR("%s", PMC_REFUSE_NEW_CACHE);
+		if (r == -EBUSY)
+			DMERR("%s", PMC_REFUSE_NEW_CACHE);
 		return r;
 	}
 	r = pmc_load(c);

@@ -8,7 +8,9 @@
 # - a format with another block_size, dirtied between its load and resume;
 # - a second dm device on the same cache device, or on the same origin;
 # - a table whose cache device changed between its load and its resume,
-#   and after its refusal the dirty blocks of the table dm dropped with it;
+#   and after its refusal the dirty blocks of the table dm dropped with it,
+#   or that a table that never loaded found on its device, hold the tables
+#   after it; its clean copies go with a move;
 # - a reload onto another cache device while the replaced one holds dirty
 #   blocks (at the load, at the resume, at every resume after, and for
 #   every table after); the cache device a reload leaves clean is made
@@ -231,6 +233,43 @@ fi
 dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
 fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
 dmsetup message pc 0 flush
+
+log "a table that never loaded: its cache device's dirty blocks hold, its clean copies go"
+# Left by a removed table: dirty blocks in pa. A new table on pa whose
+# first resume fails knows nothing of them; a table on pb after it must
+# still be refused.
+fio $job9 >/dev/null || fail "write through pc"
+dm_remove pc
+dmsetup create pc --notable
+dmsetup load pc --table "$table_pa" || fail "load on pa"
+dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+resume_refused "resumed over a cache device that changed since its load" \
+	"pmcache: the cache device changed since this table was loaded"
+dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+dmsetup load pc --table "$table_pb" || fail "load on pb"
+resume_refused "a table on pb resumed, the dirty blocks in pa of a table that never loaded" \
+	"pmcache: .*flush them before changing the cache device"
+dmsetup load pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
+fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
+dmsetup message pc 0 flush
+# Now clean copies in pa: the move to pb after such a failed resume must
+# leave pa blank, or a move back would serve them after pb's writes.
+sum_old=$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)
+dd if=/dev/mapper/pa of=/tmp/pa-sb bs=4096 count=1 2>/dev/null
+dmsetup reload pc --table "$table_pa" || fail "reload on pa"
+dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+resume_refused "resumed over a cache device that changed since its load" \
+	"pmcache: the cache device changed since this table was loaded"
+dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+dmsetup reload pc --table "$table_pb" && dmsetup resume pc || fail "move to pb, pa clean"
+fio --name=w10 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M \
+    --offset=48M --randseed=777 >/dev/null || fail "write through pb"
+dmsetup message pc 0 flush
+sum_pb=$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)
+[ "$sum_pb" != "$sum_old" ] || fail "the writes through pb changed nothing"
+dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
+assert_eq "$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)" "$sum_pb" \
+	"pa served copies older than the origin after a move that followed a failed resume: the data"
 dm_remove pc
 dm_remove pa; dm_remove pb
 

@@ -34,6 +34,20 @@ resume_refused() {
 	dmesg | grep -q "$2" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
 }
 
+# pa_first_resume_fails: loads $table_pa into pc and makes its first resume
+# fail (pa's first 4 KiB zeroed between the load and the resume: the
+# device changed since the load), then puts pa's first 4 KiB back. dm then
+# drops the table pc had, and pc's table is one that never loaded.
+pa_first_resume_fails() {
+	dd if=/dev/mapper/pa of=/tmp/pa-sb bs=4096 count=1 2>/dev/null
+	dmsetup load pc --table "$table_pa" || fail "load on pa"
+	# The table holds pa open: only an fsync puts this past the page cache.
+	dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+	resume_refused "resumed over a cache device that changed since its load" \
+		"pmcache: the cache device changed since this table was loaded"
+	dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+}
+
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 half=$(( $(sectors "$ORIGIN") / 2 ))
 dmsetup create oa --table "0 $half linear $ORIGIN 0"
@@ -220,12 +234,7 @@ log "a table whose first resume failed keeps the dirty blocks of the one it repl
 job9="--name=w9 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M --offset=48M --verify=crc32c --verify_fatal=1"
 fio $job9 >/dev/null || fail "write through pc"
 [ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty in pc"
-dd if=/dev/mapper/pa of=/tmp/pa-sb bs=4096 count=1 2>/dev/null
-dmsetup reload pc --table "$table_pa" || fail "reload on pa"
-dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
-resume_refused "resumed over a cache device that changed since its load" \
-	"pmcache: the cache device changed since this table was loaded"
-dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+pa_first_resume_fails
 dmesg -c >/dev/null
 if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev/null; then
 	fail "a table on pb resumed, the dirty blocks of the table dropped with the failed resume left in pa"
@@ -241,11 +250,7 @@ log "a table that never loaded: its cache device's dirty blocks hold, its clean 
 fio $job9 >/dev/null || fail "write through pc"
 dm_remove pc
 dmsetup create pc --notable
-dmsetup load pc --table "$table_pa" || fail "load on pa"
-dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
-resume_refused "resumed over a cache device that changed since its load" \
-	"pmcache: the cache device changed since this table was loaded"
-dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+pa_first_resume_fails
 dmsetup load pc --table "$table_pb" || fail "load on pb"
 resume_refused "a table on pb resumed, the dirty blocks in pa of a table that never loaded" \
 	"pmcache: .*flush them before changing the cache device"
@@ -255,12 +260,7 @@ dmsetup message pc 0 flush
 # Now clean copies in pa: the move to pb after such a failed resume must
 # leave pa blank, or a move back would serve them after pb's writes.
 sum_old=$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)
-dd if=/dev/mapper/pa of=/tmp/pa-sb bs=4096 count=1 2>/dev/null
-dmsetup reload pc --table "$table_pa" || fail "reload on pa"
-dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
-resume_refused "resumed over a cache device that changed since its load" \
-	"pmcache: the cache device changed since this table was loaded"
-dd if=/tmp/pa-sb of=/dev/mapper/pa bs=4096 count=1 conv=notrunc,fsync 2>/dev/null
+pa_first_resume_fails
 dmsetup reload pc --table "$table_pb" && dmsetup resume pc || fail "move to pb, pa clean"
 fio --name=w10 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M \
     --offset=48M --randseed=777 >/dev/null || fail "write through pb"

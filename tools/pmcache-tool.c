@@ -17,7 +17,7 @@
  * "wipe" (--force, as the blocks are still dirty) makes the cache blank
  * first, so that the next dmsetup create formats it.
  *
- * Exit status: 0 clean (or done), 1 problems found (corrupt or out-of-range
+ * Exit status: 0 sound (or done), 1 problems found (corrupt or out-of-range
  * records, I/O errors) or dirty blocks in the way, 2 not a usable pmcache
  * device or bad usage.
  */
@@ -216,7 +216,11 @@ static int cmd_check(const char *path)
 		printf("result:        PROBLEMS (the module drops these records at load)\n");
 		return 1;
 	}
-	printf("result:        clean\n");
+	if (v.st.dirty)
+		printf("result:        sound; %" PRIu64 " dirty blocks not on the origin yet\n",
+		       v.st.dirty);
+	else
+		printf("result:        sound, no dirty blocks\n");
 	return 0;
 }
 
@@ -383,6 +387,35 @@ static bool origin_is(const struct pmc_meta *m, const struct stat *os, char *wha
 	return !strncmp(m->origin_name, name, PMC_ORIGIN_NAME_LEN);
 }
 
+/*
+ * Is the image file @fs the backing file of a loop device? @what: that
+ * device, for the message.
+ */
+static bool backs_loop_device(const struct stat *fs, char *what, size_t len)
+{
+	char path[64], file[PATH_MAX];
+	struct stat bs;
+	unsigned int n;
+	FILE *f;
+	bool found = false;
+
+	for (n = 0; n < 256 && !found; n++) {
+		snprintf(path, sizeof(path), "/sys/block/loop%u/loop/backing_file", n);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(file, sizeof(file), f)) {
+			file[strcspn(file, "\n")] = 0;
+			found = !stat(file, &bs) && bs.st_dev == fs->st_dev &&
+				bs.st_ino == fs->st_ino;
+		}
+		fclose(f);
+		if (found)
+			snprintf(what, len, "/dev/loop%u", n);
+	}
+	return found;
+}
+
 static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool force)
 {
 	struct cache_view v;
@@ -402,11 +435,26 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 			perror(origin);
 		return 2;
 	}
+	if (fstat(fd, &os)) {
+		perror(origin);
+		close(fd);
+		return 2;
+	}
 	/* The module refuses this pairing too: the blocks would land in the cache. */
-	if (!stat(cache, &cs) && !fstat(fd, &os) &&
+	if (!stat(cache, &cs) &&
 	    (S_ISBLK(cs.st_mode) && S_ISBLK(os.st_mode) ? cs.st_rdev == os.st_rdev :
 	     cs.st_dev == os.st_dev && cs.st_ino == os.st_ino)) {
 		fprintf(stderr, "%s is the cache device itself; refusing\n", origin);
+		close(fd);
+		return 2;
+	}
+	/*
+	 * O_EXCL guards a block device only: a file that backs a loop device
+	 * may be the origin of a live table under the loop device's name.
+	 */
+	if (S_ISREG(os.st_mode) && !dry_run && backs_loop_device(&os, what, sizeof(what))) {
+		fprintf(stderr, "%s backs %s: rescue to that device (refused under a live table)\n",
+			origin, what);
 		close(fd);
 		return 2;
 	}
@@ -422,14 +470,23 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 		}
 	}
 	osize = dev_size(fd);
-	/* Grown since (lvextend), it is the same origin, as the module decides. */
-	if (osize < v.meta.origin_sectors << 9) {
-		fprintf(stderr, "%s: %" PRIu64 " bytes, but the cache belongs to an origin of %" PRIu64
-			" bytes (%s); refusing\n", origin, osize, v.meta.origin_sectors << 9,
-			v.meta.origin_name);
+	/*
+	 * Grown since (lvextend), it is the same origin, as the module decides.
+	 * In sectors: a damaged size shifted to bytes could wrap to a small one.
+	 */
+	if (osize >> 9 < v.meta.origin_sectors) {
+		fprintf(stderr, "%s: %" PRIu64 " sectors, but the cache belongs to an origin of %"
+			PRIu64 " sectors (%s); refusing\n", origin, osize >> 9,
+			v.meta.origin_sectors, v.meta.origin_name);
 		close(fd);
 		return 2;
 	}
+	/*
+	 * Pages of the origin read before the table used it may be stale: a
+	 * block smaller than a page would be written back with them.
+	 */
+	if (S_ISBLK(os.st_mode) && !dry_run)
+		ioctl(fd, BLKFLSBUF, 0);
 	bs = v.meta.geo.block_size;
 	buf = aligned_alloc(4096, PMC_MAX_BLOCK_SIZE);
 	if (!buf) {
@@ -535,12 +592,13 @@ static int cmd_wipe(const char *cache, bool force)
 			"not loadable, but it may be a pmcache device holding dirty blocks");
 		goto out;
 	}
-	if (!r && v.st.corrupt && !force) {
+	if (!r && (v.st.corrupt || v.st.out_of_range) && !force) {
 		/* The module drops them at load; what they held may have been dirty. */
 		fprintf(stderr,
-			"%s holds %" PRIu64 " records that fail their checksum or cannot be read,\n"
-			"which may have held dirty blocks: rescue what can be first; --force wipes\n",
-			cache, v.st.corrupt);
+			"%s holds %" PRIu64 " records that fail their checksum or cannot be read\n"
+			"and %" PRIu64 " out of the origin's range, which may have held dirty\n"
+			"blocks: rescue what can be first; --force wipes\n",
+			cache, v.st.corrupt, v.st.out_of_range);
 		r = 1;
 		goto out;
 	}
@@ -585,7 +643,7 @@ static int usage(FILE *to, int status)
 		"          it; refuses dirty blocks, damaged records or another format\n"
 		"          without --force\n"
 		"\n"
-		"Exit status: 0 clean or done, 1 problems found or dirty blocks in the way,\n"
+		"Exit status: 0 sound or done, 1 problems found or dirty blocks in the way,\n"
 		"2 not a usable pmcache device, or wrong arguments.\n");
 	return status;
 }

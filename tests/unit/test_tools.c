@@ -260,6 +260,57 @@ int main(void)
 	   "dump: exits 1 on a damaged record, as check does");
 	ok(run(TOOL " wipe %s --force >/dev/null", img) == 0, "wipe --force: wipes it");
 
+	/* A record beyond the origin's end may have held a dirty block too. */
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		return 2;
+	put(&m, 0, 10, 0, 1, false);
+	put(&m, 1, ORIGIN_SECTORS / 8 + 5, 0, 1, true);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s | grep -q '1 out of range'", img) == 0 &&
+	   run(TOOL " wipe %s 2>&1 | grep -q '1 out of the origin'", img) == 0 &&
+	   run(TOOL " check %s >/dev/null", img) == 1,
+	   "wipe: refuses a cache with a record beyond the origin, and leaves it");
+
+	/* A recorded size so large that in bytes it wraps to a small one. */
+	{
+		struct pmc_origin_id huge = oid;
+
+		huge.sectors = (1ULL << 55) + 8;
+		map = make_image(img);
+		if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &huge, uuid, 0))
+			return 2;
+		put(&m, 0, 10, 0, 1, true);
+		munmap(map, PMEM_SIZE);
+		ok(run(TOOL " rescue %s %s 2>&1 | grep -q 'belongs to an origin'", img, org) == 0,
+		   "rescue: refuses an origin smaller than a recorded size that wraps in bytes");
+	}
+
+	/* An image file behind a loop device: O_EXCL cannot guard it. */
+	{
+		char cmd[256], lo[64] = "";
+		FILE *f;
+
+		snprintf(cmd, sizeof(cmd), "losetup -f --show %s", org);
+		f = popen(cmd, "r");
+		if (f && fgets(lo, sizeof(lo), f))
+			lo[strcspn(lo, "\n")] = 0;
+		if (f)
+			pclose(f);
+		if (*lo) {
+			map = make_image(img);
+			if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+				return 2;
+			put(&m, 0, 10, 0, 1, true);
+			munmap(map, PMEM_SIZE);
+			ok(run(TOOL " rescue %s %s 2>&1 | grep -q 'backs %s'", img, org, lo) == 0,
+			   "rescue: refuses an image file a loop device uses, naming the device");
+			run("losetup -d %s", lo);
+		} else {
+			printf("# skipped: no loop device for the backing-file check\n");
+		}
+	}
+
 	/*
 	 * Larger than this machine's RAM (sparse): the private mapping must
 	 * not ask for that much memory up front.

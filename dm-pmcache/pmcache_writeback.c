@@ -311,6 +311,13 @@ void pmc_wb_work(struct work_struct *w)
 		if (err) {
 			pmc_note_error(c);
 			atomic_inc(&c->wb_errors);
+			/*
+			 * Its writes may sit unflushed in the origin's cache:
+			 * a discarded block's tombstone goes even so, and a
+			 * read promoting that data must flush the origin first
+			 * (pmc_promote_flush), as after any origin write.
+			 */
+			atomic64_inc(&c->origin_writes_done);
 			DMERR_LIMIT("writeback to the origin failed: %d", err);
 		}
 		pmc_wb_finish(c, items, n, !err);

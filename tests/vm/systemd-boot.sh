@@ -3,8 +3,9 @@
 # systemd, udev), run by scripts/test-systemd: three boots of one machine
 # (vm-run --root-disk, --state), PHASE=1, 2, 3 in turn.
 #   1  install the unit as its own comment says (systemctl enable), write
-#      /etc/pmcachetab (the origin by its /dev/disk/by-id link) and an fstab
-#      line mounting /dev/mapper/fast; mkfs.ext4 on the origin.
+#      /etc/pmcachetab (the cache and the origin by their /dev/disk/by-id
+#      links, and a bad line the unit must survive) and an fstab line
+#      mounting /dev/mapper/fast; mkfs.ext4 on the origin.
 #   2  the unit created fast before local file systems mounted: fstab
 #      mounted it at boot. Write 64 MiB into it and leave them dirty.
 #   3  the shutdown unmounted it, then the unit's ExecStop removed fast
@@ -32,7 +33,12 @@ case ${PHASE:?} in
 	# sequential_cutoff 0: the 64 MiB file, written in order, is cached too;
 	# max_dirty_age 0: its blocks stay dirty across the reboot (boots under
 	# TCG take longer than the default 30 s).
-	echo "fast /dev/pmem0 $ORIGIN mode writeback sequential_cutoff 0 max_dirty_age 0" > "$tab"
+	# The cache by udev's stable link, as the script's help says; a second
+	# line is bad: the unit must still stay active (its stop removes fast).
+	cache=$(ls /dev/disk/by-id/pmem-* 2>/dev/null | head -n 1)
+	[ -b "$cache" ] || { ls -l /dev/disk/by-id >&2; fail "no /dev/disk/by-id/pmem-* link"; }
+	echo "fast $cache $ORIGIN mode writeback sequential_cutoff 0 max_dirty_age 0" > "$tab"
+	echo "half-a-line $cache" >> "$tab"
 	mkdir -p /mnt/fast "$sums"
 	echo "/dev/mapper/fast /mnt/fast ext4 defaults 0 2" >> /etc/fstab
 	no_failed_units
@@ -61,8 +67,10 @@ case ${PHASE:?} in
 	log "the previous boot's shutdown stopped the unit cleanly"
 	journalctl -b -1 -u pmcache-assemble.service -o cat --no-pager > /tmp/prev
 	cat /tmp/prev
-	grep -q "Stopped" /tmp/prev || fail "the unit was not stopped at shutdown"
-	! grep -qiE "fail|error" /tmp/prev || fail "the unit's stop reported an error"
+	grep -q "pmcachetab:2: want" /tmp/prev || fail "the bad line was not named at start"
+	sed -n '/Stopping/,$p' /tmp/prev > /tmp/prev.stop
+	grep -q "Stopped" /tmp/prev.stop || fail "the unit was not stopped at shutdown"
+	! grep -qiE "fail|error" /tmp/prev.stop || fail "the unit's stop reported an error"
 	log "assembled again at boot, every block from before"
 	assert_eq "$(systemctl is-active pmcache-assemble.service)" active "the unit"
 	assert_eq "$(findmnt -n -o SOURCE /mnt/fast)" /dev/mapper/fast "/mnt/fast's device"

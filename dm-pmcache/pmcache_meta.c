@@ -214,6 +214,7 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 				     const char **why)
 {
 	enum pmc_probe_result res[PMC_SB_COPIES], best_res = PMC_PROBE_FOREIGN;
+	u64 seq[PMC_SB_COPIES] = {};
 	const char *reason[PMC_SB_COPIES];
 	struct pmc_geometry g, best_g;
 	struct pmc_sb sb, best_sb = {};
@@ -249,6 +250,7 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 		if (sb_check(&sb, size, &g, &res[i], &reason[i]))
 			continue;
 		res[i] = PMC_PROBE_VALID;
+		seq[i] = le64_to_cpu(sb.seq);
 		if (best < 0 || le64_to_cpu(sb.seq) > le64_to_cpu(best_sb.seq)) {
 			best = i;
 			best_sb = sb;
@@ -268,6 +270,8 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	meta_set_geometry(m, base, &best_g);
 	m->sb_seq = le64_to_cpu(best_sb.seq);
 	m->sb_copy = best;
+	/* Both copies are written whole, with the same seq: same seq, same copy. */
+	m->sb_copies_same = res[!best] == PMC_PROBE_VALID && seq[!best] == seq[best];
 	m->origin_sectors = le64_to_cpu(best_sb.origin_sectors);
 	memcpy(m->origin_name, best_sb.origin_name, PMC_ORIGIN_NAME_LEN);
 	m->origin_name[PMC_ORIGIN_NAME_LEN] = 0;
@@ -330,6 +334,7 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 	pmc_pmem_fence();
 	m->sb_seq++;
 	m->sb_copy = copy;
+	m->sb_copies_same = true;
 }
 
 /* Zero the record area (not fenced), in pieces, rescheduling in between. */
@@ -364,8 +369,14 @@ static void meta_invalidate_sb(u8 *base, unsigned int older)
 
 void pmc_meta_invalidate(struct pmc_meta *m)
 {
-	/* Copy 0 first: zero, it makes the device blank at once (pmc_meta_probe). */
-	meta_invalidate_sb(m->base, 0);
+	/*
+	 * Copy 0 first when the two are the same: zero, it makes the device
+	 * blank at once (pmc_meta_probe), and torn, it leaves the other, the
+	 * same superblock. When they differ, the older (or damaged) one
+	 * first, as meta_invalidate_sb says: torn then, the current one
+	 * leaves no valid copy (refused), never the older one alone.
+	 */
+	meta_invalidate_sb(m->base, m->sb_copies_same ? 0 : !m->sb_copy);
 }
 
 int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
@@ -536,8 +547,11 @@ bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *orig
 
 	if (m->origin_sectors == origin->sectors &&
 	    (!has->len || (!strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN) &&
-			   uid_equal(had, has))))
+			   uid_equal(had, has)))) {
+		if (!m->sb_copies_same)
+			meta_write_sb(m, 0);
 		return false;
+	}
 	/* Grown, matched by name: the id recorded stays. */
 	if (!has->len)
 		now.uid = *had;

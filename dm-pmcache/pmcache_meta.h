@@ -44,6 +44,7 @@ struct pmc_meta {
 	u8 *data;
 	u64 sb_seq;			/* seq of the current superblock copy */
 	unsigned int sb_copy;		/* which copy is current */
+	bool sb_copies_same;		/* the other copy is valid, with the same seq */
 	u64 origin_sectors;
 	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
 	struct pmc_origin_uid origin_uid;
@@ -105,7 +106,11 @@ void pmc_meta_rebind(struct pmc_meta *m, const struct pmc_origin_id *origin,
  * @origin, which matches (pmc_meta_origin_matches) and has a disk id, is
  * recorded as the superblock's origin if its name or id differ from what
  * is there: a renamed disk's new name, or the id of a disk first seen
- * without one. Keeps every block; durable on return. True if it wrote.
+ * without one. Writes the superblock again, too, if the probe found its
+ * two copies different (a crash between their writes, or damage to one):
+ * until both are current again, losing the newer one would bring back an
+ * older superblock. Keeps every block; durable on return. True if it
+ * recorded another origin.
  */
 bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *origin);
 

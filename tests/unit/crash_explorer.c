@@ -86,6 +86,7 @@ enum op_kind {
 	OP_REBIND,
 	OP_RECOVER,
 	OP_MODE,
+	OP_MOVE,
 };
 
 static const char * const op_names[] = {
@@ -103,6 +104,7 @@ static const char * const op_names[] = {
 	[OP_REBIND] = "rebind",
 	[OP_RECOVER] = "recovery after a crash",
 	[OP_MODE] = "mode switch (reload)",
+	[OP_MOVE] = "move away (blanked) and back",
 };
 
 struct arena_chunk {
@@ -145,6 +147,7 @@ struct xp {
 
 	/* The live mechanism. */
 	struct ref_cache rc;
+	struct pmc_meta moved_meta;	/* the cache a move leaves (do_move) */
 	bool live;
 	bool wb_active;		/* a batch between collect and finish */
 	bool wb_written;	/* ... and its origin writes are done */
@@ -417,7 +420,8 @@ static void check_image(struct xp *x)
 {
 	struct pmc_origin_id oid = origin_id(x);
 	struct ref_cache *c = &x->crc;
-	bool capture = false, old_cache = false, fmt = x->op == OP_FORMAT;
+	bool capture = false, old_cache = false;
+	bool fmt = x->op == OP_FORMAT || x->op == OP_MOVE;
 	const char *err;
 	u64 ob;
 	int r;
@@ -933,7 +937,11 @@ static void do_discard(struct xp *x, u64 first, u64 last)
 	op_end(x);
 }
 
-/* Load (format, rebind, recover) the device in sim as op @op. */
+/*
+ * Load (format, rebind, recover) the device in sim as op @op; OP_MOVE
+ * blanks the live cache first, as a move to another cache device does
+ * (pmc_drop_replaced_cache), and the format is the table's return.
+ */
 static void do_load(struct xp *x, enum op_kind op, bool format)
 {
 	struct pmc_origin_id oid;
@@ -947,6 +955,8 @@ static void do_load(struct xp *x, enum op_kind op, bool format)
 	x->wb_written = false;
 	oid = origin_id(x);
 	op_begin(x, op);
+	if (op == OP_MOVE)
+		pmc_meta_invalidate(&x->moved_meta);
 	r = ref_load(&x->rc, x->sim.mem, x->size, x->bs, &oid, x->nob, format,
 		     x->uuid, x->seq_seed ^ x->op_index, &err);
 	if (r) {
@@ -959,7 +969,7 @@ static void do_load(struct xp *x, enum op_kind op, bool format)
 	op_end(x);
 }
 
-static void do_format(struct xp *x, int origin)
+static void do_format(struct xp *x, int origin, enum op_kind op)
 {
 	u64 ob;
 
@@ -982,7 +992,7 @@ static void do_format(struct xp *x, int origin)
 	x->live = false;
 	x->wb_active = false;
 	x->wb_written = false;
-	do_load(x, OP_FORMAT, true);
+	do_load(x, op, true);
 }
 
 /* Suspend before a table reload: stale records cleared, no content moves. */
@@ -1029,6 +1039,22 @@ static void do_rebind(struct xp *x)
 	do_load(x, OP_REBIND, false);
 	if (x->rc.action != REF_ACT_REBIND)
 		violation(x, "loading with another origin did not rebind");
+}
+
+/*
+ * Move the table to another cache device and back. Only a clean cache may
+ * be left: it is blanked, and the table back on it formats it. Mid-way the
+ * device reads as blank, is refused (a torn superblock), or holds this
+ * cache whole; never an older superblock over these records.
+ */
+static void do_move(struct xp *x)
+{
+	flush_all(x);
+	if (x->rc.nr_dirty)
+		violation(x, "dirty blocks left after a flush");
+	do_suspend(x);
+	x->moved_meta = x->rc.meta;
+	do_format(x, x->ocur, OP_MOVE);
 }
 
 /* ---- sequences ---- */
@@ -1152,7 +1178,9 @@ static void random_op(struct xp *x)
 	} else if (r < 89) {
 		do_rebind(x);
 	} else if (r < 90) {
-		do_format(x, rnd_below(x, 3) ? x->ocur : !x->ocur);
+		do_format(x, rnd_below(x, 3) ? x->ocur : !x->ocur, OP_FORMAT);
+	} else if (r < 91) {
+		do_move(x);
 	} else if (!x->capturing) {
 		do_crash_restart(x);
 	} else {
@@ -1217,7 +1245,7 @@ static void run_sequence(struct xp *x, u64 seed)
 		pmsim_load(&x->sim, x->sim.mem);
 	}
 	pmsim_install(&x->sim);
-	do_format(x, 0);
+	do_format(x, 0, OP_FORMAT);
 	for (i = 0; i < x->ops; i++)
 		random_op(x);
 	if (x->wb_active)

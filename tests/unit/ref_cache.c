@@ -129,6 +129,8 @@ int ref_load(struct ref_cache *rc, u8 *pmem, u64 pmem_size, u32 block_size,
 		}
 	} else if (rc->action == REF_ACT_REBIND) {
 		pmc_meta_rebind(&rc->meta, origin, &rc->idx);
+	} else {
+		pmc_meta_update_origin(&rc->meta, origin);
 	}
 	r = pmc_meta_recover(&rc->meta, &rc->idx, origin_blocks,
 			     ref_recover_free, rc, st);

@@ -448,6 +448,71 @@ static void test_two_copies(void)
 	      "probe: magic present but no copy checks out is corrupt");
 }
 
+/*
+ * A crash between the two writes of a superblock leaves its copies
+ * different, the current one 0 here (seq 3, origin A) and copy 1 older
+ * (seq 2, origin B), and nothing but a write makes them the same again.
+ */
+static void make_lagging_copy_1(struct pmc_meta *m)
+{
+	struct pmc_sb older;
+	const char *why;
+
+	format_dev(m, DEV_SIZE);
+	rebind(m, &origin_b);
+	older = *sb_at(1);
+	rebind(m, &origin_a);
+	*sb_at(1) = older;
+	if (pmc_meta_probe(m, dev, DEV_SIZE, &why) != PMC_PROBE_VALID) {
+		fprintf(stderr, "lagging copy: probe failed\n");
+		exit(2);
+	}
+}
+
+static int first_sb_zeroed(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_events && i < MAX_EVENTS; i++)
+		if (events[i].kind == EV_ZERO && events[i].off < PMC_REC_OFFSET)
+			return i + 1 < nr_events && events[i + 1].kind == EV_FENCE ?
+			       (int)(events[i].off / PMC_SB_SIZE) : -2;
+	return -1;
+}
+
+static void test_lagging_copy(void)
+{
+	struct pmc_meta m, p;
+	const char *why;
+	bool ok;
+
+	make_lagging_copy_1(&m);
+	check(m.sb_copy == 0 && m.sb_seq == 3 && !m.sb_copies_same,
+	      "probe: copies of different seqs are told apart");
+	/*
+	 * Blanked (a move), copy 0 first, torn: copy 1 alone would load,
+	 * naming origin B over A's records. The older one goes first.
+	 */
+	nr_events = 0;
+	pmc_meta_invalidate(&m);
+	check(first_sb_zeroed() == 1 &&
+	      pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_BLANK,
+	      "invalidate: of two different copies the older is zeroed and fenced first");
+
+	make_lagging_copy_1(&m);
+	ok = !pmc_meta_update_origin(&m, &origin_a) &&
+	     !memcmp(sb_at(0), sb_at(1), sizeof(struct pmc_sb)) && m.sb_copies_same;
+	if (pmc_meta_probe(&p, dev, DEV_SIZE, &why) != PMC_PROBE_VALID)
+		p = m;
+	check(ok && p.sb_seq == 4 && p.sb_copies_same && pmc_meta_origin_matches(&p, &origin_a),
+	      "load: the superblock written again, both copies current (seq 4, origin A)");
+	nr_events = 0;
+	pmc_meta_update_origin(&p, &origin_a);
+	check(nr_events == 0, "load: copies the same, nothing written");
+	pmc_meta_invalidate(&p);
+	check(first_sb_zeroed() == 0, "invalidate: of two same copies, copy 0 first (blank)");
+}
+
 /* A disk that reports an id, as SCSI and NVMe disks do (designator type 3: NAA). */
 static struct pmc_origin_id disk(const char *name, u8 id_byte, u64 start)
 {
@@ -1069,6 +1134,7 @@ int main(void)
 	test_format_order();
 	test_probe_corrupt_unsupported();
 	test_two_copies();
+	test_lagging_copy();
 	test_origin_uid();
 	test_key_helpers();
 	test_commit_replace_free();

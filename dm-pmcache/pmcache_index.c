@@ -11,7 +11,14 @@
  * record awaits its clear (struct pmc_stripe), so at most 1/64 of a cache
  * is in that state at a time, small caches included.
  */
+/*
+ * The crash explorer builds with a few slots a stripe: its caches of 16 to
+ * 32 blocks then have several stripes, as the kernel's have, so that a
+ * stale record lingers in one while another commits.
+ */
+#ifndef PMC_SLOTS_PER_STRIPE
 #define PMC_SLOTS_PER_STRIPE 64u
+#endif
 /* Counters of writes around the cache in flight: 4 KiB to 1 MiB of them. */
 #define PMC_MIN_BYPASS_COUNTERS 1024u
 #define PMC_MAX_BYPASS_COUNTERS (1u << 18)

@@ -780,13 +780,16 @@ static void op_end(struct xp *x)
 
 /* ---- operations: the mechanism's side ---- */
 
-static void wb_origin_write(struct xp *x)
+/* The batch's bios and the origin flush completed; @some: only some of them. */
+static void wb_origin_write(struct xp *x, bool some)
 {
 	u32 i;
 
-	/* The batch's bios and the origin flush completed. */
 	for (i = 0; i < x->rc.nr_items; i++) {
 		const struct ref_wb_item *it = &x->rc.items[i];
+
+		if (some && rnd_below(x, 2))
+			continue;
 
 		if (x->verbose)
 			printf("# writeback to the origin: block %llu from slot %u%s\n",
@@ -799,12 +802,19 @@ static void wb_origin_write(struct xp *x)
 	x->wb_written = true;
 }
 
+/*
+ * One batch in 8 fails (an origin I/O error; the kernel's pmc_wb_work),
+ * when some of its writes landed or none: its copies stay dirty, and a
+ * discarded block's tombstone goes all the same.
+ */
 static void wb_finish(struct xp *x)
 {
+	bool ok = rnd_below(x, 8) != 0;
+
 	if (!x->wb_written)
-		wb_origin_write(x);
+		wb_origin_write(x, !ok);
 	op_begin(x, OP_WB_FINISH);
-	ref_wb_finish(&x->rc, true);
+	ref_wb_finish(&x->rc, ok);
 	op_end(x);
 	x->wb_active = false;
 	x->wb_written = false;
@@ -1165,7 +1175,7 @@ static void random_op(struct xp *x)
 		wb_start(x, 1 + rnd_below(x, 8));
 	} else if (r < 82) {
 		if (x->wb_active && !x->wb_written)
-			wb_origin_write(x);
+			wb_origin_write(x, false);
 		else if (x->wb_active)
 			wb_finish(x);
 	} else if (r < 85) {

@@ -6,6 +6,7 @@
  *   pmcache-tool dump   <cache dev|image> [--records]
  *   pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]
  *   pmcache-tool wipe   <cache dev|image> [--force]
+ *   pmcache-tool belongs <cache dev> <origin dev>
  *
  * It reads the device with the module's own format and recovery code
  * (dm-pmcache/pmcache_meta.c, built for userspace). The cache device is
@@ -130,8 +131,8 @@ static void count_free(void *ctx, u32 slot)
 	((struct cache_view *)ctx)->nr_free++;
 }
 
-/* Map and load the cache read-only; 0 or an exit status. */
-static int load(const char *path, struct cache_view *v, bool quiet_blank)
+/* Map the cache read-only and probe its superblock; 0 or an exit status. */
+static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 {
 	struct stat s;
 	const char *why;
@@ -172,6 +173,16 @@ static int load(const char *path, struct cache_view *v, bool quiet_blank)
 		print_why(path, why);
 		return 2;
 	}
+	return 0;
+}
+
+/* Map and load the cache read-only; 0 or an exit status. */
+static int load(const char *path, struct cache_view *v, bool quiet_blank)
+{
+	int r = map_probe(path, v, quiet_blank);
+
+	if (r)
+		return r;
 	if (pmc_index_init(&v->idx, (u32)v->meta.geo.nr_blocks)) {
 		fprintf(stderr, "out of memory\n");
 		return 2;
@@ -535,6 +546,46 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 	return r;
 }
 
+/*
+ * Is the cache bound to @origin (its disk id or name, and a size not
+ * smaller), or blank? For pmcache-assemble, before it creates a device at
+ * boot: a cache device of another origin there means that the names in
+ * its table file changed, and the module would take that cache over (its
+ * clean copies dropped) while this origin's own cache, dirty maybe, waits
+ * under another name. Reads the superblock only.
+ */
+static int cmd_belongs(const char *cache, const char *origin)
+{
+	char what[PATH_MAX], uid[PMC_ORIGIN_UID_STR_LEN];
+	struct cache_view v;
+	struct stat os;
+	u64 osize;
+	int fd, r = map_probe(cache, &v, true);
+
+	if (r)
+		return v.probed && v.probe == PMC_PROBE_BLANK ? 0 : r;
+	fd = open_dev_or_file(origin, O_RDONLY);
+	if (fd < 0) {
+		if (errno != EINVAL)
+			perror(origin);
+		return 2;
+	}
+	if (fstat(fd, &os) || !S_ISBLK(os.st_mode)) {
+		fprintf(stderr, "%s: not a block device\n", origin);
+		close(fd);
+		return 2;
+	}
+	osize = dev_size(fd);
+	close(fd);
+	if (origin_is(&v.meta, &os, what, sizeof(what)) && osize >> 9 >= v.meta.origin_sectors)
+		return 0;
+	pmc_origin_uid_str(&v.meta.origin_uid, uid, sizeof(uid));
+	fprintf(stderr, "%s holds the cache of %s (%" PRIu64 " sectors%s%s), not of %s (%s, %"
+		PRIu64 " sectors)\n", cache, v.meta.origin_name, v.meta.origin_sectors,
+		*uid ? ", disk " : "", uid, origin, what, osize >> 9);
+	return 1;
+}
+
 struct zero_range {
 	int fd;
 	int err;
@@ -629,6 +680,7 @@ static int usage(FILE *to, int status)
 		"       pmcache-tool dump   <cache dev|image> [--records]\n"
 		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]\n"
 		"       pmcache-tool wipe   <cache dev|image> [--force]\n"
+		"       pmcache-tool belongs <cache dev> <origin dev>\n"
 		"\n"
 		"Offline: not on a cache a live dm table uses.\n"
 		"  check   load the cache as the module would and report what it holds\n"
@@ -642,6 +694,9 @@ static int usage(FILE *to, int status)
 		"  wipe    make the device blank, so that the next dmsetup create formats\n"
 		"          it; refuses dirty blocks, damaged records or another format\n"
 		"          without --force\n"
+		"  belongs exit 0 if the cache is bound to that origin (as the module\n"
+		"          decides: its disk id or name, and a size not smaller) or\n"
+		"          blank, 1 if bound to another (named), 2 if not a cache\n"
 		"\n"
 		"Exit status: 0 sound or done, 1 problems found or dirty blocks in the way,\n"
 		"2 not a usable pmcache device, or wrong arguments.\n");
@@ -676,6 +731,8 @@ int main(int argc, char **argv)
 		}
 		return cmd_rescue(argv[2], argv[3], dry_run, force);
 	}
+	if (argc == 4 && !strcmp(argv[1], "belongs"))
+		return cmd_belongs(argv[2], argv[3]);
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {
 		if (argc == 4 && strcmp(argv[3], "--force"))
 			return usage(stderr, 2);

@@ -234,6 +234,9 @@ int main(void)
 	   run(TOOL " wipe %s --forse >/dev/null 2>&1", img) == 2,
 	   "a misspelt option is bad usage, not ignored");
 	ok(run(TOOL " --help | grep -q 'Exit status'") == 0, "--help: usage on stdout, exit 0");
+	ok(run(TOOL " belongs %s %s 2>&1 | grep -q 'not a block device'", img, org) == 0 &&
+	   run(TOOL " belongs %s %s >/dev/null 2>&1", img, org) == 2,
+	   "belongs: an origin that is no block device exits 2, named (the VM tests the rest)");
 	ok(run(TOOL " wipe %s >/dev/null 2>&1", img) == 1,
 	   "wipe: refuses a cache holding dirty blocks");
 	ok(run(TOOL " check %s | grep -q '4 used, 3 dirty'", img) == 0,

@@ -5,9 +5,10 @@
 # its number and still creates the others, leaves existing devices alone
 # (a second run changes nothing) but names a device of a listed name that
 # is not pmcache (--stop leaves it too), takes CRLF line ends, refuses
-# quotes, waits for a device that appears late, refuses "format", and
-# --stop removes the devices; created again, the cache holds every block
-# written before (fio verify).
+# quotes, waits for a device that appears late, refuses "format" and a
+# cache device holding another origin's cache, and --stop removes the
+# devices; created again, the cache holds every block written before (fio
+# verify).
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
@@ -42,10 +43,25 @@ dmsetup info fast >/dev/null 2>&1 && fail "fast still there after --stop"
 pmcache-assemble -f "$tab" -w 1 >/dev/null || fail "assemble after --stop"
 [ "$(dm_status_field fast 4)" -gt 0 ] || fail "the dirty blocks did not come back"
 fio $job --verify_only=1 >/dev/null || fail "data after --stop and assemble"
+
+log "a cache device that holds another origin's cache (names changed?): refused, kept"
+dmsetup message fast 0 flush || fail "flush"
 pmcache-assemble -f "$tab" --stop || fail "--stop"
+used=$(pmcache-tool check "$PMEM" | awk '/^blocks:/ { print $4 }')
+[ "$used" -gt 0 ] || fail "the flushed cache holds no blocks ($used)"
+half=$(( $(sectors "$ORIGIN") / 2 ))
+dmsetup create otherorigin --table "0 $half linear $ORIGIN $half" || fail "create otherorigin"
+echo "moved $PMEM /dev/mapper/otherorigin" > /tmp/tab2
+rc=0; pmcache-assemble -f /tmp/tab2 -w 1 >/tmp/out 2>&1 || rc=$?
+cat /tmp/out
+assert_eq "$rc" 1 "exit status over another origin's cache"
+grep -q "/tmp/tab2:1: moved: not created: .* holds the cache of" /tmp/out ||
+	fail "the cache of another origin is not named"
+dmsetup info moved >/dev/null 2>&1 && fail "moved was created over another origin's cache"
+assert_eq "$(pmcache-tool check "$PMEM" | awk '/^blocks:/ { print $4 }')" "$used" "blocks held after the refusal"
+dm_remove otherorigin
 
 log "an origin that appears 3 s late; format (in any case, as the kernel reads it) refused"
-half=$(( $(sectors "$ORIGIN") / 2 ))
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 cat > "$tab" <<EOT
 late $PMEM /dev/mapper/lateorigin

@@ -31,6 +31,13 @@
 #include "pmcache_pmem.h"
 #include "pmcache_slot.h"
 
+/* The table's open mode: a blk_mode_t since 6.5, an fmode_t before. */
+#ifdef BLK_OPEN_WRITE
+#define PMC_OPEN_WRITE	BLK_OPEN_WRITE
+#else
+#define PMC_OPEN_WRITE	FMODE_WRITE
+#endif
+
 #define PMC_DEFAULT_BLOCK_SIZE	4096u
 #define PMC_DEFAULT_HIGH_WM	50u
 #define PMC_DEFAULT_LOW_WM	45u
@@ -1743,9 +1750,14 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 		/* A string constant of pmcache_meta.c, as ti->error wants. */
 		*error = (char *)why;
 		return -EINVAL;
-	default:
+	case PMC_PROBE_UNSUPPORTED:
 		DMERR("cache device: %s", why);
-		*error = "cache superblock is unusable (see the kernel log); pass format to start over";
+		*error = "written by another dm-pmcache version: load it; format would lose data";
+		return -EINVAL;
+	default:
+		/* Its dirty blocks, if any, cannot be counted: format would lose them. */
+		DMERR("cache device: %s", why);
+		*error = "cache superblock unusable; it may hold dirty blocks: pmcache-tool check";
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
@@ -2121,6 +2133,15 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		if (!strcasecmp(c->feature_args[i], "block_size"))
 			block_size_set = true;
 
+	/*
+	 * Even its first resume may write pmem (format, recovery) and its
+	 * writeback writes the origin, which a read-only open would not stop.
+	 */
+	if (!(dm_table_get_mode(ti->table) & PMC_OPEN_WRITE)) {
+		ti->error = "read-only tables are not supported: the cache writes pmem and origin";
+		r = -EINVAL;
+		goto bad;
+	}
 	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &c->cache_dev);
 	if (r) {
 		ti->error = "cannot open the cache device";

@@ -3,7 +3,9 @@
 # not-pmcache: a cache device holding something else (in its first 4 KiB,
 # or another format's signature beyond them) is refused (nothing is written
 # to it) unless "format" is given; a device without DAX and a pmem
-# namespace in raw mode are refused with a clear message, not an oops.
+# namespace in raw mode are refused with a clear message, not an oops; so
+# are a superblock damaged in both copies (look first: it may hold dirty
+# blocks) and a read-only table.
 . "$SCRIPTDIR/lib.sh"
 
 expect_refusal() { # what, pattern, table: dmsetup fails, the kernel log says why
@@ -43,6 +45,27 @@ assert_eq "$(dm_status_field pc 3)" 1024 "blocks after reload"
 fio --name=w --filename=/dev/mapper/pc --direct=1 --rw=write --bs=4k --size=4M --verify=crc32c \
     --verify_only=1 >/dev/null || fail "the data after reload"
 dm_remove pc
+
+# A superblock damaged in both copies (magic intact): its dirty blocks
+# cannot be counted, so the advice is to look before a format.
+dd if="$PMEM" of=/tmp/sb bs=4096 count=2 2>/dev/null
+printf 'X' | dd of="$PMEM" bs=1 seek=16 conv=notrunc 2>/dev/null
+printf 'X' | dd of="$PMEM" bs=1 seek=4112 conv=notrunc 2>/dev/null
+expect_refusal "damaged superblock" "cache superblock unusable; it may hold dirty blocks" \
+	"$(pmcache_table)"
+dd if=/tmp/sb of="$PMEM" bs=4096 count=2 conv=notrunc 2>/dev/null
+
+# A read-only table: its first resume could still write pmem, its
+# writeback the origin.
+sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
+dmesg -c >/dev/null
+dmsetup create --readonly pc --table "$(pmcache_table)" 2>/dev/null &&
+	{ dm_remove pc; fail "a read-only table was accepted"; }
+dmesg | grep -q "pmcache: read-only tables are not supported" ||
+	{ dmesg | tail -5; fail "a read-only table: no reason given"; }
+[ ! -e /dev/mapper/pc ] || fail "a read-only table: device left behind"
+assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" \
+	"the cache device after a refused read-only table"
 
 # Bad arguments.
 expect_refusal "block size 1000" "block_size" "$(pmcache_table block_size 1000)"

@@ -190,7 +190,7 @@ static int feat_mode(struct pmc_cache *c, char **v, char **error)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(pmc_mode_names); i++)
-		if (!strcmp(v[0], pmc_mode_names[i])) {
+		if (!strcasecmp(v[0], pmc_mode_names[i])) {
 			c->mode = i;
 			return 0;
 		}
@@ -218,7 +218,7 @@ static int feat_promote(struct pmc_cache *c, char **v, char **error)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(pmc_promote_names); i++)
-		if (!strcmp(v[0], pmc_promote_names[i])) {
+		if (!strcasecmp(v[0], pmc_promote_names[i])) {
 			c->promote = i;
 			return 0;
 		}
@@ -256,6 +256,7 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 			if (!strcasecmp(argv[i], pmc_features[k].name))
 				f = &pmc_features[k];
 		if (!f) {
+			DMERR("unknown feature argument \"%s\"", argv[i]);
 			*error = "unknown feature argument";
 			return -EINVAL;
 		}

@@ -19,8 +19,14 @@
 #ifndef PMC_SLOTS_PER_STRIPE
 #define PMC_SLOTS_PER_STRIPE 64u
 #endif
-/* Counters of writes around the cache in flight: 4 KiB to 1 MiB of them. */
-#define PMC_MIN_BYPASS_COUNTERS 1024u
+/*
+ * Counters of writes around the cache in flight: 64 KiB to 1 MiB of them.
+ * Writeback passes a block whose counter is raised: in a small cache with
+ * few counters, a stream of writes around it (4 MiB in flight) could raise
+ * them all and hold writeback, and writers waiting for a slot, for as long
+ * as it runs.
+ */
+#define PMC_MIN_BYPASS_COUNTERS 16384u
 #define PMC_MAX_BYPASS_COUNTERS (1u << 18)
 
 int pmc_index_init(struct pmc_index *idx, u32 nr_slots)

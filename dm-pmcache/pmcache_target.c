@@ -873,6 +873,12 @@ static bool pmc_sequential(struct pmc_cache *c, struct bio *bio)
 	if (READ_ONCE(s->next) == start)
 		bytes += READ_ONCE(s->bytes);
 	s = &c->streams[hash_64(end, PMC_STREAM_BITS)];
+	/*
+	 * The rest of a bio dm resubmits after a partial accept ends where
+	 * its first part did: keep the count that part left, not restart it.
+	 */
+	if (READ_ONCE(s->next) == end)
+		bytes = max_t(u64, bytes, READ_ONCE(s->bytes));
 	WRITE_ONCE(s->next, end);
 	WRITE_ONCE(s->bytes, bytes);
 	return bytes > c->seq_cutoff;
@@ -1474,8 +1480,12 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 	if (pb->flags & (PMC_BIO_ORIGIN_WRITE | PMC_BIO_DISCARD))
 		pmc_bypass_end(c, pb);
 	if (*error) {
-		/* Errors of bios the target ended itself were counted in map. */
-		if (pb->flags & PMC_BIO_TO_ORIGIN)
+		/*
+		 * Errors of bios the target ended itself were counted in map.
+		 * Readahead may fail without anything being wrong (an origin
+		 * that is busy may drop it): no error of the cache's.
+		 */
+		if ((pb->flags & PMC_BIO_TO_ORIGIN) && !(bio->bi_opf & REQ_RAHEAD))
 			pmc_note_error(c);
 	} else if (pb->flags & PMC_BIO_FLUSH) {
 		pmc_origin_flushed(c, pb->first);

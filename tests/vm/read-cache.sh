@@ -2,7 +2,8 @@
 # vm-run: --pmem-size 256M --timeout 600
 # read-cache: after a warm-up, random reads over a hot set smaller than the
 # cache hit (> 90% in status) and run at least 10x the origin's IOPS (the
-# origin is throttled to 300 IOPS), measured in the same run.
+# origin is throttled to 300 IOPS), measured in the same run. A stream of
+# 1 MiB writes past dirty blocks bypasses the cache after sequential_cutoff.
 . "$SCRIPTDIR/lib.sh"
 
 iops() { awk -F';' '{ print $8 }' /tmp/fio.out; }
@@ -32,5 +33,24 @@ log "through pmcache: $cache_iops IOPS, read hits $hits, misses $misses ($ratio%
 log "status: $(dmsetup status pc)"
 [ "$ratio" -gt 90 ] || fail "hit ratio $ratio% <= 90%"
 [ "$cache_iops" -ge $((origin_iops * 10)) ] || fail "$cache_iops IOPS < 10x origin ($origin_iops)"
+dm_remove pc
+
+log "a stream past dirty blocks bypasses the cache after sequential_cutoff all the same"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+pmcache_create pc max_dirty_age 0
+# One dirty block every 64 KiB of the first 16 MiB: each 1 MiB write of the
+# stream below meets 16, each a split (the block into the cache, the rest
+# mapped again), and the rest must keep the stream's count.
+fio --name=spots --filename=/dev/mapper/pc --direct=1 --rw=write:60k --bs=4k --size=16M \
+	>/dev/null || fail "fio spots"
+used0=$(dm_status_field pc 3)
+fio --name=stream --filename=/dev/mapper/pc --direct=1 --rw=write --bs=1M --size=16M \
+	>/dev/null || fail "fio stream"
+used=$(dm_status_field pc 3)
+bypassed=$(dm_status_field pc 16)
+log "blocks used: $used0 before the stream, $used after; sequential bypasses: $bypassed"
+[ "$bypassed" -gt 0 ] || fail "the 16 MiB stream never bypassed the cache"
+# 4 MiB (the cutoff, 1024 blocks) cached, and the dirty spots after it.
+[ "$used" -lt 2048 ] || fail "$used blocks used: the stream was cached past the cutoff"
 dm_remove pc
 log "ok"

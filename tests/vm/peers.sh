@@ -132,7 +132,10 @@ peer_up() { # SYS [NAME]
 		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
 	dmcache)
 		zap "$MDEV"; zap "$CDEV"
-		dmsetup create "$n" --table "0 $osz cache $MDEV $CDEV $ORIGIN 64 1 writeback smq 0" ||
+		# migration_threshold: up to 16 MiB of promotions in flight
+		# (its default is 1 MiB), so that smq warms as fast as it can.
+		dmsetup create "$n" --table \
+			"0 $osz cache $MDEV $CDEV $ORIGIN 64 1 writeback smq 2 migration_threshold 32768" ||
 			fail "dmsetup create cache"
 		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
 	bcache)
@@ -150,6 +153,13 @@ peer_up() { # SYS [NAME]
 			{ cat /tmp/make-bcache.out; fail "make-bcache"; }
 		bcache_register
 		echo writeback > "$(bcache_dev)/bcache/cache_mode" || fail "bcache: writeback mode"
+		# As the others hold dirty blocks up to their 50% watermark: no
+		# background writeback from 10% dirty on (its default) during
+		# the measurements; 40 is its most. No bypass of the cache when
+		# it deems itself congested (TCG's latency spikes).
+		echo 40 > "$(bcache_dev)/bcache/writeback_percent" || fail "bcache: writeback_percent"
+		echo 0 > "$(bcache_set)/congested_read_threshold_us" || fail "bcache: congested_read"
+		echo 0 > "$(bcache_set)/congested_write_threshold_us" || fail "bcache: congested_write"
 		;;
 	pmcache)
 		zap "$CDEV"
@@ -260,7 +270,11 @@ peer_hold_writeback() { # SYS [NAME]
 peer_drain() { # SYS [NAME]
 	local n=${2:-$PEER_NAME} d
 	case $1 in
-	pmcache) dmsetup message "$n" 0 flush || fail "pmcache flush" ;;
+	pmcache)
+		# Timed as the others are: polled until no block is dirty.
+		dmsetup message "$n" 0 flush &
+		while [ "$(peer_dirty pmcache "$n")" != 0 ]; do sleep 0.05; done
+		wait $! || fail "pmcache flush" ;;
 	writecache)
 		dmsetup message "$n" 0 flush || fail "writecache flush"
 		# the message returns once writeback was issued; wait until every

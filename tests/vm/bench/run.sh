@@ -70,7 +70,8 @@ run_fio() {
 	[ "$sz" = all ] && sz=$dsz
 	[ "$sz" -le "$dsz" ] || sz=$dsz
 	DEV=$PEER_DEV SIZE=$sz RUNTIME=$3 SEED=${5:-1} THETA=1.2 \
-		fio "$FIODIR/$1.fio" --output-format=json --output="$4" >/tmp/fio.err 2>&1 ||
+		fio "$FIODIR/$1.fio" --lat_percentiles=1 --output-format=json --output="$4" \
+		>/tmp/fio.err 2>&1 ||
 		{ cat /tmp/fio.err "$4"; fail "fio $1 on $PEER_DEV"; }
 }
 

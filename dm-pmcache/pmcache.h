@@ -243,6 +243,9 @@ static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 		wake_up(&c->free_wait);
 }
 
+/* pmcache_target.c */
+void pmc_origin_flushed(struct pmc_cache *c, u64 done);
+
 /* pmcache_writeback.c */
 int pmc_wb_init(struct pmc_cache *c);
 void pmc_wb_exit(struct pmc_cache *c);

@@ -57,6 +57,23 @@ static inline u32 pmc_alloc_take_spare(struct pmc_alloc *a, unsigned int cpu)
 	return xchg(&a->spares[cpu].slot, PMC_NO_SLOT);
 }
 
+/*
+ * Any CPU's spare, for a writer that found no free slot: one parked by a
+ * CPU that freed it before the writer was counted as waiting.
+ */
+static inline u32 pmc_alloc_take_any_spare(struct pmc_alloc *a)
+{
+	unsigned int cpu;
+	u32 slot;
+
+	for (cpu = 0; cpu < a->nr_cpus; cpu++) {
+		slot = pmc_alloc_take_spare(a, cpu);
+		if (slot != PMC_NO_SLOT)
+			return slot;
+	}
+	return PMC_NO_SLOT;
+}
+
 /* Keep @slot as the spare of @cpu; false when it has one (put it instead). */
 static inline bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu,
 					u32 slot)

@@ -428,6 +428,13 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 			return PMC_NO_SLOT;
 		}
 		atomic_inc(&c->free_waiters);
+		/* Frees from now on go to the free list: take what was parked. */
+		smp_mb__after_atomic();
+		slot = pmc_alloc_take_any_spare(&c->alloc);
+		if (slot != PMC_NO_SLOT) {
+			atomic_dec(&c->free_waiters);
+			break;
+		}
 		pmc_wb_kick(c);
 		wait_event_timeout(c->free_wait, pmc_slot_available(c), HZ / 10);
 		atomic_dec(&c->free_waiters);
@@ -898,6 +905,21 @@ static bool pmc_admit(struct pmc_cache *c, u64 oblock)
 }
 
 /*
+ * Bytes of @bio from its start to the end of the PMC_PROMOTE_MAX-th cache
+ * block it touches: the most one promotion installs. A larger miss that
+ * may be promoted is split there (dm resubmits the rest, a miss of its
+ * own), so that a 1 MiB read is cached as a 4 KiB one is.
+ */
+static unsigned int pmc_promote_span(struct pmc_cache *c, struct bio *bio)
+{
+	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+	u64 limit = round_down(start, c->block_size) +
+		    ((u64)PMC_PROMOTE_MAX << c->block_shift);
+
+	return min_t(u64, bio->bi_iter.bi_size, limit - start);
+}
+
+/*
  * Choose which full blocks of the origin I/O in @pb to install afterwards.
  * @snapshot: take the stripes' write_seq now (reads: before the origin
  * read is issued, so any write racing with it is noticed).
@@ -1074,7 +1096,7 @@ static bool pmc_write_private(struct pmc_cache *c, struct bio *bio, struct pmc_b
 
 static int pmc_map_read(struct pmc_cache *c, struct bio *bio, bool sequential)
 {
-	unsigned int off = 0, size = bio->bi_iter.bi_size, nr = 0;
+	unsigned int off = 0, size = bio->bi_iter.bi_size, nr = 0, limit = size;
 	struct pmc_bio *pb = dm_per_bio_data(bio, sizeof(struct pmc_bio));
 	struct pmc_chunk ch;
 	int err = 0;
@@ -1116,7 +1138,9 @@ again:
 		return pmc_complete_prefix(bio, off, 0);
 
 	/* Not cached: send the uncached prefix to the origin. */
-	while (off < size) {
+	if (!sequential && c->mode != PMC_MODE_PASSTHROUGH && c->promote != PMC_PROMOTE_NEVER)
+		limit = pmc_promote_span(c, bio);
+	while (off < limit) {
 		struct pmc_stripe *st;
 		bool cached;
 
@@ -1204,13 +1228,16 @@ static int pmc_map_write(struct pmc_cache *c, struct bio *bio,
 {
 	unsigned int off = 0, size = bio->bi_iter.bi_size;
 	bool around = sequential || c->mode != PMC_MODE_WRITEBACK;
+	bool install = !sequential && c->mode == PMC_MODE_WRITETHROUGH &&
+		       c->promote != PMC_PROMOTE_NEVER;
 	struct pmc_chunk ch;
 	u8 *bounce = NULL;
 	int r = 0;
 
 again:
 	if (around) {
-		off = pmc_origin_write_prefix(c, bio, pb, UINT_MAX);
+		off = pmc_origin_write_prefix(c, bio, pb,
+					      install ? pmc_promote_span(c, bio) : UINT_MAX);
 		if (off) {
 			if (sequential)
 				PMC_STAT_INC(c, seq_bypass);
@@ -1328,7 +1355,7 @@ static u32 pmc_try_get_slot(struct pmc_cache *c)
 }
 
 /* An origin flush issued after @done origin writes had completed is done. */
-static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
+void pmc_origin_flushed(struct pmc_cache *c, u64 done)
 {
 	s64 cur = atomic64_read(&c->origin_writes_flushed);
 
@@ -2427,19 +2454,27 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
  */
 static bool pmc_walk_copies(struct pmc_cache *c, bool (*visit)(u8 *state))
 {
-	u32 nr_buckets = (u32)(1ULL << (64 - c->idx.hash_shift)), b, slot;
+	u32 nr_buckets = (u32)(1ULL << (64 - c->idx.hash_shift)), b, i, n, slot;
+	u32 step = c->idx.stripe_mask + 1;
 	bool found = false;
 
-	for (b = 0; b < nr_buckets && !found; b++) {
-		struct pmc_stripe *st = &c->idx.stripes[b & c->idx.stripe_mask];
+	/*
+	 * Stripe by stripe (bucket b is under stripe b & stripe_mask), up to
+	 * 256 of its buckets a lock: a lock a bucket costs more than the
+	 * walk itself, and all of a large stripe's would hold it too long.
+	 */
+	for (i = 0; i < step && !found; i++) {
+		struct pmc_stripe *st = &c->idx.stripes[i];
 
-		spin_lock(&st->lock);
-		for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT && !found;
-		     slot = c->idx.slots[slot].link)
-			found = visit(&c->idx.slots[slot].state);
-		spin_unlock(&st->lock);
-		if (!(b % PMC_RESCHED_EVERY))
+		for (b = i; b < nr_buckets && !found;) {
+			spin_lock(&st->lock);
+			for (n = 0; n < 256 && b < nr_buckets && !found; n++, b += step)
+				for (slot = c->idx.buckets[b]; slot != PMC_NO_SLOT && !found;
+				     slot = c->idx.slots[slot].link)
+					found = visit(&c->idx.slots[slot].state);
+			spin_unlock(&st->lock);
 			cond_resched();
+		}
 	}
 	return found;
 }
@@ -2467,6 +2502,7 @@ static int pmc_flush_all(struct pmc_cache *c)
 {
 	long r = 0;
 	int errors;
+	u64 done;
 
 	/* Another flush's marks are not this one's to wait for. */
 	if (mutex_lock_killable(&c->flush_mutex))
@@ -2479,8 +2515,15 @@ static int pmc_flush_all(struct pmc_cache *c)
 	/* Failures before this flush began are not its own. */
 	errors = atomic_read(&c->wb_errors);
 	atomic_inc(&c->flush_requests);
-	if (pmc_nr_dirty(c))
+	/*
+	 * Marked first, then written back: started while the walk goes on,
+	 * writeback would take the scattered blocks marked so far, and the
+	 * origin would get them as many small writes.
+	 */
+	if (pmc_nr_dirty(c)) {
 		pmc_walk_copies(c, pmc_mark_for_flush);
+		pmc_wb_kick(c);
+	}
 	while (pmc_nr_dirty(c) && pmc_walk_copies(c, pmc_has_flush_mark)) {
 		if (READ_ONCE(c->suspending) || !READ_ONCE(c->running)) {
 			DMERR("flush: the device is being suspended; the dirty blocks stay cached");
@@ -2507,7 +2550,17 @@ static int pmc_flush_all(struct pmc_cache *c)
 	mutex_unlock(&c->flush_mutex);
 	if (r)
 		return r;
-	return blkdev_issue_flush(c->origin_dev->bdev);
+	/*
+	 * Writeback flushed the origin after its last batch: only writes
+	 * around the cache since then (or since the last flush) need one.
+	 */
+	done = atomic64_read(&c->origin_writes_done);
+	if (done == (u64)atomic64_read(&c->origin_writes_flushed))
+		return 0;
+	r = blkdev_issue_flush(c->origin_dev->bdev);
+	if (!r)
+		pmc_origin_flushed(c, done);
+	return r;
 }
 
 static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,

@@ -305,8 +305,14 @@ void pmc_wb_work(struct work_struct *w)
 		atomic_add(n, &c->wb_inflight);
 		st = pmc_wb_write(c, items, n);
 		err = blk_status_to_errno(st);
-		if (!err)
+		if (!err) {
+			/* It covers the writes around the cache done by now too. */
+			u64 done = atomic64_read(&c->origin_writes_done);
+
 			err = blkdev_issue_flush(c->origin_dev->bdev);
+			if (!err)
+				pmc_origin_flushed(c, done);
+		}
 		WRITE_ONCE(c->wb_failing, err != 0);
 		if (err) {
 			pmc_note_error(c);

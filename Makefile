@@ -36,7 +36,7 @@ sparse:
 deps:
 	@scripts/deps
 
-# Offline tools (userspace): tools/pmcache-tool check|dump|rescue|wipe.
+# Offline tools (userspace): tools/pmcache-tool check|dump|rescue|wipe|belongs.
 tools:
 	@$(MAKE) -s -C tools
 

@@ -18,7 +18,8 @@
 #         dmcache     dm-cache, smq, writeback, 32 KiB blocks (its minimum)
 #         bcache      bcache, writeback mode, 4 KiB blocks
 #         pmcache     dm-pmcache, default table (writeback)
-#       Extra arguments for pmcache: PMCACHE_ARGS (feature args);
+#       Extra arguments for pmcache: PMCACHE_ARGS (feature args); for
+#       dm-writecache: WRITECACHE_ARGS (its optional args, without the count);
 #       for bcache: BCACHE_BUCKET (make-bcache --bucket; default 512k, less
 #       for caches under 512 MiB: CACHE_MB/1024 MiB, so it has 1024 buckets).
 #   peer_down SYS       tear it down (dirty data is dropped, not written back)
@@ -30,6 +31,7 @@
 #                       (pmcache, writecache, bcache)
 #   peer_dirty SYS      dirty cache blocks now (bcache: dirty sectors / 8)
 #   origin_ios          "reads writes" completed by the origin disk so far
+#   origin_trace        "uptime writes" of the origin every 10 ms, until killed
 #   now_ms              milliseconds since boot
 # shellcheck disable=SC2034 # for the scripts that source this
 PEER_SYSTEMS="origin linear writecache dmcache bcache pmcache"
@@ -46,6 +48,16 @@ zap() {
 
 origin_ios() {
 	awk '{ print $1, $5 }' "/sys/block/${ORIGIN##*/}/stat"
+}
+
+origin_trace() {
+	local u w
+	while :; do
+		read -r u _ < /proc/uptime
+		read -r _ _ _ _ w _ < "/sys/block/${ORIGIN##*/}/stat"
+		echo "$u $w"
+		sleep 0.01
+	done
 }
 
 peers_init() { # CACHE_MB [META_MB]
@@ -127,7 +139,9 @@ peer_up() { # SYS [NAME]
 	linear) PEER_DEV=$CDEV ;;
 	writecache)
 		zap "$CDEV"
-		dmsetup create "$n" --table "0 $osz writecache p $ORIGIN $CDEV 4096 0" ||
+		# shellcheck disable=SC2086 # optional args are words
+		set -- ${WRITECACHE_ARGS:-}
+		dmsetup create "$n" --table "0 $osz writecache p $ORIGIN $CDEV 4096 $# $*" ||
 			fail "dmsetup create writecache"
 		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
 	dmcache)
@@ -266,29 +280,52 @@ peer_hold_writeback() { # SYS [NAME]
 	esac
 }
 
-# peer_drain SYS: write every dirty block back to the origin; returns when clean.
+# peer_clean SYS [NAME]: true when no block is dirty. The drain polls it,
+# so it costs as little as each system allows: one dmsetup for the dm
+# targets (dm-writecache: every block free again), a read of sysfs for
+# bcache (its dirty_data reads "0.0k" only when nothing is dirty).
+peer_clean() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} v
+	case $1 in
+	pmcache)
+		# shellcheck disable=SC2046 # the status words
+		set -- $(dmsetup status "$n")
+		[ "$7" = 0 ] ;;
+	writecache)
+		# shellcheck disable=SC2046 # the status words
+		set -- $(dmsetup status "$n")
+		[ "$5" = "$6" ] ;;
+	bcache)
+		read -r v < "$(bcache_dev)/bcache/dirty_data"
+		[ "$v" = 0.0k ] ;;
+	*) fail "peer_clean: not for $1" ;;
+	esac
+}
+
+# peer_drain SYS: write every dirty block back to the origin; returns when
+# clean. Every system is polled the same way, every 10 ms.
 peer_drain() { # SYS [NAME]
 	local n=${2:-$PEER_NAME} d
 	case $1 in
 	pmcache)
-		# Timed as the others are: polled until no block is dirty.
+		# the message returns when clean; timed as the others are
 		dmsetup message "$n" 0 flush &
-		while [ "$(peer_dirty pmcache "$n")" != 0 ]; do sleep 0.05; done
+		until peer_clean pmcache "$n"; do sleep 0.01; done
 		wait $! || fail "pmcache flush" ;;
 	writecache)
 		dmsetup message "$n" 0 flush || fail "writecache flush"
 		# the message returns once writeback was issued; wait until every
 		# block is back on the free list
-		while [ "$(peer_dirty writecache "$n")" != 0 ]; do sleep 0.05; done ;;
+		until peer_clean writecache "$n"; do sleep 0.01; done ;;
 	bcache)
 		# full speed (no rate control), and wake the writeback thread
 		d=$(bcache_dev)/bcache
 		echo 0 > "$d/writeback_delay"
 		echo 0 > "$d/writeback_percent"
 		echo 1 > "$d/writeback_running"
-		# no dirty data left ("state" turns clean only once the thread
-		# next finds nothing to do)
-		while [ "$(peer_dirty bcache)" != 0 ]; do sleep 0.05; done ;;
+		# ("state" turns clean only once the thread next finds nothing
+		# to do)
+		until peer_clean bcache; do sleep 0.01; done ;;
 	*) fail "peer_drain: not for $1" ;;
 	esac
 }

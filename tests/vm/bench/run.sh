@@ -150,19 +150,36 @@ drain_one() { # SYS LAYOUT
 	# shellcheck disable=SC2046 # two numbers
 	set -- $(origin_ios)
 	w0=$2 t0=$(now_ms)
+	# The origin's write count every 10 ms, to tell when writeback
+	# reached the origin and when its last write ended.
+	origin_trace > /tmp/trace &
+	tp=$!
 	peer_drain "$s"
 	t1=$(now_ms)
+	kill $tp; wait $tp 2>/dev/null || true
+	# shellcheck disable=SC2046 # two numbers
+	set -- $(awk -v t0="$t0" 'NR == 1 { w = $2 } $2 != w && first == "" { first = int($1 * 1000) - t0 }
+		$2 != w { last = int($1 * 1000) - t0 } { w = $2 }
+		END { print (first == "" ? "-" : first), (last == "" ? "-" : last) }' /tmp/trace)
+	first=$1 last=$2
 	# shellcheck disable=SC2046 # two numbers
 	set -- $(origin_ios)
-	echo "drain $layout $s $N_DRAIN $dirty $((t1 - t0)) $(($2 - w0))" >> /tmp/x/drain
-	log "[$(($(now_ms) / 1000)) s] drain ($layout): $s: $dirty dirty blocks clean in $((t1 - t0)) ms, $(($2 - w0)) origin writes"
+	echo "drain $layout $s $N_DRAIN $dirty $((t1 - t0)) $(($2 - w0)) $first $last" >> /tmp/x/drain
+	log "[$(($(now_ms) / 1000)) s] drain ($layout): $s: $dirty dirty blocks clean in $((t1 - t0)) ms," \
+	    "$(($2 - w0)) origin writes, the first $first ms, the last $last ms after the start"
 	peer_down "$s"
 }
 
 # ---- resume: time to bring back a full, dirty cache -------------------------
+# Writeback held while it fills (dm-pmcache and dm-writecache with their
+# high watermark at 95%): as many dirty blocks as each system keeps.
 resume_one() { # SYS
 	s=$1
+	PMCACHE_ARGS="high_watermark 95 low_watermark 90"
+	WRITECACHE_ARGS=$PMCACHE_ARGS
 	peer_up "$s"
+	PMCACHE_ARGS= WRITECACHE_ARGS=
+	peer_hold_writeback "$s"
 	fill=$((CACHE_MB * MiB * 9 / 10))
 	fio --name=fill --filename="$PEER_DEV" --direct=1 --ioengine=psync --rw=randwrite \
 	    --bs=64k --size="$fill" --output-format=terse >/tmp/fio.out 2>&1 ||

@@ -419,21 +419,27 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		slot = pmc_evict_one(c);
 		if (slot != PMC_NO_SLOT)
 			break;
-		if (!READ_ONCE(c->wb_failing)) {
-			give_up = 0;
-		} else if (!give_up) {
-			give_up = jiffies + PMC_FAILING_WAIT;
-		} else if (time_after(jiffies, give_up)) {
-			DMERR_LIMIT("no free block, writeback fails: failing a write");
-			return PMC_NO_SLOT;
-		}
 		atomic_inc(&c->free_waiters);
-		/* Frees from now on go to the free list: take what was parked. */
+		/*
+		 * Counted as waiting (before it looks), a writer gets the slots
+		 * freed from now on (pmc_slot_free); the ones other CPUs kept as
+		 * spares before, it takes here (one kept while it counts, the
+		 * next round).
+		 */
 		smp_mb__after_atomic();
 		slot = pmc_alloc_take_any_spare(&c->alloc);
 		if (slot != PMC_NO_SLOT) {
 			atomic_dec(&c->free_waiters);
 			break;
+		}
+		if (!READ_ONCE(c->wb_failing)) {
+			give_up = 0;
+		} else if (!give_up) {
+			give_up = jiffies + PMC_FAILING_WAIT;
+		} else if (time_after(jiffies, give_up)) {
+			atomic_dec(&c->free_waiters);
+			DMERR_LIMIT("no free block, writeback fails: failing a write");
+			return PMC_NO_SLOT;
 		}
 		pmc_wb_kick(c);
 		wait_event_timeout(c->free_wait, pmc_slot_available(c), HZ / 10);
@@ -906,9 +912,11 @@ static bool pmc_admit(struct pmc_cache *c, u64 oblock)
 
 /*
  * Bytes of @bio from its start to the end of the PMC_PROMOTE_MAX-th cache
- * block it touches: the most one promotion installs. A larger miss that
- * may be promoted is split there (dm resubmits the rest, a miss of its
- * own), so that a 1 MiB read is cached as a 4 KiB one is.
+ * block it touches: the most one promotion installs. A larger read miss
+ * that may be promoted is split there (dm resubmits the rest, a miss of
+ * its own), so that a 1 MiB read is cached as a 4 KiB one is. Not so a
+ * writethrough write: its pieces, all in flight at once, would bump the
+ * write_seq of each other's stripes, and each install would give way.
  */
 static unsigned int pmc_promote_span(struct pmc_cache *c, struct bio *bio)
 {
@@ -1228,16 +1236,13 @@ static int pmc_map_write(struct pmc_cache *c, struct bio *bio,
 {
 	unsigned int off = 0, size = bio->bi_iter.bi_size;
 	bool around = sequential || c->mode != PMC_MODE_WRITEBACK;
-	bool install = !sequential && c->mode == PMC_MODE_WRITETHROUGH &&
-		       c->promote != PMC_PROMOTE_NEVER;
 	struct pmc_chunk ch;
 	u8 *bounce = NULL;
 	int r = 0;
 
 again:
 	if (around) {
-		off = pmc_origin_write_prefix(c, bio, pb,
-					      install ? pmc_promote_span(c, bio) : UINT_MAX);
+		off = pmc_origin_write_prefix(c, bio, pb, UINT_MAX);
 		if (off) {
 			if (sequential)
 				PMC_STAT_INC(c, seq_bypass);

@@ -43,7 +43,22 @@ done
 t=$(fsync_ms 419430400 512)
 [ "$t" -ge 2000 ] || fail "fsync after an origin write took $t ms: the origin was not flushed"
 log "fsync: cached writes flush nothing on the origin, an origin write is flushed"
-dmsetup message pc 0 flush || fail "message flush"
+# "message flush": writeback flushes the origin after its last batch; the
+# message flushes it again only for writes around the cache since then.
+flush_msg_ms() {
+	set -- "$(now_ms)"
+	dmsetup message pc 0 flush || fail "message flush"
+	echo $(($(now_ms) - $1))
+}
+xfs_io -d -c "pwrite -q -S 0x33 1048576 65536" /dev/mapper/pc || fail "cached write"
+[ "$(dm_status_field pc 4)" -gt 0 ] || fail "nothing dirty before the message"
+t=$(flush_msg_ms)
+[ "$t" -ge 2000 ] || fail "message flush took $t ms: writeback did not flush the origin"
+[ "$t" -lt 3500 ] || fail "message flush took $t ms: the origin was flushed twice"
+xfs_io -d -c "pwrite -q -S 0x5a 419430912 512" /dev/mapper/pc || fail "origin write"
+t=$(flush_msg_ms)
+[ "$t" -ge 2000 ] || fail "message flush after an origin write took $t ms: no origin flush"
+log "message flush: one origin flush after writeback, one for a write around the cache ($t ms)"
 dm_remove pc
 dm_remove od
 

@@ -347,8 +347,11 @@ static bool pmc_evictable(void *ctx, u32 slot)
 	return READ_ONCE(c->idx.slots[slot].state) == PMC_S_CLEAN;
 }
 
-/* Evict one clean block; its slot, its record cleared and persistent, is ours. */
-static u32 pmc_evict_one(struct pmc_cache *c)
+/*
+ * Evict one clean block; its slot, its record cleared and persistent, is
+ * ours. @victim (if not NULL): the stripe whose write_seq it bumped.
+ */
+static u32 pmc_evict_one(struct pmc_cache *c, struct pmc_stripe **victim)
 {
 	int tries;
 
@@ -382,6 +385,8 @@ static u32 pmc_evict_one(struct pmc_cache *c)
 		pmc_count(c, -1, 0);
 		PMC_STAT_INC(c, evictions);
 		pmc_slot_free(c, stale);
+		if (victim)
+			*victim = st;
 		return slot;
 	}
 	return PMC_NO_SLOT;
@@ -416,7 +421,7 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		slot = pmc_alloc_get(&c->alloc, cpu);
 		if (slot != PMC_NO_SLOT)
 			break;
-		slot = pmc_evict_one(c);
+		slot = pmc_evict_one(c, NULL);
 		if (slot != PMC_NO_SLOT)
 			break;
 		atomic_inc(&c->free_waiters);
@@ -897,16 +902,21 @@ static bool pmc_sequential(struct pmc_cache *c, struct bio *bio)
 	return bytes > c->seq_cutoff;
 }
 
-/* Should a missed block be brought into the cache? */
-static bool pmc_admit(struct pmc_cache *c, u64 oblock)
+/*
+ * Should a missed block be brought into the cache? @have_free: a free slot
+ * is there for it (the policy then admits it without a comparison).
+ */
+static bool pmc_admit(struct pmc_cache *c, u64 oblock, bool have_free)
 {
 	switch (c->promote) {
 	case PMC_PROMOTE_ALWAYS:
+		/* Its answer unused: the policy still learns (and ages) from misses. */
+		c->pops->miss(c->policy, oblock, have_free);
 		return true;
 	case PMC_PROMOTE_NEVER:
 		return false;
 	default:
-		return c->pops->miss(c->policy, oblock, pmc_alloc_nr_free(&c->alloc) > 0);
+		return c->pops->miss(c->policy, oblock, have_free);
 	}
 }
 
@@ -939,14 +949,16 @@ static void pmc_plan_promotion(struct pmc_cache *c, struct bio *bio,
 	u64 end = start + bio->bi_iter.bi_size;
 	u64 first = DIV_ROUND_UP(start, c->block_size);
 	u64 last_excl = end >> c->block_shift;
-	u32 i;
+	/* One free slot admits one block, not all of the bio's. */
+	u32 i, nr_free = pmc_alloc_nr_free(&c->alloc), admitted = 0;
 
 	if (first >= last_excl || last_excl - first > PMC_PROMOTE_MAX)
 		return;
 	pb->promote = 0;
 	for (i = 0; i < last_excl - first; i++) {
-		if (!pmc_admit(c, first + i))
+		if (!pmc_admit(c, first + i, admitted < nr_free))
 			continue;
+		admitted++;
 		pb->promote |= 1u << i;
 		if (snapshot)
 			pb->seq[i] = atomic_read(&pmc_index_stripe(&c->idx, first + i)->write_seq);
@@ -1347,13 +1359,17 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 	}
 }
 
-/* A slot for a promotion: free or evicted, never waiting. */
-static u32 pmc_try_get_slot(struct pmc_cache *c)
+/*
+ * A slot for a promotion: free or evicted, never waiting. @victim: as
+ * pmc_evict_one's, NULL when the slot was free.
+ */
+static u32 pmc_try_get_slot(struct pmc_cache *c, struct pmc_stripe **victim)
 {
 	u32 slot = pmc_alloc_get(&c->alloc, raw_smp_processor_id());
 
+	*victim = NULL;
 	if (slot == PMC_NO_SLOT)
-		slot = pmc_evict_one(c);
+		slot = pmc_evict_one(c, victim);
 	if (slot != PMC_NO_SLOT)
 		c->idx.slots[slot].state = PMC_S_BUSY;
 	return slot;
@@ -1423,16 +1439,23 @@ static void pmc_promote_work(struct work_struct *w)
 	while (mask && READ_ONCE(c->running)) {
 		unsigned int i = __ffs(mask);
 		u64 oblock = p->first + i;
-		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock), *victim;
 		u32 slot, to_free;
 		int bypassed;
 		/* Installed only when no copy exists: the first generation. */
 		u64 key = pmc_key_make(oblock, 0);
 
 		mask &= mask - 1;
-		slot = pmc_try_get_slot(c);
+		/* Given way already (checked again below): no slot, no eviction for it. */
+		if (atomic_read(pmc_index_bypass(&c->idx, oblock)) ||
+		    atomic_read(&st->write_seq) != p->seq[i])
+			continue;
+		slot = pmc_try_get_slot(c, &victim);
 		if (slot == PMC_NO_SLOT)
 			break;
+		/* Its own eviction's bump of this stripe is no racing write. */
+		if (victim == st)
+			p->seq[i]++;
 		pmc_pmem_copy(pmc_block_data(&c->meta, slot),
 			      p->data + p->data_off + (size_t)i * c->block_size, c->block_size);
 		pmc_rec_set_key(&c->meta, slot, key);

@@ -82,13 +82,10 @@ static inline void pmc_policy_installed(const struct pmc_policy_ops *ops,
 					struct pmc_policy *p, u32 slot,
 					u64 oblock, u32 old)
 {
-	if (old != PMC_NO_SLOT) {
+	if (old != PMC_NO_SLOT)
 		ops->replace(p, old, slot);
-		/* A write to a cached block is a reference to it, as a read hit. */
-		ops->hit(p, slot);
-	} else {
+	else
 		ops->insert(p, slot, oblock);
-	}
 }
 
 /* The policy dm-pmcache uses. */

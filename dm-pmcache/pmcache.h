@@ -244,7 +244,7 @@ static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 }
 
 /* pmcache_target.c */
-void pmc_origin_flushed(struct pmc_cache *c, u64 done);
+int pmc_origin_flush(struct pmc_cache *c);
 
 /* pmcache_writeback.c */
 int pmc_wb_init(struct pmc_cache *c);

@@ -1376,7 +1376,7 @@ static u32 pmc_try_get_slot(struct pmc_cache *c, struct pmc_stripe **victim)
 }
 
 /* An origin flush issued after @done origin writes had completed is done. */
-void pmc_origin_flushed(struct pmc_cache *c, u64 done)
+static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
 {
 	s64 cur = atomic64_read(&c->origin_writes_flushed);
 
@@ -1387,6 +1387,20 @@ void pmc_origin_flushed(struct pmc_cache *c, u64 done)
 			break;
 		cur = seen;
 	}
+}
+
+/*
+ * Flush the origin. Once it succeeded, every origin write that had completed
+ * when it was issued is durable, and later flushes may skip: recorded here.
+ */
+int pmc_origin_flush(struct pmc_cache *c)
+{
+	u64 done = atomic64_read(&c->origin_writes_done);
+	int r = blkdev_issue_flush(c->origin_dev->bdev);
+
+	if (!r)
+		pmc_origin_flushed(c, done);
+	return r;
 }
 
 /*
@@ -1408,13 +1422,10 @@ static bool pmc_promote_flush(struct pmc_cache *c)
 	if (done == (u64)atomic64_read(&c->origin_writes_flushed))
 		return true;
 	mutex_lock(&c->promote_flush_mutex);
+	/* A flush by another promotion may have covered @done meanwhile. */
 	if ((u64)atomic64_read(&c->origin_writes_flushed) < done) {
-		/* Covers every write completed by now, more than @done maybe. */
-		done = atomic64_read(&c->origin_writes_done);
-		ok = !blkdev_issue_flush(c->origin_dev->bdev);
-		if (ok) {
-			pmc_origin_flushed(c, done);
-		} else {
+		ok = !pmc_origin_flush(c);
+		if (!ok) {
 			/* A failed origin I/O, as any other: in errors and health. */
 			pmc_note_error(c);
 			DMERR_LIMIT("origin flush before a promotion failed");
@@ -2530,7 +2541,6 @@ static int pmc_flush_all(struct pmc_cache *c)
 {
 	long r = 0;
 	int errors;
-	u64 done;
 
 	/* Another flush's marks are not this one's to wait for. */
 	if (mutex_lock_killable(&c->flush_mutex))
@@ -2582,13 +2592,10 @@ static int pmc_flush_all(struct pmc_cache *c)
 	 * Writeback flushed the origin after its last batch: only writes
 	 * around the cache since then (or since the last flush) need one.
 	 */
-	done = atomic64_read(&c->origin_writes_done);
-	if (done == (u64)atomic64_read(&c->origin_writes_flushed))
+	if (atomic64_read(&c->origin_writes_done) ==
+	    atomic64_read(&c->origin_writes_flushed))
 		return 0;
-	r = blkdev_issue_flush(c->origin_dev->bdev);
-	if (!r)
-		pmc_origin_flushed(c, done);
-	return r;
+	return pmc_origin_flush(c);
 }
 
 static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,

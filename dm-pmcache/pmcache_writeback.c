@@ -305,14 +305,9 @@ void pmc_wb_work(struct work_struct *w)
 		atomic_add(n, &c->wb_inflight);
 		st = pmc_wb_write(c, items, n);
 		err = blk_status_to_errno(st);
-		if (!err) {
-			/* It covers the writes around the cache done by now too. */
-			u64 done = atomic64_read(&c->origin_writes_done);
-
-			err = blkdev_issue_flush(c->origin_dev->bdev);
-			if (!err)
-				pmc_origin_flushed(c, done);
-		}
+		/* It covers the writes around the cache done by now too. */
+		if (!err)
+			err = pmc_origin_flush(c);
 		WRITE_ONCE(c->wb_failing, err != 0);
 		if (err) {
 			pmc_note_error(c);

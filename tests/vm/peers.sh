@@ -29,7 +29,9 @@
 #   peer_hold_writeback SYS  no writeback until peer_drain
 #   peer_drain SYS      write back every dirty block; returns when clean
 #                       (pmcache, writecache, bcache)
-#   peer_dirty SYS      dirty cache blocks now (bcache: dirty sectors / 8)
+#   peer_dirty SYS      dirty cache blocks now (bcache: its dirty_data in
+#                       4 KiB blocks, rounded up)
+#   peer_clean SYS      true when no block is dirty
 #   origin_ios          "reads writes" completed by the origin disk so far
 #   origin_trace        "uptime writes" of the origin every 10 ms, until killed
 #   now_ms              milliseconds since boot
@@ -246,22 +248,37 @@ peer_fill() { # SYS [NAME]
 }
 
 peer_dirty() { # SYS [NAME]
-	local n=${2:-$PEER_NAME} t f
+	peer_count_dirty "$@"
+	echo "$PEER_DIRTY"
+}
+
+# peer_count_dirty SYS [NAME]: PEER_DIRTY = the dirty cache blocks now. In
+# the caller's shell, with one dmsetup for the dm targets and a read of
+# sysfs for a clean bcache: the drain polls it every 10 ms.
+peer_count_dirty() { # SYS [NAME]
+	local n=${2:-$PEER_NAME} v
 	case $1 in
-	pmcache) dm_status_field "$n" 4 ;;
-	dmcache) dm_status_field "$n" 11 ;;
-	writecache)
+	pmcache | dmcache | writecache)
+		# shellcheck disable=SC2046 # the status words, after SYS
+		set -- "$1" $(dmsetup status "$n")
+		case $1 in
+		pmcache) PEER_DIRTY=$8 ;;
+		dmcache) PEER_DIRTY=${15} ;;
 		# blocks not free are dirty or under writeback (it frees clean ones)
-		t=$(dm_status_field "$n" 2) f=$(dm_status_field "$n" 3)
-		echo $((t - f)) ;;
+		writecache) PEER_DIRTY=$(($6 - $7)) ;;
+		esac ;;
 	bcache)
 		# dirty_data is human-readable (3 significant digits): 4 KiB
 		# blocks, rounded up, so that only "0.0k" reads as 0
-		awk '{ n = $1 + 0; u = substr($1, length($1));
-			m = (u == "k") ? 1024 : (u == "M") ? 1048576 : (u == "G") ? 1073741824 : 1;
-			b = n * m / 4096; print (b == int(b)) ? b : int(b) + 1 }' \
-			"$(bcache_dev)/bcache/dirty_data" ;;
-	*) echo 0 ;;
+		read -r v < "$(bcache_dev)/bcache/dirty_data"
+		if [ "$v" = 0.0k ]; then
+			PEER_DIRTY=0
+		else
+			PEER_DIRTY=$(echo "$v" | awk '{ n = $1 + 0; u = substr($1, length($1));
+				m = (u == "k") ? 1024 : (u == "M") ? 1048576 : (u == "G") ? 1073741824 : 1;
+				b = n * m / 4096; print (b == int(b)) ? b : int(b) + 1 }')
+		fi ;;
+	*) PEER_DIRTY=0 ;;
 	esac
 }
 
@@ -280,26 +297,14 @@ peer_hold_writeback() { # SYS [NAME]
 	esac
 }
 
-# peer_clean SYS [NAME]: true when no block is dirty. The drain polls it,
-# so it costs as little as each system allows: one dmsetup for the dm
-# targets (dm-writecache: every block free again), a read of sysfs for
-# bcache (its dirty_data reads "0.0k" only when nothing is dirty).
+# peer_clean SYS [NAME]: true when no block is dirty (dm-writecache: every
+# block free again).
 peer_clean() { # SYS [NAME]
-	local n=${2:-$PEER_NAME} v
 	case $1 in
-	pmcache)
-		# shellcheck disable=SC2046 # the status words
-		set -- $(dmsetup status "$n")
-		[ "$7" = 0 ] ;;
-	writecache)
-		# shellcheck disable=SC2046 # the status words
-		set -- $(dmsetup status "$n")
-		[ "$5" = "$6" ] ;;
-	bcache)
-		read -r v < "$(bcache_dev)/bcache/dirty_data"
-		[ "$v" = 0.0k ] ;;
+	pmcache | writecache | bcache) peer_count_dirty "$@" ;;
 	*) fail "peer_clean: not for $1" ;;
 	esac
+	[ "$PEER_DIRTY" = 0 ]
 }
 
 # peer_drain SYS: write every dirty block back to the origin; returns when

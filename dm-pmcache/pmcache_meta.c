@@ -247,8 +247,11 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 			reason[i] = "media error in superblock";
 			continue;
 		}
-		if (sb_check(&sb, size, &g, &res[i], &reason[i]))
+		if (sb_check(&sb, size, &g, &res[i], &reason[i])) {
+			if (res[i] == PMC_PROBE_UNSUPPORTED)
+				seq[i] = le64_to_cpu(sb.seq);
 			continue;
+		}
 		res[i] = PMC_PROBE_VALID;
 		seq[i] = le64_to_cpu(sb.seq);
 		if (best < 0 || le64_to_cpu(sb.seq) > le64_to_cpu(best_sb.seq)) {
@@ -267,6 +270,16 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 		*why = "not a pmcache device; zero it or pass format";
 		return best_res;
 	}
+	/*
+	 * A newer copy of a version this code does not know (a later
+	 * module's update, torn before its second copy) may describe records
+	 * of that version: the older copy is no fallback.
+	 */
+	for (i = 0; i < PMC_SB_COPIES; i++)
+		if (res[i] == PMC_PROBE_UNSUPPORTED && seq[i] > le64_to_cpu(best_sb.seq)) {
+			*why = reason[i];
+			return PMC_PROBE_UNSUPPORTED;
+		}
 	meta_set_geometry(m, base, &best_g);
 	m->sb_seq = le64_to_cpu(best_sb.seq);
 	m->sb_copy = best;
@@ -367,6 +380,22 @@ static void meta_invalidate_sb(u8 *base, unsigned int older)
 	pmc_pmem_fence();
 }
 
+static void meta_blank_range(u64 start, u64 len, void *base)
+{
+	pmc_pmem_zero((u8 *)base + start, len);
+}
+
+/*
+ * Zero where the probe looks for other formats' signatures, as the tool's
+ * wipe does: a signature left in the data area (an MD superblock near the
+ * end), or a record that reads as one, would make the device foreign once
+ * its superblocks are zeroed, and blkid would name it so meanwhile.
+ */
+static void meta_blank_signatures(u8 *base, u64 size)
+{
+	pmc_meta_blank_ranges(size, meta_blank_range, base);
+}
+
 void pmc_meta_invalidate(struct pmc_meta *m)
 {
 	/*
@@ -377,6 +406,9 @@ void pmc_meta_invalidate(struct pmc_meta *m)
 	 * leaves no valid copy (refused), never the older one alone.
 	 */
 	meta_invalidate_sb(m->base, m->sb_copies_same ? 0 : !m->sb_copy);
+	/* After them: zeroed under a valid one, a record drops its block. */
+	meta_blank_signatures(m->base, m->geo.pmem_size);
+	pmc_pmem_fence();
 }
 
 int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
@@ -399,6 +431,7 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 	memcpy(m->uuid, uuid, sizeof(m->uuid));
 	meta_invalidate_sb(base, first);
 	meta_zero_records(m);
+	meta_blank_signatures(base, size);
 	pmc_pmem_fence();
 	meta_write_sb(m, now);
 	return 0;
@@ -572,6 +605,6 @@ int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty)
 	/* Every block counts, in range of this origin or not. */
 	r = meta_scan(m, &idx, U64_MAX, NULL, NULL, &st, false);
 	pmc_index_exit(&idx);
-	*dirty = st.dirty;
+	*dirty = st.dirty + st.unreadable;
 	return r;
 }

@@ -260,10 +260,12 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
 		     struct pmc_recovery_stats *st);
 
 /*
- * Count the blocks whose newest record is dirty, without changing anything:
- * a scan as recovery's (an older record of a block, superseded by a newer
- * one, counts as the newer one does). Needs a temporary index of the
- * cache's size. 0 or -ENOMEM.
+ * Count the blocks that may be dirty, without changing anything: those
+ * whose newest record is dirty, in a scan as recovery's (an older record of
+ * a block, superseded by a newer one, counts as the newer one does), and
+ * the records a media error makes unreadable, which may be dirty too: a
+ * load leaves them in place, a format or a rebind would zero them. Needs a
+ * temporary index of the cache's size. 0 or -ENOMEM.
  */
 int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty);
 

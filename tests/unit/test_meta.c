@@ -228,6 +228,38 @@ static void test_probe_signatures(void)
 	      "probe: a small zero device is blank");
 }
 
+/*
+ * Format, and the blanking of a device a cache moves away from, zero where
+ * other formats' signatures lie, as the tool's wipe does: an MD superblock
+ * left in the data area would make the device foreign again once its
+ * first 4 KiB are zeroed (the README's reset).
+ */
+static void test_format_blanks_signatures(void)
+{
+	u64 size = 4u << 20, md090 = (size & ~0xffffull) - 0x10000;
+	struct pmc_meta m, p;
+	const char *why;
+
+	new_dev(size);
+	memcpy(dev + md090, "\xfc\x4e\x2b\xa9", 4);
+	memcpy(dev + 65600, "_BHRfS_M", 8);
+	check(pmc_meta_probe(&p, dev, size, &why) == PMC_PROBE_FOREIGN,
+	      "format of a foreign device: foreign before");
+	check(!pmc_meta_format(&m, dev, size, BS, &origin_a, uuid_a, 1) &&
+	      pmc_meta_probe(&p, dev, size, &why) == PMC_PROBE_VALID,
+	      "format of a foreign device: formatted");
+	memset(dev, 0, 4096);
+	check(pmc_meta_probe(&p, dev, size, &why) == PMC_PROBE_BLANK,
+	      "format of a foreign device: its signatures gone (blank once the first 4 KiB are zeroed)");
+	/* A cached block's data that reads as a signature, then a move away. */
+	check(!pmc_meta_format(&m, dev, size, BS, &origin_a, uuid_a, 1),
+	      "invalidate: formatted");
+	memcpy(dev + md090, "\xfc\x4e\x2b\xa9", 4);
+	pmc_meta_invalidate(&m);
+	check(pmc_meta_probe(&p, dev, size, &why) == PMC_PROBE_BLANK,
+	      "invalidate: the device left blank, signatures in its data zeroed");
+}
+
 static void test_format(void)
 {
 	struct pmc_geometry g;
@@ -398,6 +430,20 @@ static void test_probe_corrupt_unsupported(void)
 	*sb_at(0) = save;
 	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID,
 	      "probe: the restored superblock is valid again");
+	/*
+	 * A later version's update torn after its first copy: the newer
+	 * copy is of a version not known here, the older one of this one.
+	 */
+	*sb_at(1) = save;
+	sb_at(1)->seq = cpu_to_le64(le64_to_cpu(save.seq) + 1);
+	sb_at(1)->incompat_flags = cpu_to_le32(0x80);
+	sb_reseal(sb_at(1));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_UNSUPPORTED && why,
+	      "probe: a newer copy of an unknown version is no reason to load the older one");
+	sb_at(1)->seq = cpu_to_le64(le64_to_cpu(save.seq) - 1);
+	sb_reseal(sb_at(1));
+	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && p.sb_copy == 0,
+	      "probe: an older copy of an unknown version leaves the newer one to load");
 }
 
 static void test_two_copies(void)
@@ -895,6 +941,38 @@ static void test_recover_corrupt_range(void)
 	pmc_index_exit(&idx);
 }
 
+/* The record that reads fail on (test_count_unreadable), as a media error. */
+static const void *bad_record;
+
+static int read_fails_on_bad_record(void *dst, const void *src, size_t len)
+{
+	if ((const u8 *)src < (const u8 *)bad_record + PMC_REC_SIZE &&
+	    (const u8 *)src + len > (const u8 *)bad_record)
+		return -EIO;
+	memcpy(dst, src, len);
+	return 0;
+}
+
+/*
+ * A record a media error hides may be dirty: the count that refuses a
+ * format or a rebind over dirty blocks counts it, as the tool's wipe does.
+ */
+static void test_count_unreadable(void)
+{
+	struct pmc_pmem_hooks hooks = rec_hooks;
+	struct pmc_meta m;
+
+	format_dev(&m, DEV_SIZE);
+	pmc_rec_commit(&m, 0, pmc_key_make(1, 0), true);
+	pmc_rec_commit(&m, 1, pmc_key_make(2, 0), false);
+	check(count_dirty(&m) == 1, "count dirty: one dirty block");
+	hooks.read = read_fails_on_bad_record;
+	bad_record = &m.recs[0];
+	pmc_pmem_set_hooks(&hooks);
+	check(count_dirty(&m) == 1, "count dirty: the dirty record unreadable still counts");
+	pmc_pmem_set_hooks(&rec_hooks);
+}
+
 static void test_rebind_drops(void)
 {
 	struct pmc_recovery_stats st;
@@ -1130,6 +1208,7 @@ int main(void)
 	test_probe_blank_foreign();
 	test_probe_signatures();
 	test_format();
+	test_format_blanks_signatures();
 	test_geometry_cap();
 	test_format_order();
 	test_probe_corrupt_unsupported();
@@ -1141,6 +1220,7 @@ int main(void)
 	test_recover_basic();
 	test_recover_duplicates();
 	test_recover_corrupt_range();
+	test_count_unreadable();
 	test_rebind_drops();
 	test_index();
 	test_slot_marks();

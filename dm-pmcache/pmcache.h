@@ -155,6 +155,15 @@ struct pmc_cache {
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	struct mutex flush_mutex;	/* one "message flush" at a time */
 	void *wb_items;			/* writeback batch, wb_jobs entries */
+	void *wb_probe;			/* a page: writeback reads each block into it first */
+	/*
+	 * Slots whose pmem failed a read while they held a dirty copy (the
+	 * only one, kept): once the copy is gone they are never handed out
+	 * again while this table is loaded, as a dropped clean copy's slot is
+	 * not (it stays BUSY). A write does not clear a media error.
+	 */
+	unsigned long *poisoned;
+	atomic_t nr_poisoned;
 	struct bio_set wb_bioset;	/* writeback's bios */
 	mempool_t bounce_pool;		/* partial-block writes: one block each */
 	struct bio_set promote_bioset;	/* origin I/O of blocks to promote */
@@ -169,6 +178,7 @@ struct pmc_cache {
 	 */
 	u64 load_corrupt;
 	u64 load_unreadable;
+	bool wrote_records;		/* this table's load formatted or rebound */
 	/*
 	 * Under pmc_devices_lock: the errors counted by the tables this one
 	 * replaced (a reload; health and errors stay with the dm device, not
@@ -229,10 +239,24 @@ static inline s64 pmc_nr_used(struct pmc_cache *c)
  * (what the removal sites get when the stripe has no stale slot). Inline:
  * every overwrite frees one.
  */
+/* A read of the dirty copy in @slot failed: see poisoned. */
+static inline void pmc_slot_poisoned(struct pmc_cache *c, u32 slot)
+{
+	if (!test_and_set_bit(slot, c->poisoned))
+		atomic_inc(&c->nr_poisoned);
+}
+
 static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 {
 	if (slot == PMC_NO_SLOT)
 		return;
+	if (unlikely(atomic_read(&c->nr_poisoned)) && test_bit(slot, c->poisoned)) {
+		/* Out of use: BUSY, as a dropped clean copy's. */
+		WRITE_ONCE(c->idx.slots[slot].state, PMC_S_BUSY);
+		DMWARN_LIMIT("pmem block %u failed a read: out of use until a reload",
+			     slot);
+		return;
+	}
 	WRITE_ONCE(c->idx.slots[slot].state, PMC_S_FREE);
 	/* A writer waiting for a slot must find it: no spare then. */
 	if (!atomic_read(&c->free_waiters) &&

@@ -696,6 +696,8 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 			u32 stale;
 			bool dropped = pmc_drop_bad_clean(c, st, old, &stale);
 
+			if (!dropped)
+				pmc_slot_poisoned(c, old);
 			spin_unlock(&st->lock);
 			pmc_slot_free(c, slot);
 			if (dropped) {
@@ -1139,6 +1141,9 @@ again:
 		err = pmc_pmem_to_bio(bio, off, pmc_block_data(&c->meta, slot) + ch.blk_off,
 				      ch.len);
 		dropped = err && pmc_drop_bad_clean(c, st, slot, &stale);
+		/* Under the lock: the copy, once replaced, is freed under it. */
+		if (err && !dropped)
+			pmc_slot_poisoned(c, slot);
 		spin_unlock(&st->lock);
 		if (dropped) {
 			/* Uncached now: read from the origin below, or by the rest. */
@@ -1574,6 +1579,8 @@ static void pmc_free_index(struct pmc_cache *c)
 	c->policy = NULL;
 	pmc_alloc_exit(&c->alloc);
 	pmc_index_exit(&c->idx);
+	kvfree(c->poisoned);
+	c->poisoned = NULL;
 	c->idx_ready = false;
 }
 
@@ -1585,6 +1592,11 @@ static int pmc_alloc_index(struct pmc_cache *c)
 	r = pmc_index_init(&c->idx, nr);
 	if (r)
 		return r;
+	c->poisoned = kvcalloc(BITS_TO_LONGS(nr), sizeof(unsigned long), GFP_KERNEL);
+	if (!c->poisoned) {
+		r = -ENOMEM;
+		goto bad;
+	}
 	r = pmc_alloc_init(&c->alloc, &c->idx, PMC_ALLOC_REGIONS, nr_cpu_ids);
 	if (r)
 		goto bad;
@@ -1684,7 +1696,7 @@ static int pmc_refuse_dirty(struct pmc_cache *c, const char *refusal, char **err
 		return 0;
 	pmc_origin_uid_str(&now.origin_uid, had, sizeof(had));
 	pmc_origin_uid_str(&c->origin_uid, has, sizeof(has));
-	DMERR("cache holds %llu dirty blocks of origin %s (%llu sectors%s%s)",
+	DMERR("cache holds %llu dirty (or unreadable) blocks of origin %s (%llu sectors%s%s)",
 	      dirty, now.origin_name, now.origin_sectors, *had ? ", disk " : "", had);
 	DMERR("table's origin %s (%llu sectors%s%s): %s", c->origin_name,
 	      c->origin_sectors, *has ? ", disk " : "", has, refusal);
@@ -1743,11 +1755,13 @@ static int pmc_load(struct pmc_cache *c)
 				    uuid, ktime_get_real_seconds());
 		if (r)
 			return r;
+		c->wrote_records = true;
 		DMINFO("%s: formatted %llu blocks of %u bytes for origin %s",
 		       dm_device_name(dm_table_get_md(c->ti->table)),
 		       c->meta.geo.nr_blocks, c->block_size, c->origin_name);
 	} else if (c->action == PMC_ACT_REBIND) {
 		pmc_meta_rebind(&c->meta, &oid, &c->idx);
+		c->wrote_records = true;
 		DMWARN("cache held only clean blocks of another origin: dropped them, now bound to %s",
 		       c->origin_name);
 	} else {
@@ -2075,11 +2089,13 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		pmc_read_stats(c, &s);
 		/*
 		 * @o's load finds the unreadable records again, and counts
-		 * them, on the same cache device (unless it formats it); not
-		 * on another.
+		 * them, on the same cache device (unless it formats it or
+		 * rebinds it, blanking the records: action is LOAD again
+		 * once the load is done); not on another.
 		 */
 		o->inherited_errors += s.errors;
-		if (o->cache_dev->bdev == c->cache_dev->bdev && o->action != PMC_ACT_FORMAT)
+		if (o->cache_dev->bdev == c->cache_dev->bdev && o->action == PMC_ACT_LOAD &&
+		    !o->wrote_records)
 			o->inherited_errors -= c->load_unreadable;
 		if (READ_ONCE(c->health) != PMC_HEALTH_OK)
 			WRITE_ONCE(o->health, PMC_HEALTH_DEGRADED);
@@ -2595,7 +2611,13 @@ static int pmc_flush_all(struct pmc_cache *c)
 	if (atomic64_read(&c->origin_writes_done) ==
 	    atomic64_read(&c->origin_writes_flushed))
 		return 0;
-	return pmc_origin_flush(c);
+	r = pmc_origin_flush(c);
+	if (r) {
+		/* A failed origin I/O, as any other: in errors and health. */
+		pmc_note_error(c);
+		DMERR_LIMIT("origin flush failed: %ld", r);
+	}
+	return r;
 }
 
 static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,

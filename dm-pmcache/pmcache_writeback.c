@@ -84,7 +84,8 @@ bool pmc_wb_needed(struct pmc_cache *c)
 int pmc_wb_init(struct pmc_cache *c)
 {
 	c->wb_items = kvmalloc_array(c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
-	if (!c->wb_items)
+	c->wb_probe = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!c->wb_items || !c->wb_probe)
 		return -ENOMEM;
 	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 }
@@ -95,6 +96,8 @@ void pmc_wb_exit(struct pmc_cache *c)
 	bioset_exit(&c->wb_bioset);
 	kvfree(c->wb_items);
 	c->wb_items = NULL;
+	kfree(c->wb_probe);
+	c->wb_probe = NULL;
 }
 
 void pmc_wb_kick(struct pmc_cache *c)
@@ -272,6 +275,44 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 		wake_up(&c->free_wait);
 }
 
+/*
+ * Read each block's copy through copy_mc first. Writeback hands the pmem
+ * pages themselves to the origin's driver, where a media error would be
+ * consumed unguarded: by a CPU copy (a loop device, dm-crypt, a bounce
+ * buffer: a machine check the kernel cannot recover from) or by DMA
+ * (garbage written and reported done), and the copy then marked clean.
+ * A block that fails is the only copy: it stays dirty, counts as an error
+ * and fails a "message flush" waiting for it; its slot is not reused.
+ * Returns how many items read; they are moved to the front, in order.
+ */
+static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
+				 unsigned int n)
+{
+	unsigned int i, off, good = 0;
+
+	for (i = 0; i < n; i++) {
+		struct pmc_wb_item bad = items[i];
+		u8 *data = pmc_block_data(&c->meta, bad.slot);
+		int r = 0;
+
+		for (off = 0; !r && off < c->block_size; off += PAGE_SIZE)
+			r = pmc_pmem_read(c->wb_probe, data + off,
+					  min_t(unsigned int, PAGE_SIZE, c->block_size - off));
+		if (!r) {
+			items[good++] = items[i];
+			continue;
+		}
+		/* Under writeback the slot cannot be freed before this. */
+		pmc_slot_poisoned(c, bad.slot);
+		pmc_note_error(c);
+		atomic_inc(&c->wb_errors);
+		DMERR_LIMIT("media error in dirty block %llu: not written back, it stays dirty",
+			    bad.oblock);
+		pmc_wb_finish(c, &bad, 1, false);
+	}
+	return good;
+}
+
 void pmc_wb_work(struct work_struct *w)
 {
 	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
@@ -282,7 +323,7 @@ void pmc_wb_work(struct work_struct *w)
 
 	mutex_lock(&c->wb_mutex);
 	while (READ_ONCE(c->running)) {
-		unsigned int n;
+		unsigned int n, good;
 		blk_status_t st;
 		int err;
 
@@ -303,10 +344,11 @@ void pmc_wb_work(struct work_struct *w)
 			break;
 		sort(items, n, sizeof(*items), wb_item_cmp, NULL);
 		atomic_add(n, &c->wb_inflight);
-		st = pmc_wb_write(c, items, n);
+		good = pmc_wb_probe(c, items, n);
+		st = good ? pmc_wb_write(c, items, good) : BLK_STS_OK;
 		err = blk_status_to_errno(st);
 		/* It covers the writes around the cache done by now too. */
-		if (!err)
+		if (!err && good)
 			err = pmc_origin_flush(c);
 		WRITE_ONCE(c->wb_failing, err != 0);
 		if (err) {
@@ -321,11 +363,14 @@ void pmc_wb_work(struct work_struct *w)
 			atomic64_inc(&c->origin_writes_done);
 			DMERR_LIMIT("writeback to the origin failed: %d", err);
 		}
-		pmc_wb_finish(c, items, n, !err);
+		pmc_wb_finish(c, items, good, !err);
 		atomic_sub(n, &c->wb_inflight);
 		wake_up_all(&c->clean_wait);
-		if (err) {
-			/* Retry later rather than spin on a failing origin. */
+		if (err || good < n) {
+			/*
+			 * Retry later rather than spin on a failing origin, or
+			 * on a block that cannot be read.
+			 */
 			break;
 		}
 		cond_resched();

@@ -65,7 +65,7 @@ if dmsetup reload pc --table "$(dmsetup table pc)" 2>/dev/null; then
 	fail "format accepted over dirty blocks"
 fi
 dmesg | grep -q "pmcache: the cache holds dirty blocks: flush them" || { dmesg | tail -3; fail "the refusal does not say what to do"; }
-dmesg | grep -q "pmcache: cache holds [0-9]* dirty blocks" || fail "the kernel log does not count them"
+dmesg | grep -q "pmcache: cache holds [0-9]* dirty (or unreadable) blocks" || fail "the kernel log does not count them"
 fio $job --verify_only=1 >/dev/null || fail "data lost after the refused format"
 
 log "format loaded clean, dirtied before its resume"
@@ -309,6 +309,12 @@ sleep 1
 assert_eq "$(blocks_of pc 3)" "$used0" "blocks used after a promotion whose flush failed"
 [ "$(dm_status_field pc 11)" -ge 1 ] && [ "$(dm_status_field pc 12)" = degraded ] ||
 	fail "a failed origin flush is not in errors and health: $(dmsetup status pc)"
+log "a message flush whose origin flush fails: EIO, and an error"
+errs=$(dm_status_field pc 11)
+if dmsetup message pc 0 flush 2>/dev/null; then
+	fail "message flush succeeded with the origin failing its flush"
+fi
+assert_eq "$(dm_status_field pc 11)" $((errs + 1)) "errors after a message flush that failed"
 dm_remove pc
 dmsetup remove of
 

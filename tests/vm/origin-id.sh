@@ -52,7 +52,7 @@ if ORIGIN_DEV=/dev/sda pmcache_table | dmsetup create pc 2>/tmp/err; then
 	fail "a cache with dirty blocks of one disk took another under its name"
 fi
 dmesg | grep pmcache | tail -3
-dmesg | grep -q "dirty blocks of origin sda (.*disk $wwid_a)" ||
+dmesg | grep -q "dirty (or unreadable) blocks of origin sda (.*disk $wwid_a)" ||
 	fail "the kernel log does not name the expected disk"
 [ ! -e /dev/mapper/pc ] || fail "device left behind"
 rc=0; pmcache-tool rescue "$PMEM" /dev/sda --dry-run >/tmp/out 2>&1 || rc=$?

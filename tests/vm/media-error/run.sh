@@ -7,7 +7,10 @@
 #  - A 512-byte write into a clean block whose copy has a media error: it
 #    goes to the origin, which then holds the merged block.
 #  - A dirty copy is the only one: the read fails, the block stays dirty
-#    and reads back once the error is gone.
+#    and reads back once the error is gone. Writeback reads each block
+#    first: one that fails is not written, stays dirty and fails the
+#    flush; written back once the error is gone. The slot of a copy that
+#    failed a read is not used again.
 . "$SCRIPTDIR/lib.sh"
 
 knob=/sys/module/dm_pmcache/parameters/fail_reads
@@ -84,6 +87,42 @@ assert_eq "$(dm_status_field pc 4)" 1 "dirty blocks after the error"
 assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "errors"
 fio --name=d --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only=1 \
 	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the dirty block once the error is gone"; }
+
+log "writeback of a dirty copy with a media error: nothing written, the block stays dirty, the flush fails"
+# Writeback reads each block before the origin gets its pmem pages.
+before=$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+errors=$(dm_status_field pc 11)
+# Every read fails, as with real poison: writeback tries the block again
+# (the flush's own retries, then later ones), and none may write it.
+inject 1000
+if dmsetup message pc 0 flush 2>/tmp/flush.err; then
+	fail "a flush succeeded over a dirty block that could not be read"
+fi
+sleep 1
+[ "$(cat $knob)" -lt 1000 ] || fail "writeback did not read the block"
+assert_eq "$(dm_status_field pc 4)" 1 "dirty blocks after the failed writeback"
+[ "$(dm_status_field pc 11)" -gt "$errors" ] || fail "errors: $(dmsetup status pc)"
+assert_eq "$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+	"$before" "the origin's block after the failed writeback"
+dmesg | grep -q "media error in dirty block 2048: not written back" ||
+	{ dmesg | tail -n 20; fail "no kernel log line for the writeback of block 2048"; }
+log "the error gone: the flush writes it back"
+inject 0
+dmsetup message pc 0 flush || fail "flush once the error is gone"
+assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks"
+fio --name=d --filename="$ORIGIN" $job --rw=write --size=4k --offset=8M --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the origin's block after the writeback"; }
+
+log "the pmem block that failed reads is not used again once its copy is replaced"
+# Twice: a replaced copy's slot is freed at the stripe's next commit.
+for i in 1 2; do
+	fio --name=e --filename=$dev $job --rw=write --size=4k --offset=8M --do_verify=0 \
+		>/dev/null || fail "overwrite the block ($i)"
+done
+dmesg | grep -q "failed a read: out of use until a reload" ||
+	{ dmesg | tail -n 20; fail "the slot of the dirty copy that failed a read went back to use"; }
+fio --name=e --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the overwritten block"; }
 dmsetup message pc 0 flush || fail "flush"
 dm_remove pc
 log "ok"

@@ -313,10 +313,12 @@ peer_drain() { # SYS [NAME]
 	local n=${2:-$PEER_NAME} d
 	case $1 in
 	pmcache)
-		# the message returns when clean; timed as the others are
-		dmsetup message "$n" 0 flush &
-		until peer_clean pmcache "$n"; do sleep 0.01; done
-		wait $! || fail "pmcache flush" ;;
+		# The message returns once every block is clean, on the origin
+		# and flushed there. Not polled meanwhile: the polls' execs
+		# would compete for the two vCPUs with the message's own
+		# start, which the other systems' polls follow.
+		dmsetup message "$n" 0 flush || fail "pmcache flush"
+		peer_clean pmcache "$n" || fail "pmcache: dirty blocks after its flush" ;;
 	writecache)
 		dmsetup message "$n" 0 flush || fail "writecache flush"
 		# the message returns once writeback was issued; wait until every

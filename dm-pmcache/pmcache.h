@@ -158,9 +158,12 @@ struct pmc_cache {
 	void *wb_probe;			/* a page: writeback reads each block into it first */
 	/*
 	 * Slots whose pmem failed a read while they held a dirty copy (the
-	 * only one, kept): once the copy is gone they are never handed out
-	 * again while this table is loaded, as a dropped clean copy's slot is
-	 * not (it stays BUSY). A write does not clear a media error.
+	 * only one, kept), until a read of the whole block succeeds (as
+	 * writeback's does): freed meanwhile, one is never handed out again
+	 * while this table is loaded, as a dropped clean copy's slot is not
+	 * (it stays BUSY). A write does not clear a media error. A clean
+	 * copy, which eviction hands on, is in a slot whose whole block read
+	 * (writeback cleaned it) or that no read failed.
 	 */
 	unsigned long *poisoned;
 	atomic_t nr_poisoned;
@@ -234,17 +237,25 @@ static inline s64 pmc_nr_used(struct pmc_cache *c)
 	return percpu_counter_sum_positive(&c->nr_used);
 }
 
-/*
- * Give back a slot whose record is clear and durable; PMC_NO_SLOT: nothing
- * (what the removal sites get when the stripe has no stale slot). Inline:
- * every overwrite frees one.
- */
 /* A read of the dirty copy in @slot failed: see poisoned. */
 static inline void pmc_slot_poisoned(struct pmc_cache *c, u32 slot)
 {
 	if (!test_and_set_bit(slot, c->poisoned))
 		atomic_inc(&c->nr_poisoned);
 }
+
+/* A read of the whole block of @slot succeeded: see poisoned. */
+static inline void pmc_slot_read_whole(struct pmc_cache *c, u32 slot)
+{
+	if (unlikely(atomic_read(&c->nr_poisoned)) && test_and_clear_bit(slot, c->poisoned))
+		atomic_dec(&c->nr_poisoned);
+}
+
+/*
+ * Give back a slot whose record is clear and durable; PMC_NO_SLOT: nothing
+ * (what the removal sites get when the stripe has no stale slot). Inline:
+ * every overwrite frees one.
+ */
 
 static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 {

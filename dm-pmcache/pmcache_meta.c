@@ -396,7 +396,7 @@ static void meta_blank_signatures(u8 *base, u64 size)
 	pmc_meta_blank_ranges(size, meta_blank_range, base);
 }
 
-void pmc_meta_invalidate(struct pmc_meta *m)
+void pmc_meta_invalidate(struct pmc_meta *m, u64 size)
 {
 	/*
 	 * Copy 0 first when the two are the same: zero, it makes the device
@@ -407,7 +407,8 @@ void pmc_meta_invalidate(struct pmc_meta *m)
 	 */
 	meta_invalidate_sb(m->base, m->sb_copies_same ? 0 : !m->sb_copy);
 	/* After them: zeroed under a valid one, a record drops its block. */
-	meta_blank_signatures(m->base, m->geo.pmem_size);
+	/* The device's size: those at its end are where a probe looks. */
+	meta_blank_signatures(m->base, size);
 	pmc_pmem_fence();
 }
 
@@ -593,7 +594,7 @@ bool pmc_meta_update_origin(struct pmc_meta *m, const struct pmc_origin_id *orig
 	return true;
 }
 
-int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty)
+int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty, u64 *unreadable)
 {
 	struct pmc_recovery_stats st;
 	struct pmc_index idx;
@@ -606,5 +607,7 @@ int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty)
 	r = meta_scan(m, &idx, U64_MAX, NULL, NULL, &st, false);
 	pmc_index_exit(&idx);
 	*dirty = st.dirty + st.unreadable;
+	if (unreadable)
+		*unreadable = st.unreadable;
 	return r;
 }

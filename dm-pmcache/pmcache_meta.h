@@ -89,11 +89,12 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 		    u64 now);
 
 /*
- * Make the device blank (both superblock copies zero): the next table on it
- * formats it. For a cache whose copies are all clean and no longer wanted.
- * Durable on return.
+ * Make the device of @size bytes blank (both superblock copies zero, and
+ * other formats' signature places): the next table on it formats it. For
+ * a cache whose copies are all clean and no longer wanted. Durable on
+ * return.
  */
-void pmc_meta_invalidate(struct pmc_meta *m);
+void pmc_meta_invalidate(struct pmc_meta *m, u64 size);
 
 /*
  * Bind a cache holding no dirty data to another origin: drops every block.
@@ -265,8 +266,9 @@ int pmc_meta_recover(struct pmc_meta *m, struct pmc_index *idx,
  * a block, superseded by a newer one, counts as the newer one does), and
  * the records a media error makes unreadable, which may be dirty too: a
  * load leaves them in place, a format or a rebind would zero them. Needs a
- * temporary index of the cache's size. 0 or -ENOMEM.
+ * temporary index of the cache's size. *@unreadable (if not NULL): how many
+ * of *@dirty are such records. 0 or -ENOMEM.
  */
-int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty);
+int pmc_meta_count_dirty(struct pmc_meta *m, u64 *dirty, u64 *unreadable);
 
 #endif /* PMCACHE_META_H */

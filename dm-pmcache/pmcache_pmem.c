@@ -59,6 +59,9 @@ static inline bool pmc_fail_this_read(void)
 
 int pmc_pmem_read(void *dst, const void *src, size_t len)
 {
+	/* A merge's empty head or tail reads nothing: no injected error. */
+	if (!len)
+		return 0;
 	if (pmc_fail_this_read())
 		return -EIO;
 	return copy_mc_to_kernel(dst, src, len) ? -EIO : 0;

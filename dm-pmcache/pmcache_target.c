@@ -1649,6 +1649,7 @@ static LIST_HEAD(pmc_devices);
 static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
 {
 	unsigned int noio_flags;
+	u64 unreadable;
 	const char *why;
 	int r;
 
@@ -1660,12 +1661,16 @@ static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
 	 * write through it while this allocates the index that counts.
 	 */
 	noio_flags = memalloc_noio_save();
-	r = pmc_meta_count_dirty(now, dirty);
+	r = pmc_meta_count_dirty(now, dirty, &unreadable);
 	memalloc_noio_restore(noio_flags);
 	if (r) {
 		DMERR("cannot allocate the index to count dirty blocks");
 		return -ENOMEM;
 	}
+	/* A flush cannot clear those: say what can. */
+	if (unreadable)
+		DMERR("%pg: %llu unreadable records count as dirty: see pmcache-tool check",
+		      c->cache_dev->bdev, unreadable);
 	return 1;
 }
 
@@ -1780,6 +1785,12 @@ static int pmc_load(struct pmc_cache *c)
 				DMINFO("origin %s (was %s) is disk %s: recorded", c->origin_name,
 				       old_name, uid);
 			}
+		}
+		if (old_uid_len && !c->origin_uid.len) {
+			/* An NVMe disk under 6.1, for one: the name decides. */
+			pmc_origin_uid_str(&c->meta.origin_uid, uid, sizeof(uid));
+			DMWARN("origin %s reports no disk id (recorded: %s): bound by name",
+			       c->origin_name, uid);
 		}
 	}
 	/* A retry after a failure below must find what this load wrote. */
@@ -1974,7 +1985,7 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 		    o->cache_dev->bdev == c->cache_dev->bdev)
 			continue;
 		if (o->loaded) {
-			pmc_meta_invalidate(&o->meta);
+			pmc_meta_invalidate(&o->meta, o->pmem_size);
 		} else {
 			r = pmc_dirty_now(o, &now, &dirty);
 			if (r <= 0) {
@@ -1988,7 +1999,7 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 				c->strands_dev = o->cache_dev->bdev->bd_dev;
 				return -EBUSY;
 			}
-			pmc_meta_invalidate(&now);
+			pmc_meta_invalidate(&now, o->pmem_size);
 		}
 		DMINFO("%s: the cache device %pg it leaves is blank now (its copies go stale)",
 		       dm_device_name(md), o->cache_dev->bdev);

@@ -251,9 +251,9 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 					 items[i].oblock, ok)) {
 		case PMC_WB_FREE:
 			/*
-			 * A discarded block's data landed on the origin: a read
-			 * that missed the tombstone and read the origin before
-			 * must not install its older data.
+			 * A discarded block's data may have landed on the
+			 * origin: a read that missed the tombstone and read
+			 * the origin before must not install its older data.
 			 */
 			atomic_inc(&st->write_seq);
 			items[i].free_slot = true;
@@ -299,15 +299,22 @@ static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
 			r = pmc_pmem_read(c->wb_probe, data + off,
 					  min_t(unsigned int, PAGE_SIZE, c->block_size - off));
 		if (!r) {
+			pmc_slot_read_whole(c, bad.slot);
 			items[good++] = items[i];
 			continue;
 		}
 		/* Under writeback the slot cannot be freed before this. */
 		pmc_slot_poisoned(c, bad.slot);
 		pmc_note_error(c);
-		atomic_inc(&c->wb_errors);
-		DMERR_LIMIT("media error in dirty block %llu: not written back, it stays dirty",
-			    bad.oblock);
+		if (READ_ONCE(c->idx.slots[bad.slot].state) & PMC_S_STALE) {
+			/* Overwritten or discarded meanwhile: nothing is lost. */
+			DMERR_LIMIT("media error in a replaced copy of block %llu",
+				    bad.oblock);
+		} else {
+			atomic_inc(&c->wb_errors);
+			DMERR_LIMIT("media error in dirty block %llu: not written, stays dirty",
+				    bad.oblock);
+		}
 		pmc_wb_finish(c, &bad, 1, false);
 	}
 	return good;
@@ -350,7 +357,8 @@ void pmc_wb_work(struct work_struct *w)
 		/* It covers the writes around the cache done by now too. */
 		if (!err && good)
 			err = pmc_origin_flush(c);
-		WRITE_ONCE(c->wb_failing, err != 0);
+		/* Every block unreadable: no progress either. */
+		WRITE_ONCE(c->wb_failing, err || !good);
 		if (err) {
 			pmc_note_error(c);
 			atomic_inc(&c->wb_errors);
@@ -366,10 +374,11 @@ void pmc_wb_work(struct work_struct *w)
 		pmc_wb_finish(c, items, good, !err);
 		atomic_sub(n, &c->wb_inflight);
 		wake_up_all(&c->clean_wait);
-		if (err || good < n) {
+		if (err || !good) {
 			/*
 			 * Retry later rather than spin on a failing origin, or
-			 * on a block that cannot be read.
+			 * on blocks that cannot be read. With some written, go
+			 * on: the scan resumes past the ones that failed.
 			 */
 			break;
 		}

@@ -966,7 +966,7 @@ static void do_load(struct xp *x, enum op_kind op, bool format)
 	oid = origin_id(x);
 	op_begin(x, op);
 	if (op == OP_MOVE)
-		pmc_meta_invalidate(&x->moved_meta);
+		pmc_meta_invalidate(&x->moved_meta, x->size);
 	r = ref_load(&x->rc, x->sim.mem, x->size, x->bs, &oid, x->nob, format,
 		     x->uuid, x->seq_seed ^ x->op_index, &err);
 	if (r) {

@@ -1437,7 +1437,7 @@ static void check_second_pass(const struct fcase *c, struct pmc_meta *m,
 			goto out;
 		}
 	/* Unreadable records may be dirty: a format or rebind must not zero them. */
-	if (pmc_meta_count_dirty(m, &dirty) || dirty != st1->dirty + st1->unreadable)
+	if (pmc_meta_count_dirty(m, &dirty, NULL) || dirty != st1->dirty + st1->unreadable)
 		fail_case(c->n, "pmc_meta_count_dirty disagrees with recovery");
 out:
 	pmc_index_exit(&idx);
@@ -1490,7 +1490,7 @@ static enum outcome load_case(struct fcase *c, struct totals *t)
 		fail_case(c->n, "probe calls blank a device whose first 4 KiB are not zero");
 	if (c->format_arg && res == PMC_PROBE_VALID) {
 		/* Format over a cache: refused while it holds dirty blocks. */
-		if (pmc_meta_count_dirty(&m, &dirty)) {
+		if (pmc_meta_count_dirty(&m, &dirty, NULL)) {
 			fail_case(c->n, "pmc_meta_count_dirty failed");
 			return OUT_REFUSED_PROBE;
 		}
@@ -1526,7 +1526,7 @@ static enum outcome load_case(struct fcase *c, struct totals *t)
 	if (pmc_meta_origin_matches(&m, &c->origin) != origin_should_match(&m, &c->origin))
 		fail_case(c->n, "pmc_meta_origin_matches decides otherwise than the ids or names");
 	if (out != OUT_FORMATTED && !pmc_meta_origin_matches(&m, &c->origin)) {
-		if (pmc_meta_count_dirty(&m, &dirty)) {
+		if (pmc_meta_count_dirty(&m, &dirty, NULL)) {
 			fail_case(c->n, "pmc_meta_count_dirty failed");
 			return OUT_REFUSED_PROBE;
 		}

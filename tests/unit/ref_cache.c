@@ -85,7 +85,7 @@ int ref_load(struct ref_cache *rc, u8 *pmem, u64 pmem_size, u32 block_size,
 	    !pmc_meta_origin_matches(&rc->meta, origin)) {
 		u64 dirty;
 
-		if (pmc_meta_count_dirty(&rc->meta, &dirty)) {
+		if (pmc_meta_count_dirty(&rc->meta, &dirty, NULL)) {
 			*error = "pmcache: cannot allocate the index to count dirty blocks";
 			return -ENOMEM;
 		}

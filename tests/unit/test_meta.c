@@ -255,7 +255,7 @@ static void test_format_blanks_signatures(void)
 	check(!pmc_meta_format(&m, dev, size, BS, &origin_a, uuid_a, 1),
 	      "invalidate: formatted");
 	memcpy(dev + md090, "\xfc\x4e\x2b\xa9", 4);
-	pmc_meta_invalidate(&m);
+	pmc_meta_invalidate(&m, size);
 	check(pmc_meta_probe(&p, dev, size, &why) == PMC_PROBE_BLANK,
 	      "invalidate: the device left blank, signatures in its data zeroed");
 }
@@ -540,7 +540,7 @@ static void test_lagging_copy(void)
 	 * naming origin B over A's records. The older one goes first.
 	 */
 	nr_events = 0;
-	pmc_meta_invalidate(&m);
+	pmc_meta_invalidate(&m, DEV_SIZE);
 	check(first_sb_zeroed() == 1 &&
 	      pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_BLANK,
 	      "invalidate: of two different copies the older is zeroed and fenced first");
@@ -555,7 +555,7 @@ static void test_lagging_copy(void)
 	nr_events = 0;
 	pmc_meta_update_origin(&p, &origin_a);
 	check(nr_events == 0, "load: copies the same, nothing written");
-	pmc_meta_invalidate(&p);
+	pmc_meta_invalidate(&p, DEV_SIZE);
 	check(first_sb_zeroed() == 0, "invalidate: of two same copies, copy 0 first (blank)");
 }
 
@@ -699,7 +699,7 @@ static u64 count_dirty(struct pmc_meta *m)
 {
 	u64 n = ~0ULL;
 
-	if (pmc_meta_count_dirty(m, &n))
+	if (pmc_meta_count_dirty(m, &n, NULL))
 		check(false, "pmc_meta_count_dirty: no memory");
 	return n;
 }

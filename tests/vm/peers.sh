@@ -261,6 +261,7 @@ peer_count_dirty() { # SYS [NAME]
 	pmcache | dmcache | writecache)
 		# shellcheck disable=SC2046 # the status words, after SYS
 		set -- "$1" $(dmsetup status "$n")
+		[ $# -gt 7 ] || fail "peer_count_dirty: no status of $n"
 		case $1 in
 		pmcache) PEER_DIRTY=$8 ;;
 		dmcache) PEER_DIRTY=${15} ;;

@@ -23,6 +23,14 @@ dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 pmcache_create pc sequential_cutoff 0 max_dirty_age 0
 dev=/dev/mapper/pc
 job="--direct=1 --ioengine=psync --bs=4k --verify=crc32c --verify_fatal=1"
+# overwrite NAME: write block 2048 twice with fio job NAME: a replaced
+# copy's slot is freed at its stripe's next commit.
+overwrite() {
+	for i in 1 2; do
+		fio --name="$1" --filename=$dev $job --rw=write --size=4k --offset=8M \
+			--do_verify=0 >/dev/null || fail "overwrite the block ($1, $i)"
+	done
+}
 
 log "clean copies with media errors: read from the origin, dropped"
 fio --name=a --filename=$dev $job --rw=write --size=4M --offset=0 --do_verify=0 >/dev/null ||
@@ -89,11 +97,7 @@ fio --name=d --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only
 	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the dirty block once the error is gone"; }
 
 log "the pmem block that failed reads is not used again once its copy is replaced"
-# Twice: a replaced copy's slot is freed at the stripe's next commit.
-for i in 1 2; do
-	fio --name=e --filename=$dev $job --rw=write --size=4k --offset=8M --do_verify=0 \
-		>/dev/null || fail "overwrite the block ($i)"
-done
+overwrite e
 dmesg | grep -q "failed a read: out of use until a reload" ||
 	{ dmesg | tail -n 20; fail "the slot of the dirty copy that failed a read went back to use"; }
 fio --name=e --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only=1 \
@@ -124,10 +128,7 @@ assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks"
 fio --name=e --filename="$ORIGIN" $job --rw=write --size=4k --offset=8M --verify_only=1 \
 	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the origin's block after the writeback"; }
 log "a slot whose whole block read again is back in use"
-for i in 1 2; do
-	fio --name=f --filename=$dev $job --rw=write --size=4k --offset=8M --do_verify=0 \
-		>/dev/null || fail "overwrite the block ($i)"
-done
+overwrite f
 assert_eq "$(dmesg | grep -c "failed a read: out of use until a reload")" 1 \
 	"slots taken out of use (the one writeback read whole again is not)"
 

@@ -200,19 +200,30 @@ static blk_status_t pmc_wb_write(struct pmc_cache *c, struct pmc_wb_item *items,
 {
 	struct pmc_wb_batch b;
 	struct blk_plug plug;
-	unsigned int i = 0;
+	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
+	/*
+	 * At most what one request of the origin takes: a block's pmem is
+	 * a segment of its own (adjacent blocks are rarely adjacent in
+	 * pmem), and a bio of more segments is split, into two requests
+	 * where one would do; an origin limited in requests a second (a
+	 * throttled disk, a cloud volume) counts each.
+	 */
+	unsigned int i = 0, max_run = min3((unsigned int)BIO_MAX_VECS,
+					   (unsigned int)queue_max_segments(q),
+					   queue_max_sectors(q) >> (c->block_shift - SECTOR_SHIFT));
 
 	b.c = c;
 	atomic_set(&b.pending, 1);
 	init_completion(&b.done);
 	b.status = BLK_STS_OK;
 
+	max_run = max(max_run, 1u);
 	blk_start_plug(&plug);
 	while (i < n) {
 		unsigned int run = 1, k;
 		struct bio *bio;
 
-		while (i + run < n && run < BIO_MAX_VECS &&
+		while (i + run < n && run < max_run &&
 		       items[i + run].oblock == items[i].oblock + run)
 			run++;
 		bio = bio_alloc_bioset(c->origin_dev->bdev, run, REQ_OP_WRITE, GFP_NOIO,

@@ -148,10 +148,13 @@ peer_up() { # SYS [NAME]
 		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
 	dmcache)
 		zap "$MDEV"; zap "$CDEV"
-		# migration_threshold: up to 16 MiB of promotions in flight
-		# (its default is 1 MiB), so that smq warms as fast as it can.
+		# DMCACHE_ARGS, by default migration_threshold 32768: up to 16
+		# MiB of promotions in flight (its default is 1 MiB), so that
+		# smq warms as fast as it can. "" for its defaults.
+		# shellcheck disable=SC2086 # optional args are words
+		set -- ${DMCACHE_ARGS-migration_threshold 32768}
 		dmsetup create "$n" --table \
-			"0 $osz cache $MDEV $CDEV $ORIGIN 64 1 writeback smq 2 migration_threshold 32768" ||
+			"0 $osz cache $MDEV $CDEV $ORIGIN 64 1 writeback smq $# $*" ||
 			fail "dmsetup create cache"
 		assert_blockdev "$n"; PEER_DEV=/dev/mapper/$n ;;
 	bcache)

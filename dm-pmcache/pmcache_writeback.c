@@ -302,31 +302,31 @@ static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
 	unsigned int i, off, good = 0;
 
 	for (i = 0; i < n; i++) {
-		struct pmc_wb_item bad = items[i];
-		u8 *data = pmc_block_data(&c->meta, bad.slot);
+		struct pmc_wb_item item = items[i];
+		u8 *data = pmc_block_data(&c->meta, item.slot);
 		int r = 0;
 
 		for (off = 0; !r && off < c->block_size; off += PAGE_SIZE)
 			r = pmc_pmem_read(c->wb_probe, data + off,
 					  min_t(unsigned int, PAGE_SIZE, c->block_size - off));
 		if (!r) {
-			pmc_slot_read_whole(c, bad.slot);
+			pmc_slot_read_whole(c, item.slot);
 			items[good++] = items[i];
 			continue;
 		}
 		/* Under writeback the slot cannot be freed before this. */
-		pmc_slot_poisoned(c, bad.slot);
+		pmc_slot_poisoned(c, item.slot);
 		pmc_note_error(c);
-		if (READ_ONCE(c->idx.slots[bad.slot].state) & PMC_S_STALE) {
+		if (READ_ONCE(c->idx.slots[item.slot].state) & PMC_S_STALE) {
 			/* Overwritten or discarded meanwhile: nothing is lost. */
 			DMERR_LIMIT("media error in a replaced copy of block %llu",
-				    bad.oblock);
+				    item.oblock);
 		} else {
 			atomic_inc(&c->wb_errors);
 			DMERR_LIMIT("media error in dirty block %llu: not written, stays dirty",
-				    bad.oblock);
+				    item.oblock);
 		}
-		pmc_wb_finish(c, &bad, 1, false);
+		pmc_wb_finish(c, &item, 1, false);
 	}
 	return good;
 }

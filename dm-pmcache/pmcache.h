@@ -155,7 +155,7 @@ struct pmc_cache {
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	struct mutex flush_mutex;	/* one "message flush" at a time */
 	void *wb_items;			/* writeback batch, wb_jobs entries */
-	void *wb_probe;			/* a page: writeback reads each block into it first */
+	void *wb_probe;			/* a block: writeback reads each one into it first */
 	/*
 	 * Slots whose pmem failed a read while they held a dirty copy (the
 	 * only one, kept), until a read of the whole block succeeds (as
@@ -256,7 +256,6 @@ static inline void pmc_slot_read_whole(struct pmc_cache *c, u32 slot)
  * (what the removal sites get when the stripe has no stale slot). Inline:
  * every overwrite frees one.
  */
-
 static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 {
 	if (slot == PMC_NO_SLOT)

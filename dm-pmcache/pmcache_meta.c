@@ -406,8 +406,10 @@ void pmc_meta_invalidate(struct pmc_meta *m, u64 size)
 	 * leaves no valid copy (refused), never the older one alone.
 	 */
 	meta_invalidate_sb(m->base, m->sb_copies_same ? 0 : !m->sb_copy);
-	/* After them: zeroed under a valid one, a record drops its block. */
-	/* The device's size: those at its end are where a probe looks. */
+	/*
+	 * After them: zeroed under a valid one, a record drops its block.
+	 * By the device's size, from whose end the probe looks too.
+	 */
 	meta_blank_signatures(m->base, size);
 	pmc_pmem_fence();
 }

@@ -84,7 +84,7 @@ bool pmc_wb_needed(struct pmc_cache *c)
 int pmc_wb_init(struct pmc_cache *c)
 {
 	c->wb_items = kvmalloc_array(c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
-	c->wb_probe = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	c->wb_probe = kmalloc(PMC_MAX_BLOCK_SIZE, GFP_KERNEL);
 	if (!c->wb_items || !c->wb_probe)
 		return -ENOMEM;
 	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
@@ -299,19 +299,15 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
 				 unsigned int n)
 {
-	unsigned int i, off, good = 0;
+	unsigned int i, good = 0;
 
 	for (i = 0; i < n; i++) {
 		struct pmc_wb_item item = items[i];
-		u8 *data = pmc_block_data(&c->meta, item.slot);
-		int r = 0;
 
-		for (off = 0; !r && off < c->block_size; off += PAGE_SIZE)
-			r = pmc_pmem_read(c->wb_probe, data + off,
-					  min_t(unsigned int, PAGE_SIZE, c->block_size - off));
-		if (!r) {
+		if (!pmc_pmem_read(c->wb_probe, pmc_block_data(&c->meta, item.slot),
+				   c->block_size)) {
 			pmc_slot_read_whole(c, item.slot);
-			items[good++] = items[i];
+			items[good++] = item;
 			continue;
 		}
 		/* Under writeback the slot cannot be freed before this. */

@@ -9,6 +9,7 @@
 #include <linux/workqueue.h>
 #include <linux/wait.h>
 #include <linux/mutex.h>
+#include <linux/completion.h>
 #include <linux/percpu.h>
 #include <linux/percpu_counter.h>
 #include <linux/bio.h>
@@ -154,8 +155,7 @@ struct pmc_cache {
 	struct mutex wb_mutex;		/* one writeback batch at a time */
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	struct mutex flush_mutex;	/* one "message flush" at a time */
-	void *wb_items;			/* writeback batch, wb_jobs entries */
-	void *wb_probe;			/* a block: writeback reads each one into it first */
+	void *wb_items;			/* two writeback batches of wb_jobs */
 	/*
 	 * Slots whose pmem failed a read while they held a dirty copy (the
 	 * only one, kept), until a read of the whole block succeeds (as
@@ -244,8 +244,8 @@ static inline void pmc_slot_poisoned(struct pmc_cache *c, u32 slot)
 		atomic_inc(&c->nr_poisoned);
 }
 
-/* A read of the whole block of @slot succeeded: see poisoned. */
-static inline void pmc_slot_read_whole(struct pmc_cache *c, u32 slot)
+/* Every line of the block of @slot read without error: see poisoned. */
+static inline void pmc_slot_readable(struct pmc_cache *c, u32 slot)
 {
 	if (unlikely(atomic_read(&c->nr_poisoned)) && test_and_clear_bit(slot, c->poisoned))
 		atomic_dec(&c->nr_poisoned);
@@ -278,6 +278,16 @@ static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 }
 
 /* pmcache_target.c */
+
+/* An origin flush in flight: pmc_origin_flush_start, then _wait. */
+struct pmc_origin_flush_io {
+	struct bio bio;
+	struct completion done;
+	u64 covered;		/* origin_writes_done when it was issued */
+};
+
+void pmc_origin_flush_start(struct pmc_cache *c, struct pmc_origin_flush_io *f);
+int pmc_origin_flush_wait(struct pmc_cache *c, struct pmc_origin_flush_io *f);
 int pmc_origin_flush(struct pmc_cache *c);
 
 /* pmcache_writeback.c */

@@ -67,6 +67,29 @@ int pmc_pmem_read(void *dst, const void *src, size_t len)
 	return copy_mc_to_kernel(dst, src, len) ? -EIO : 0;
 }
 
+/*
+ * x86 keeps poison per 64-byte line, the smallest line of any CPU that
+ * recovers from a machine check in copy_mc; a larger line is read more
+ * than once, never skipped.
+ */
+#define PMC_MEDIA_ERROR_GRANULE	64
+
+int pmc_pmem_probe(const void *src, size_t len)
+{
+	const u8 *p = src, *end = p + len;
+	u8 byte;
+
+	if (!len)
+		return 0;
+	if (pmc_fail_this_read())
+		return -EIO;
+	/* A load of any byte of a poisoned line consumes the poison. */
+	for (; p < end; p = PTR_ALIGN(p + 1, PMC_MEDIA_ERROR_GRANULE))
+		if (copy_mc_to_kernel(&byte, p, 1))
+			return -EIO;
+	return 0;
+}
+
 #else /* userspace */
 
 #include <immintrin.h>

@@ -47,6 +47,14 @@ static inline void pmc_pmem_fence(void)
 {
 	pmem_wmb();
 }
+
+/*
+ * Whether all of @len bytes at @src can be read: -EIO where a load would
+ * meet a media error (a machine check, for a reader not using copy_mc).
+ * Poison is kept per cache line: one byte of each line is read, not all
+ * of them; under emulation a tenth of the cost of a copy.
+ */
+int pmc_pmem_probe(const void *src, size_t len);
 #else
 void pmc_pmem_copy(void *dst, const void *src, size_t len);
 void pmc_pmem_store64(__le64 *dst, __le64 val);

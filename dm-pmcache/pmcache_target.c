@@ -1394,18 +1394,50 @@ static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
 	}
 }
 
+static void pmc_origin_flush_endio(struct bio *bio)
+{
+	struct pmc_origin_flush_io *f = container_of(bio, struct pmc_origin_flush_io, bio);
+
+	complete(&f->done);
+}
+
 /*
- * Flush the origin. Once it succeeded, every origin write that had completed
- * when it was issued is durable, and later flushes may skip: recorded here.
+ * Issue an origin flush and return: writeback writes its next batch while
+ * the flush for the last one runs. The bio is the caller's: nothing is
+ * allocated, so writeback cannot wait here for a pool others hold.
  */
+void pmc_origin_flush_start(struct pmc_cache *c, struct pmc_origin_flush_io *f)
+{
+	bio_init(&f->bio, c->origin_dev->bdev, NULL, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	f->bio.bi_end_io = pmc_origin_flush_endio;
+	init_completion(&f->done);
+	f->covered = atomic64_read(&c->origin_writes_done);
+	submit_bio(&f->bio);
+}
+
+/*
+ * Wait for a flush pmc_origin_flush_start issued. Once it succeeded, every
+ * origin write that had completed when it was issued is durable, and later
+ * flushes may skip: recorded here.
+ */
+int pmc_origin_flush_wait(struct pmc_cache *c, struct pmc_origin_flush_io *f)
+{
+	int r;
+
+	wait_for_completion_io(&f->done);
+	r = blk_status_to_errno(f->bio.bi_status);
+	bio_uninit(&f->bio);
+	if (!r)
+		pmc_origin_flushed(c, f->covered);
+	return r;
+}
+
 int pmc_origin_flush(struct pmc_cache *c)
 {
-	u64 done = atomic64_read(&c->origin_writes_done);
-	int r = blkdev_issue_flush(c->origin_dev->bdev);
+	struct pmc_origin_flush_io f;
 
-	if (!r)
-		pmc_origin_flushed(c, done);
-	return r;
+	pmc_origin_flush_start(c, &f);
+	return pmc_origin_flush_wait(c, &f);
 }
 
 /*

@@ -75,7 +75,10 @@ bool pmc_wb_needed(struct pmc_cache *c)
 	return pmc_wb_reason(c, &burst) != 0;
 }
 
-/* The batch array is allocated once: writeback must not allocate under pressure. */
+/*
+ * The batch arrays (two: one written while the other waits for its
+ * flush) are allocated once: writeback must not allocate under pressure.
+ */
 /*
  * Writeback's bios come from a bio_set of its own: writes waiting in
  * pmc_get_slot for writeback to free a block may hold the shared pools'
@@ -83,9 +86,8 @@ bool pmc_wb_needed(struct pmc_cache *c)
  */
 int pmc_wb_init(struct pmc_cache *c)
 {
-	c->wb_items = kvmalloc_array(c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
-	c->wb_probe = kmalloc(PMC_MAX_BLOCK_SIZE, GFP_KERNEL);
-	if (!c->wb_items || !c->wb_probe)
+	c->wb_items = kvmalloc_array(2 * c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
+	if (!c->wb_items)
 		return -ENOMEM;
 	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 }
@@ -96,8 +98,6 @@ void pmc_wb_exit(struct pmc_cache *c)
 	bioset_exit(&c->wb_bioset);
 	kvfree(c->wb_items);
 	c->wb_items = NULL;
-	kfree(c->wb_probe);
-	c->wb_probe = NULL;
 }
 
 void pmc_wb_kick(struct pmc_cache *c)
@@ -287,14 +287,15 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 }
 
 /*
- * Read each block's copy through copy_mc first. Writeback hands the pmem
- * pages themselves to the origin's driver, where a media error would be
- * consumed unguarded: by a CPU copy (a loop device, dm-crypt, a bounce
- * buffer: a machine check the kernel cannot recover from) or by DMA
- * (garbage written and reported done), and the copy then marked clean.
- * A block that fails is the only copy: it stays dirty, counts as an error
- * and fails a "message flush" waiting for it; its slot is not reused.
- * Returns how many items read; they are moved to the front, in order.
+ * Check each block's copy first, every cache line through copy_mc
+ * (pmc_pmem_probe). Writeback hands the pmem pages themselves to the
+ * origin's driver, where a media error would be consumed unguarded: by a
+ * CPU copy (a loop device, dm-crypt, a bounce buffer: a machine check the
+ * kernel cannot recover from) or by DMA (garbage written and reported
+ * done), and the copy then marked clean. A block that fails is the only
+ * copy: it stays dirty, counts as an error and fails a "message flush"
+ * waiting for it; its slot is not reused. Returns how many items passed;
+ * they are moved to the front, in order.
  */
 static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
 				 unsigned int n)
@@ -304,9 +305,8 @@ static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
 	for (i = 0; i < n; i++) {
 		struct pmc_wb_item item = items[i];
 
-		if (!pmc_pmem_read(c->wb_probe, pmc_block_data(&c->meta, item.slot),
-				   c->block_size)) {
-			pmc_slot_read_whole(c, item.slot);
+		if (!pmc_pmem_probe(pmc_block_data(&c->meta, item.slot), c->block_size)) {
+			pmc_slot_readable(c, item.slot);
 			items[good++] = item;
 			continue;
 		}
@@ -327,21 +327,56 @@ static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
 	return good;
 }
 
+/*
+ * A batch's end, once its origin flush returned (@err 0: the batch is
+ * durable on the origin) or its writes failed. @count: @err is this
+ * batch's own failure; not when its writes went out beside a flush that
+ * failed, already counted, and it is only kept dirty with the rest.
+ */
+static void pmc_wb_done(struct pmc_cache *c, struct pmc_wb_item *items,
+			unsigned int n, int err, bool count)
+{
+	if (err) {
+		if (count) {
+			pmc_note_error(c);
+			atomic_inc(&c->wb_errors);
+			DMERR_LIMIT("writeback to the origin failed: %d", err);
+		}
+		/*
+		 * Its writes may sit unflushed in the origin's cache: a
+		 * discarded block's tombstone goes even so, and a read
+		 * promoting that data must flush the origin first
+		 * (pmc_promote_flush), as after any origin write.
+		 */
+		atomic64_inc(&c->origin_writes_done);
+	}
+	pmc_wb_finish(c, items, n, !err);
+	atomic_sub(n, &c->wb_inflight);
+	wake_up_all(&c->clean_wait);
+}
+
+/*
+ * Batches go out one after the other, each written while the origin
+ * flush that makes the one before durable runs: the flush (a disk's
+ * cache emptied) overlaps a batch's writes rather than following them.
+ * @items holds two batches: the one being written, and the one written
+ * and waiting for its flush.
+ */
 void pmc_wb_work(struct work_struct *w)
 {
 	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
-	struct pmc_wb_item *items = c->wb_items;
+	struct pmc_wb_item *items = c->wb_items, *written = NULL;
+	unsigned int nr_written = 0;
+	struct pmc_origin_flush_io flush;
 	bool burst = false;
 	u32 cursor = 0;
-	int reason;
 
 	mutex_lock(&c->wb_mutex);
 	while (READ_ONCE(c->running)) {
 		unsigned int n, good;
-		blk_status_t st;
-		int err;
+		int err = 0, flush_err = 0;
+		int reason = pmc_wb_reason(c, &burst);
 
-		reason = pmc_wb_reason(c, &burst);
 		if (!reason)
 			break;
 		n = 0;
@@ -359,37 +394,46 @@ void pmc_wb_work(struct work_struct *w)
 		sort(items, n, sizeof(*items), wb_item_cmp, NULL);
 		atomic_add(n, &c->wb_inflight);
 		good = pmc_wb_probe(c, items, n);
-		st = good ? pmc_wb_write(c, items, good) : BLK_STS_OK;
-		err = blk_status_to_errno(st);
-		/* It covers the writes around the cache done by now too. */
-		if (!err && good)
-			err = pmc_origin_flush(c);
-		/* Every block unreadable: no progress either. */
-		WRITE_ONCE(c->wb_failing, err || !good);
-		if (err) {
-			pmc_note_error(c);
-			atomic_inc(&c->wb_errors);
-			/*
-			 * Its writes may sit unflushed in the origin's cache:
-			 * a discarded block's tombstone goes even so, and a
-			 * read promoting that data must flush the origin first
-			 * (pmc_promote_flush), as after any origin write.
-			 */
-			atomic64_inc(&c->origin_writes_done);
-			DMERR_LIMIT("writeback to the origin failed: %d", err);
+		atomic_sub(n - good, &c->wb_inflight);
+		/*
+		 * Issued after the last batch's writes completed, the flush
+		 * covers them, and the writes around the cache done by now.
+		 */
+		if (nr_written)
+			pmc_origin_flush_start(c, &flush);
+		if (good)
+			err = blk_status_to_errno(pmc_wb_write(c, items, good));
+		if (nr_written) {
+			flush_err = pmc_origin_flush_wait(c, &flush);
+			pmc_wb_done(c, written, nr_written, flush_err, true);
+			nr_written = 0;
 		}
-		pmc_wb_finish(c, items, good, !err);
-		atomic_sub(n, &c->wb_inflight);
-		wake_up_all(&c->clean_wait);
-		if (err || !good) {
+		/* Every block unreadable: no progress either. */
+		WRITE_ONCE(c->wb_failing, err || flush_err || !good);
+		if (err || flush_err) {
+			pmc_wb_done(c, items, good, err ? err : flush_err, err != 0);
+			/* Retry later rather than spin on a failing origin. */
+			break;
+		}
+		if (!good) {
 			/*
-			 * Retry later rather than spin on a failing origin, or
-			 * on blocks that cannot be read. With some written, go
-			 * on: the scan resumes past the ones that failed.
+			 * Nor on blocks that cannot be read: none of this
+			 * batch could be. A batch with some read goes on, and
+			 * the scan resumes past the ones that failed.
 			 */
 			break;
 		}
+		written = items;
+		nr_written = good;
+		items = written == c->wb_items ? written + c->wb_jobs : c->wb_items;
 		cond_resched();
+	}
+	if (nr_written) {
+		int err = pmc_origin_flush(c);
+
+		pmc_wb_done(c, written, nr_written, err, true);
+		if (err)
+			WRITE_ONCE(c->wb_failing, true);
 	}
 	mutex_unlock(&c->wb_mutex);
 	wake_up_all(&c->clean_wait);

@@ -318,6 +318,38 @@ assert_eq "$(dm_status_field pc 11)" $((errs + 1)) "errors after a message flush
 dm_remove pc
 dmsetup remove of
 
+log "writeback to a failing origin, in batches: all stays dirty, the flush fails; healed, all lands"
+dmsetup create of --table "0 $half flakey $ORIGIN 0 3600 0"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+# Five batches: each is written while the flush for the one before runs.
+ORIGIN_DEV=/dev/mapper/of pmcache_create pc writeback_jobs 64
+dmsetup message pc 0 writeback_pause 600000 || fail "writeback_pause"
+head -c $((300 * 4096)) /dev/urandom > /tmp/wbdata
+dd if=/tmp/wbdata of=/dev/mapper/pc bs=4096 seek=100 oflag=direct 2>/dev/null ||
+	fail "writing 300 blocks"
+assert_eq "$(blocks_of pc 4)" 300 "dirty blocks before the flush"
+dmsetup suspend of
+dmsetup reload of --table "0 $half flakey $ORIGIN 0 0 3600 1 error_writes"
+dmsetup resume of
+errs=$(dm_status_field pc 11)
+if dmsetup message pc 0 flush 2>/dev/null; then
+	fail "message flush succeeded with the origin failing every write"
+fi
+assert_eq "$(blocks_of pc 4)" 300 "dirty blocks after writeback to a failing origin"
+[ "$(dm_status_field pc 11)" -gt "$errs" ] ||
+	fail "writeback's failures are not in errors: $(dmsetup status pc)"
+dmesg | grep -q "writeback to the origin failed" ||
+	fail "no kernel log line for the failed writeback"
+dmsetup suspend of
+dmsetup reload of --table "0 $half flakey $ORIGIN 0 3600 0"
+dmsetup resume of
+dmsetup message pc 0 flush || fail "message flush with the origin healed"
+assert_eq "$(blocks_of pc 4)" 0 "dirty blocks after the flush"
+assert_eq "$(dd if="$ORIGIN" bs=4096 skip=100 count=300 iflag=direct 2>/dev/null | sha256sum)" \
+	"$(sha256sum < /tmp/wbdata)" "the origin's copy of the 300 blocks written back"
+dm_remove pc
+dmsetup remove of
+
 log "health and errors stay with the device across a table reload"
 dmsetup create oe --table "0 $half error"
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null

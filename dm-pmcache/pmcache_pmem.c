@@ -37,18 +37,24 @@ static int fail_reads;
 module_param(fail_reads, int, 0600);
 MODULE_PARM_DESC(fail_reads, "test build: fail this many of the next pmem reads (media error)");
 
-static bool pmc_fail_this_read(void)
+/* Test builds: take one of the @remaining failures to inject, if any is left. */
+bool pmc_fault_take(int *remaining)
 {
-	int n = READ_ONCE(fail_reads);
+	int n = READ_ONCE(*remaining);
 
 	while (n > 0) {
-		int seen = cmpxchg(&fail_reads, n, n - 1);
+		int seen = cmpxchg(remaining, n, n - 1);
 
 		if (seen == n)
 			return true;
 		n = seen;
 	}
 	return false;
+}
+
+static bool pmc_fail_this_read(void)
+{
+	return pmc_fault_take(&fail_reads);
 }
 #else
 static inline bool pmc_fail_this_read(void)

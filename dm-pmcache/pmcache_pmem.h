@@ -55,6 +55,10 @@ static inline void pmc_pmem_fence(void)
  * of them; under emulation a tenth of the cost of a copy.
  */
 int pmc_pmem_probe(const void *src, size_t len);
+
+#ifdef PMC_FAULT_INJECTION
+bool pmc_fault_take(int *remaining);
+#endif
 #else
 void pmc_pmem_copy(void *dst, const void *src, size_t len);
 void pmc_pmem_store64(__le64 *dst, __le64 val);

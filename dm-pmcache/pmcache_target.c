@@ -1394,6 +1394,17 @@ static void pmc_origin_flushed(struct pmc_cache *c, u64 done)
 	}
 }
 
+#ifdef PMC_FAULT_INJECTION
+/*
+ * Test builds only (tests/vm/media-error): the next fail_origin_flushes
+ * origin flushes fail without being sent. dm-flakey fails a flush only
+ * together with the writes, never a flush alone after writes that landed.
+ */
+static int fail_origin_flushes;
+module_param(fail_origin_flushes, int, 0600);
+MODULE_PARM_DESC(fail_origin_flushes, "test build: fail this many of the next origin flushes");
+#endif
+
 static void pmc_origin_flush_endio(struct bio *bio)
 {
 	struct pmc_origin_flush_io *f = container_of(bio, struct pmc_origin_flush_io, bio);
@@ -1412,6 +1423,13 @@ void pmc_origin_flush_start(struct pmc_cache *c, struct pmc_origin_flush_io *f)
 	f->bio.bi_end_io = pmc_origin_flush_endio;
 	init_completion(&f->done);
 	f->covered = atomic64_read(&c->origin_writes_done);
+#ifdef PMC_FAULT_INJECTION
+	if (pmc_fault_take(&fail_origin_flushes)) {
+		f->bio.bi_status = BLK_STS_IOERR;
+		bio_endio(&f->bio);
+		return;
+	}
+#endif
 	submit_bio(&f->bio);
 }
 

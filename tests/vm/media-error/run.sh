@@ -11,6 +11,9 @@
 #    first: one that fails is not written, stays dirty and fails the
 #    flush; written back once the error is gone. The slot of a copy that
 #    failed a read is not used again.
+#  - fail_origin_flushes=N fails the next N origin flushes: writeback's
+#    batches stay dirty (the one written beside the failed flush too), one
+#    error is counted, the flush fails; then all of it is written back.
 . "$SCRIPTDIR/lib.sh"
 
 knob=/sys/module/dm_pmcache/parameters/fail_reads
@@ -133,5 +136,49 @@ assert_eq "$(dmesg | grep -c "failed a read: out of use until a reload")" 1 \
 	"slots taken out of use (the one writeback read whole again is not)"
 
 dmsetup message pc 0 flush || fail "flush"
+dm_remove pc
+
+fknob=/sys/module/dm_pmcache/parameters/fail_origin_flushes
+log "writeback's origin flush fails while the next batch is written: both batches stay dirty"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+# Batches of 64: the first flush is the first batch's, issued beside the
+# second batch's writes.
+pmcache_create pc sequential_cutoff 0 max_dirty_age 0 writeback_jobs 64
+dmsetup message pc 0 writeback_pause 600000 || fail "writeback_pause"
+fio --name=g --filename=$dev $job --rw=write --size=1200k --offset=16M --do_verify=0 \
+	>/dev/null || fail "write 300 blocks"
+assert_eq "$(dm_status_field pc 4)" 300 "dirty blocks"
+errors=$(dm_status_field pc 11)
+echo 1 > $fknob
+if dmsetup message pc 0 flush 2>/dev/null; then
+	fail "a flush succeeded over an origin flush that failed"
+fi
+sleep 1
+assert_eq "$(cat $fknob)" 0 "the injected origin flush failure not met"
+assert_eq "$(dm_status_field pc 4)" 300 "dirty blocks after the failed origin flush"
+# One failure: the second batch, written beside it, is kept dirty, not counted.
+assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "errors after one failed origin flush"
+dmesg | grep -q "writeback to the origin failed: -5" ||
+	{ dmesg | tail -n 20; fail "no kernel log line for the failed origin flush"; }
+dmsetup message pc 0 flush || fail "flush once the origin flushes again"
+assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks"
+fio --name=g --filename="$ORIGIN" $job --rw=write --size=1200k --offset=16M --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the origin's 300 blocks after writeback"; }
+
+log "the last batch's origin flush fails: it stays dirty"
+fio --name=h --filename=$dev $job --rw=write --size=40k --offset=32M --do_verify=0 \
+	>/dev/null || fail "write 10 blocks"
+errors=$(dm_status_field pc 11)
+echo 1 > $fknob
+if dmsetup message pc 0 flush 2>/dev/null; then
+	fail "a flush succeeded over an origin flush that failed (one batch)"
+fi
+assert_eq "$(cat $fknob)" 0 "the injected origin flush failure not met (one batch)"
+assert_eq "$(dm_status_field pc 4)" 10 "dirty blocks after the failed origin flush (one batch)"
+assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "errors after one failed origin flush (one batch)"
+dmsetup message pc 0 flush || fail "flush once the origin flushes again (one batch)"
+assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks (one batch)"
+fio --name=h --filename="$ORIGIN" $job --rw=write --size=40k --offset=32M --verify_only=1 \
+	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the origin's 10 blocks after writeback"; }
 dm_remove pc
 log "ok"

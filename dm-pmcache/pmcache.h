@@ -143,7 +143,8 @@ struct pmc_cache {
 	atomic64_t origin_writes_done;
 	atomic64_t origin_writes_flushed;
 	atomic_t wb_errors;		/* failed writeback batches */
-	bool wb_failing;		/* the last writeback batch failed */
+	/* the last writeback batch failed, or no origin flush since did not */
+	bool wb_failing;
 	u64 high_limit;			/* high_wm in blocks */
 	unsigned long wb_pause_until;	/* jiffies */
 	wait_queue_head_t free_wait;
@@ -152,18 +153,18 @@ struct pmc_cache {
 	struct workqueue_struct *wq;
 	struct work_struct wb_work;
 	struct delayed_work age_work;
-	struct mutex wb_mutex;		/* one writeback batch at a time */
+	struct mutex wb_mutex;		/* one writeback run at a time */
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	struct mutex flush_mutex;	/* one "message flush" at a time */
 	void *wb_items;			/* two writeback batches of wb_jobs */
 	/*
 	 * Slots whose pmem failed a read while they held a dirty copy (the
-	 * only one, kept), until a read of the whole block succeeds (as
-	 * writeback's does): freed meanwhile, one is never handed out again
-	 * while this table is loaded, as a dropped clean copy's slot is not
-	 * (it stays BUSY). A write does not clear a media error. A clean
-	 * copy, which eviction hands on, is in a slot whose whole block read
-	 * (writeback cleaned it) or that no read failed.
+	 * only one, kept), until every line of the block reads without error
+	 * (writeback's check, pmc_pmem_probe): freed meanwhile, one is never
+	 * handed out again while this table is loaded, as a dropped clean
+	 * copy's slot is not (it stays BUSY). A write does not clear a media
+	 * error. A clean copy, which eviction hands on, is in a slot whose
+	 * every line read (writeback cleaned it) or that no read failed.
 	 */
 	unsigned long *poisoned;
 	atomic_t nr_poisoned;

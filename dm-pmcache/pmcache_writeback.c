@@ -78,11 +78,9 @@ bool pmc_wb_needed(struct pmc_cache *c)
 /*
  * The batch arrays (two: one written while the other waits for its
  * flush) are allocated once: writeback must not allocate under pressure.
- */
-/*
- * Writeback's bios come from a bio_set of its own: writes waiting in
- * pmc_get_slot for writeback to free a block may hold the shared pools'
- * reserves, and writeback must not wait for those.
+ * Its bios come from a bio_set of its own: writes waiting in pmc_get_slot
+ * for writeback to free a block may hold the shared pools' reserves, and
+ * writeback must not wait for those.
  */
 int pmc_wb_init(struct pmc_cache *c)
 {
@@ -356,11 +354,27 @@ static void pmc_wb_done(struct pmc_cache *c, struct pmc_wb_item *items,
 }
 
 /*
- * Batches go out one after the other, each written while the origin
- * flush that makes the one before durable runs: the flush (a disk's
- * cache emptied) overlaps a batch's writes rather than following them.
- * @items holds two batches: the one being written, and the one written
- * and waiting for its flush.
+ * Wait for the origin flush issued for the written batch @items, and end
+ * the batch. Writeback is failing until a flush succeeds: writes alone
+ * landing prove nothing on an origin that fails only its flushes.
+ */
+static int pmc_wb_settle(struct pmc_cache *c, struct pmc_origin_flush_io *flush,
+			 struct pmc_wb_item *items, unsigned int n)
+{
+	int err = pmc_origin_flush_wait(c, flush);
+
+	pmc_wb_done(c, items, n, err, true);
+	WRITE_ONCE(c->wb_failing, err != 0);
+	return err;
+}
+
+/*
+ * Batches go out one after the other. Once a batch's writes completed,
+ * the origin flush that makes it durable is issued, and runs while the
+ * next batch is collected, checked and written: the flush (a disk's cache
+ * emptied) overlaps the next batch rather than holding it. @items holds
+ * two batches: the one being written, and the one written and waiting
+ * for its flush.
  */
 void pmc_wb_work(struct work_struct *w)
 {
@@ -373,19 +387,30 @@ void pmc_wb_work(struct work_struct *w)
 
 	mutex_lock(&c->wb_mutex);
 	while (READ_ONCE(c->running)) {
-		unsigned int n, good;
+		unsigned int n = 0, good;
 		int err = 0, flush_err = 0;
 		int reason = pmc_wb_reason(c, &burst);
 
 		if (!reason)
 			break;
-		n = 0;
 		/*
 		 * A flush's blocks first (PMC_S_FLUSH): writes that go on
 		 * during a flush must not hold it. Then the others, as ever.
 		 */
-		if (reason == 2 && atomic_read(&c->flush_requests))
+		if (reason == 2 && atomic_read(&c->flush_requests)) {
 			n = pmc_wb_collect(c, items, c->wb_jobs, PMC_S_FLUSH, &cursor);
+			/*
+			 * None left to take: the flush's last ones may be in
+			 * the batch written. Clean first, not after a batch of
+			 * others, which the flush would wait for too.
+			 */
+			if (!n && nr_written) {
+				flush_err = pmc_wb_settle(c, &flush, written, nr_written);
+				nr_written = 0;
+				if (flush_err)
+					break;
+			}
+		}
 		if (!n)
 			n = pmc_wb_collect(c, items, c->wb_jobs,
 					   reason == 1 ? PMC_S_AGED : 0, &cursor);
@@ -395,23 +420,22 @@ void pmc_wb_work(struct work_struct *w)
 		atomic_add(n, &c->wb_inflight);
 		good = pmc_wb_probe(c, items, n);
 		atomic_sub(n - good, &c->wb_inflight);
-		/*
-		 * Issued after the last batch's writes completed, the flush
-		 * covers them, and the writes around the cache done by now.
-		 */
-		if (nr_written)
-			pmc_origin_flush_start(c, &flush);
 		if (good)
 			err = blk_status_to_errno(pmc_wb_write(c, items, good));
 		if (nr_written) {
-			flush_err = pmc_origin_flush_wait(c, &flush);
-			pmc_wb_done(c, written, nr_written, flush_err, true);
+			flush_err = pmc_wb_settle(c, &flush, written, nr_written);
 			nr_written = 0;
 		}
 		/* Every block unreadable: no progress either. */
-		WRITE_ONCE(c->wb_failing, err || flush_err || !good);
+		if (err || flush_err || !good)
+			WRITE_ONCE(c->wb_failing, true);
 		if (err || flush_err) {
-			pmc_wb_done(c, items, good, err ? err : flush_err, err != 0);
+			/*
+			 * Written beside a flush that failed (counted there),
+			 * the batch is kept dirty with the rest.
+			 */
+			if (good)
+				pmc_wb_done(c, items, good, err ? err : flush_err, err != 0);
 			/* Retry later rather than spin on a failing origin. */
 			break;
 		}
@@ -423,18 +447,18 @@ void pmc_wb_work(struct work_struct *w)
 			 */
 			break;
 		}
+		/*
+		 * Issued after the batch's writes completed, the flush covers
+		 * them, and the writes around the cache done by now.
+		 */
+		pmc_origin_flush_start(c, &flush);
 		written = items;
 		nr_written = good;
 		items = written == c->wb_items ? written + c->wb_jobs : c->wb_items;
 		cond_resched();
 	}
-	if (nr_written) {
-		int err = pmc_origin_flush(c);
-
-		pmc_wb_done(c, written, nr_written, err, true);
-		if (err)
-			WRITE_ONCE(c->wb_failing, true);
-	}
+	if (nr_written)
+		pmc_wb_settle(c, &flush, written, nr_written);
 	mutex_unlock(&c->wb_mutex);
 	wake_up_all(&c->clean_wait);
 	wake_up_all(&c->free_wait);

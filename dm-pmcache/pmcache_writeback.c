@@ -431,8 +431,9 @@ void pmc_wb_work(struct work_struct *w)
 			WRITE_ONCE(c->wb_failing, true);
 		if (err || flush_err) {
 			/*
-			 * Written beside a flush that failed (counted there),
-			 * the batch is kept dirty with the rest.
+			 * Its own writes failed: an error. Written beside a
+			 * flush that failed (counted there): kept dirty with
+			 * the rest, no error of its own.
 			 */
 			if (good)
 				pmc_wb_done(c, items, good, err ? err : flush_err, err != 0);

@@ -139,55 +139,44 @@ dmsetup message pc 0 flush || fail "flush"
 dm_remove pc
 
 fknob=/sys/module/dm_pmcache/parameters/fail_origin_flushes
-log "writeback's origin flush fails while the next batch is written: both batches stay dirty"
+# flush_fails NAME KIB MIB: write KIB KiB at MIB MiB, then every origin
+# flush fails (the message kicks writeback again while it waits, and a run
+# may follow the one that failed): the flush fails, nothing turns clean,
+# each failed origin flush is one error (a batch written beside it is
+# kept dirty, not counted). Then the flushes work: all of it written back.
+flush_fails() {
+	fio --name="$1" --filename=$dev $job --rw=write --size="$2k" --offset="$3M" \
+		--do_verify=0 >/dev/null || fail "$1: write"
+	dirty=$(dm_status_field pc 4)
+	assert_eq "$dirty" $(($2 / 4)) "$1: dirty blocks"
+	errors=$(dm_status_field pc 11)
+	echo 1000 > $fknob
+	if dmsetup message pc 0 flush 2>/dev/null; then
+		fail "$1: a flush succeeded over an origin flush that failed"
+	fi
+	sleep 1
+	failed=$((1000 - $(cat $fknob)))
+	echo 0 > $fknob
+	[ "$failed" -ge 1 ] || fail "$1: no origin flush failed"
+	assert_eq "$(dm_status_field pc 4)" "$dirty" "$1: dirty blocks after the failed origin flushes"
+	assert_eq "$(dm_status_field pc 11)" $((errors + failed)) \
+		"$1: errors after $failed failed origin flushes"
+	dmesg | grep -q "writeback to the origin failed: -5" ||
+		{ dmesg | tail -n 20; fail "$1: no kernel log line for the failed origin flush"; }
+	dmsetup message pc 0 flush || fail "$1: flush once the origin flushes again"
+	assert_eq "$(dm_status_field pc 4)" 0 "$1: dirty blocks at the end"
+	fio --name="$1" --filename="$ORIGIN" $job --rw=write --size="$2k" --offset="$3M" \
+		--verify_only=1 >/tmp/fio.out 2>&1 ||
+		{ cat /tmp/fio.out; fail "$1: the origin's blocks after writeback"; }
+}
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 # Batches of 64: the first flush is the first batch's, issued beside the
 # second batch's writes.
 pmcache_create pc sequential_cutoff 0 max_dirty_age 0 writeback_jobs 64
 dmsetup message pc 0 writeback_pause 600000 || fail "writeback_pause"
-fio --name=g --filename=$dev $job --rw=write --size=1200k --offset=16M --do_verify=0 \
-	>/dev/null || fail "write 300 blocks"
-assert_eq "$(dm_status_field pc 4)" 300 "dirty blocks"
-errors=$(dm_status_field pc 11)
-# Every origin flush fails (the message kicks writeback again while it
-# waits, and a run may follow the one that failed): each is one error,
-# the batch written beside it is kept dirty and not counted.
-echo 1000 > $fknob
-if dmsetup message pc 0 flush 2>/dev/null; then
-	fail "a flush succeeded over an origin flush that failed"
-fi
-sleep 1
-failed=$((1000 - $(cat $fknob)))
-echo 0 > $fknob
-[ "$failed" -ge 1 ] || fail "no origin flush failed"
-assert_eq "$(dm_status_field pc 4)" 300 "dirty blocks after the failed origin flushes"
-assert_eq "$(dm_status_field pc 11)" $((errors + failed)) \
-	"errors after $failed failed origin flushes"
-dmesg | grep -q "writeback to the origin failed: -5" ||
-	{ dmesg | tail -n 20; fail "no kernel log line for the failed origin flush"; }
-dmsetup message pc 0 flush || fail "flush once the origin flushes again"
-assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks"
-fio --name=g --filename="$ORIGIN" $job --rw=write --size=1200k --offset=16M --verify_only=1 \
-	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the origin's 300 blocks after writeback"; }
-
+log "writeback's origin flush fails while the next batch is written: both batches stay dirty"
+flush_fails batches 1200 16
 log "the last batch's origin flush fails: it stays dirty"
-fio --name=h --filename=$dev $job --rw=write --size=40k --offset=32M --do_verify=0 \
-	>/dev/null || fail "write 10 blocks"
-errors=$(dm_status_field pc 11)
-echo 1000 > $fknob
-if dmsetup message pc 0 flush 2>/dev/null; then
-	fail "a flush succeeded over an origin flush that failed (one batch)"
-fi
-sleep 1
-failed=$((1000 - $(cat $fknob)))
-echo 0 > $fknob
-[ "$failed" -ge 1 ] || fail "no origin flush failed (one batch)"
-assert_eq "$(dm_status_field pc 4)" 10 "dirty blocks after the failed origin flushes (one batch)"
-assert_eq "$(dm_status_field pc 11)" $((errors + failed)) \
-	"errors after $failed failed origin flushes (one batch)"
-dmsetup message pc 0 flush || fail "flush once the origin flushes again (one batch)"
-assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks (one batch)"
-fio --name=h --filename="$ORIGIN" $job --rw=write --size=40k --offset=32M --verify_only=1 \
-	>/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "the origin's 10 blocks after writeback"; }
+flush_fails one-batch 40 32
 dm_remove pc
 log "ok"

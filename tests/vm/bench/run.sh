@@ -62,27 +62,15 @@ pmem_mb=$(($(sectors "$PMEM") / 2048))
 EOF
 mkdir -p /tmp/p && cp /tmp/params /tmp/p/params && emit params /tmp/p
 
-# 1 MiB requests from huge-page buffers. In ordinary pages a 1 MiB buffer
-# is as many segments as its pages are apart in physical memory: over 254
-# (the origin's max_segments) once the guest's memory is fragmented, and
-# each request then reaches the throttled origin as two (200 IOPS, not
-# 300), for whichever system runs late in the VM's life (the origin alone
-# included).
-echo 8 > /proc/sys/vm/nr_hugepages
-grep -q '^HugePages_Total: *[1-9]' /proc/meminfo || fail "no huge pages for the 1 MiB buffers"
-
 # run_fio JOB SIZE RUNTIME OUT [SEED]
 run_fio() {
-	iomem=
-	case $1 in *-1m) iomem=--iomem=shmhuge ;; esac
 	sz=$2
 	# the ceiling device is only as large as the cache
 	dsz=$(($(sectors "$PEER_DEV") * 512))
 	[ "$sz" = all ] && sz=$dsz
 	[ "$sz" -le "$dsz" ] || sz=$dsz
-	# shellcheck disable=SC2086 # iomem: empty or one word
 	DEV=$PEER_DEV SIZE=$sz RUNTIME=$3 SEED=${5:-1} THETA=1.2 \
-		fio "$FIODIR/$1.fio" $iomem --lat_percentiles=1 --output-format=json --output="$4" \
+		fio "$FIODIR/$1.fio" --lat_percentiles=1 --output-format=json --output="$4" \
 		>/tmp/fio.err 2>&1 ||
 		{ cat /tmp/fio.err "$4"; fail "fio $1 on $PEER_DEV"; }
 }

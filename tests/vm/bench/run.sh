@@ -214,21 +214,19 @@ mkdir -p /tmp/x
 for e in $EXTRA; do
 	case $e in
 	drain)
-		# The dense drain takes a fraction of a second, of the
-		# order of an exec under TCG: run it DENSE_PASSES times,
-		# every other pass in reverse system order; the report
-		# takes the median. The sparse one (13 s) is set by the
-		# origin's rate: once.
+		dsys='' rdsys=''
 		for s in writecache bcache pmcache; do
-			case " $SYSTEMS " in *" $s "*) drain_one "$s" sparse ;; esac
+			case " $SYSTEMS " in *" $s "*) dsys="$dsys $s" rdsys="$s $rdsys" ;; esac
 		done
-		order="writecache bcache pmcache" pass=1
-		while [ $pass -le $DENSE_PASSES ]; do
-			for s in $order; do
-				case " $SYSTEMS " in *" $s "*) drain_one "$s" dense ;; esac
-			done
-			order=$(echo "$order" | awk '{ for (i = NF; i; i--) printf "%s ", $i }')
-			pass=$((pass + 1))
+		# The sparse drain (13 s) is set by the origin's rate: once.
+		for s in $dsys; do drain_one "$s" sparse; done
+		# The dense one takes a fraction of a second, of the order
+		# of an exec under TCG: DENSE_PASSES times, every other pass
+		# in reverse system order; the report takes the median.
+		for pass in $(seq "$DENSE_PASSES"); do
+			order=$dsys
+			[ $((pass % 2)) = 1 ] || order=$rdsys
+			for s in $order; do drain_one "$s" dense; done
 		done ;;
 	resume)
 		for s in writecache dmcache bcache pmcache; do

@@ -156,7 +156,7 @@ struct pmc_cache {
 	struct mutex wb_mutex;		/* one writeback run at a time */
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	struct mutex flush_mutex;	/* one "message flush" at a time */
-	void *wb_items;			/* two writeback batches of wb_jobs */
+	struct pmc_wb_batch *wb_batches;	/* PMC_WB_BATCHES of wb_jobs items */
 	/*
 	 * Slots whose pmem failed a read while they held a dirty copy (the
 	 * only one, kept), until every line of the block reads without error

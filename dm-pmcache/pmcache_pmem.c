@@ -80,20 +80,56 @@ int pmc_pmem_read(void *dst, const void *src, size_t len)
  */
 #define PMC_MEDIA_ERROR_GRANULE	64
 
-int pmc_pmem_probe(const void *src, size_t len)
+#ifdef CONFIG_X86_64
+#include <asm/asm.h>
+#include <asm/extable_fixup_types.h>
+
+/*
+ * A load of each line from @p (aligned) up to @end, in one loop: a call
+ * of copy_mc_to_kernel a line costs many times the load (a batch of 1024
+ * blocks took 1.5 ms under QEMU's TCG). The load has the exception-table
+ * entry copy_mc's own loads have (EX_TYPE_DEFAULT_MCE_SAFE): a machine
+ * check on it is one the kernel recovers from, and resumes at the fixup,
+ * with the error, as it does for a page fault there.
+ */
+static int pmc_probe_lines(const u8 *p, const u8 *end)
 {
-	const u8 *p = src, *end = p + len;
+	int err = -EIO;
+	u8 tmp;
+
+	asm volatile("1:	movb (%[p]), %[tmp]\n"
+		     "	add %[step], %[p]\n"
+		     "	cmp %[end], %[p]\n"
+		     "	jb 1b\n"
+		     "	xor %[err], %[err]\n"
+		     "2:\n"
+		     _ASM_EXTABLE_TYPE(1b, 2b, EX_TYPE_DEFAULT_MCE_SAFE)
+		     : [p] "+r" (p), [err] "+r" (err), [tmp] "=&q" (tmp)
+		     : [end] "r" (end), [step] "i" (PMC_MEDIA_ERROR_GRANULE)
+		     : "cc", "memory");
+	return err;
+}
+#else
+static int pmc_probe_lines(const u8 *p, const u8 *end)
+{
 	u8 byte;
 
+	for (; p < end; p += PMC_MEDIA_ERROR_GRANULE)
+		if (copy_mc_to_kernel(&byte, p, 1))
+			return -EIO;
+	return 0;
+}
+#endif
+
+int pmc_pmem_probe(const void *src, size_t len)
+{
 	if (!len)
 		return 0;
 	if (pmc_fail_this_read())
 		return -EIO;
 	/* A load of any byte of a poisoned line consumes the poison. */
-	for (; p < end; p = PTR_ALIGN(p + 1, PMC_MEDIA_ERROR_GRANULE))
-		if (copy_mc_to_kernel(&byte, p, 1))
-			return -EIO;
-	return 0;
+	return pmc_probe_lines(PTR_ALIGN_DOWN((const u8 *)src, PMC_MEDIA_ERROR_GRANULE),
+			       (const u8 *)src + len);
 }
 
 #else /* userspace */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Writeback: copy dirty blocks to the origin, in origin-block order, with
- * adjacent blocks merged into one bio, a batch of bios in flight at once.
+ * adjacent blocks merged into one bio, a batch of bios sent at once.
  * A block turns clean only after the batch is on the origin and the origin
  * has been flushed.
  *
@@ -28,12 +28,36 @@ struct pmc_wb_item {
 	bool free_slot;		/* stale at the end: free it after the fence */
 };
 
+/*
+ * Batches in flight at once, at most: a backlog of adjacent blocks (a
+ * region written, then flushed) goes to the origin all at once, 16 MiB
+ * in requests of 1 MiB under the default writeback_jobs (1024).
+ */
+#define PMC_WB_BATCHES 4
+
+/* A batch collected: @n items, sent to the origin as @bios bios. */
 struct pmc_wb_batch {
-	struct pmc_cache *c;
+	struct pmc_wb_item *items;
+	unsigned int n;
+	unsigned int bios;
 	atomic_t pending;
 	struct completion done;
 	blk_status_t status;
+	bool written;		/* its writes completed, with @err */
+	int err;
+	bool flushing;		/* @flush issued, for it alone */
+	struct pmc_origin_flush_io flush;
 };
+
+static bool pmc_wb_sorted(const struct pmc_wb_item *items, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 1; i < n; i++)
+		if (items[i - 1].oblock > items[i].oblock)
+			return false;
+	return true;
+}
 
 static int wb_item_cmp(const void *a, const void *b)
 {
@@ -76,17 +100,24 @@ bool pmc_wb_needed(struct pmc_cache *c)
 }
 
 /*
- * The batch arrays (two: one written while the other waits for its
- * flush) are allocated once: writeback must not allocate under pressure.
- * Its bios come from a bio_set of its own: writes waiting in pmc_get_slot
- * for writeback to free a block may hold the shared pools' reserves, and
- * writeback must not wait for those.
+ * The batches and their arrays are allocated once: writeback must not
+ * allocate under pressure. Its bios come from a bio_set of its own: writes
+ * waiting in pmc_get_slot for writeback to free a block may hold the
+ * shared pools' reserves, and writeback must not wait for those.
  */
 int pmc_wb_init(struct pmc_cache *c)
 {
-	c->wb_items = kvmalloc_array(2 * c->wb_jobs, sizeof(struct pmc_wb_item), GFP_KERNEL);
-	if (!c->wb_items)
+	struct pmc_wb_item *items;
+	unsigned int i;
+
+	c->wb_batches = kcalloc(PMC_WB_BATCHES, sizeof(*c->wb_batches), GFP_KERNEL);
+	if (!c->wb_batches)
 		return -ENOMEM;
+	items = kvmalloc_array(PMC_WB_BATCHES * c->wb_jobs, sizeof(*items), GFP_KERNEL);
+	if (!items)
+		return -ENOMEM;
+	for (i = 0; i < PMC_WB_BATCHES; i++)
+		c->wb_batches[i].items = items + i * c->wb_jobs;
 	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 }
 
@@ -94,8 +125,10 @@ int pmc_wb_init(struct pmc_cache *c)
 void pmc_wb_exit(struct pmc_cache *c)
 {
 	bioset_exit(&c->wb_bioset);
-	kvfree(c->wb_items);
-	c->wb_items = NULL;
+	if (c->wb_batches)
+		kvfree(c->wb_batches[0].items);
+	kfree(c->wb_batches);
+	c->wb_batches = NULL;
 }
 
 void pmc_wb_kick(struct pmc_cache *c)
@@ -145,17 +178,26 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, u8 need,
 	return taken;
 }
 
+static void pmc_wb_reverse(struct pmc_wb_item *items, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n / 2; i++)
+		swap(items[i], items[n - 1 - i]);
+}
+
 /*
  * Pick up to @max dirty blocks and mark them under writeback. Each block
  * found by the slot scan brings its dirty origin neighbours along, so
  * that the batch holds runs the origin gets as single large writes: the
- * slots of a region written at random are scattered over the cache.
+ * slots of a region written at random are scattered over the cache. Each
+ * run is put in ascending order: a batch of one run needs no sort.
  */
 static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *items,
 				   unsigned int max, u8 need, u32 *cursor)
 {
 	u32 nr = c->idx.nr_slots, scanned, slot = *cursor;
-	unsigned int n = 0;
+	unsigned int n = 0, first, up;
 
 	for (scanned = 0; scanned < nr && n < max; scanned++, slot++) {
 		u64 oblock, next;
@@ -169,13 +211,19 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 		oblock = pmc_key_oblock(READ_ONCE(c->idx.slots[slot].key));
 		if (!pmc_wb_take(c, oblock, slot, need, &items[n]))
 			continue;
-		n++;
+		first = n++;
 		for (next = oblock + 1; n < max &&
 		     pmc_wb_take(c, next, PMC_NO_SLOT, need, &items[n]); next++)
 			n++;
+		up = n - first;
 		for (next = oblock - 1; n < max && next < oblock &&
 		     pmc_wb_take(c, next, PMC_NO_SLOT, need, &items[n]); next--)
 			n++;
+		/* [X, X+1 .. X+up-1, X-1, X-2 ..]: reversed, then its tail */
+		if (n - first > up) {
+			pmc_wb_reverse(items + first, n - first);
+			pmc_wb_reverse(items + n - up, up);
+		}
 	}
 	*cursor = slot;
 	return n;
@@ -192,58 +240,44 @@ static void pmc_wb_endio(struct bio *bio)
 		complete(&b->done);
 }
 
-/* Write the sorted items to the origin; returns once all bios completed. */
-static blk_status_t pmc_wb_write(struct pmc_cache *c, struct pmc_wb_item *items,
-				 unsigned int n)
+static void pmc_wb_submit(struct pmc_wb_batch *b, struct bio *bio)
 {
-	struct pmc_wb_batch b;
-	struct blk_plug plug;
-	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
-	/*
-	 * At most what one request of the origin takes: a block's pmem is
-	 * a segment of its own (adjacent blocks are rarely adjacent in
-	 * pmem), and a bio of more segments is split, into two requests
-	 * where one would do; an origin limited in requests a second (a
-	 * throttled disk, a cloud volume) counts each.
-	 */
-	unsigned int i = 0, max_run = min3((unsigned int)BIO_MAX_VECS,
-					   (unsigned int)queue_max_segments(q),
-					   queue_max_sectors(q) >> (c->block_shift - SECTOR_SHIFT));
+	atomic_inc(&b->pending);
+	b->bios++;
+	submit_bio(bio);
+}
 
-	b.c = c;
-	atomic_set(&b.pending, 1);
-	init_completion(&b.done);
-	b.status = BLK_STS_OK;
-
-	max_run = max(max_run, 1u);
-	blk_start_plug(&plug);
-	while (i < n) {
-		unsigned int run = 1, k;
-		struct bio *bio;
-
-		while (i + run < n && run < max_run &&
-		       items[i + run].oblock == items[i].oblock + run)
-			run++;
-		bio = bio_alloc_bioset(c->origin_dev->bdev, run, REQ_OP_WRITE, GFP_NOIO,
-				       &c->wb_bioset);
-		bio->bi_iter.bi_sector = pmc_oblock_to_sector(c, items[i].oblock);
-		bio->bi_private = &b;
-		bio->bi_end_io = pmc_wb_endio;
-		for (k = 0; k < run; k++) {
-			u8 *data = pmc_block_data(&c->meta, items[i + k].slot);
-
-			__bio_add_page(bio, virt_to_page(data), c->block_size,
-				       offset_in_page(data));
-		}
-		atomic_inc(&b.pending);
-		submit_bio(bio);
-		i += run;
+/* Wait for the writes of the batch sent (once; then what they returned). */
+static int pmc_wb_wait_writes(struct pmc_wb_batch *b)
+{
+	if (!b->written) {
+		if (atomic_dec_and_test(&b->pending))
+			complete(&b->done);
+		wait_for_completion_io(&b->done);
+		b->err = blk_status_to_errno(b->status);
+		b->written = true;
 	}
-	blk_finish_plug(&plug);
-	if (atomic_dec_and_test(&b.pending))
-		complete(&b.done);
-	wait_for_completion_io(&b.done);
-	return b.status;
+	return b->err;
+}
+
+/* Its writes completed, without waiting: only the sender's count left. */
+static bool pmc_wb_writes_done(struct pmc_wb_batch *b)
+{
+	return b->written || atomic_read(&b->pending) == 1;
+}
+
+/*
+ * Wait for the writes of the batch sent, and issue the origin flush that
+ * makes them durable, for it alone (pmc_wb_land_oldest waits for it).
+ * Issued after they completed, the flush covers them, and the writes
+ * around the cache done by now.
+ */
+static void pmc_wb_start_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
+{
+	if (!pmc_wb_wait_writes(b)) {
+		pmc_origin_flush_start(c, &b->flush);
+		b->flushing = true;
+	}
 }
 
 /* After the batch is durable on the origin: mark clean or free each block. */
@@ -285,51 +319,112 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 }
 
 /*
- * Check each block's copy first, every cache line through copy_mc
- * (pmc_pmem_probe). Writeback hands the pmem pages themselves to the
- * origin's driver, where a media error would be consumed unguarded: by a
- * CPU copy (a loop device, dm-crypt, a bounce buffer: a machine check the
- * kernel cannot recover from) or by DMA (garbage written and reported
- * done), and the copy then marked clean. A block that fails is the only
- * copy: it stays dirty, counts as an error and fails a "message flush"
- * waiting for it; its slot is not reused. Returns how many items passed;
- * they are moved to the front, in order.
+ * Check a block's copy before it is sent, every cache line through
+ * copy_mc (pmc_pmem_probe). Writeback hands the pmem pages themselves to
+ * the origin's driver, where a media error would be consumed unguarded:
+ * by a CPU copy (a loop device, dm-crypt, a bounce buffer: a machine
+ * check the kernel cannot recover from) or by DMA (garbage written and
+ * reported done), and the copy then marked clean. A block that fails is
+ * the only copy: it stays dirty, counts as an error and fails a "message
+ * flush" waiting for it; its slot is not reused.
  */
-static unsigned int pmc_wb_probe(struct pmc_cache *c, struct pmc_wb_item *items,
-				 unsigned int n)
+static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item)
 {
-	unsigned int i, good = 0;
-
-	for (i = 0; i < n; i++) {
-		struct pmc_wb_item item = items[i];
-
-		if (!pmc_pmem_probe(pmc_block_data(&c->meta, item.slot), c->block_size)) {
-			pmc_slot_readable(c, item.slot);
-			items[good++] = item;
-			continue;
-		}
-		/* Under writeback the slot cannot be freed before this. */
-		pmc_slot_poisoned(c, item.slot);
-		pmc_note_error(c);
-		if (READ_ONCE(c->idx.slots[item.slot].state) & PMC_S_STALE) {
-			/* Overwritten or discarded meanwhile: nothing is lost. */
-			DMERR_LIMIT("media error in a replaced copy of block %llu",
-				    item.oblock);
-		} else {
-			atomic_inc(&c->wb_errors);
-			DMERR_LIMIT("media error in dirty block %llu: not written, stays dirty",
-				    item.oblock);
-		}
-		pmc_wb_finish(c, &item, 1, false);
+	if (!pmc_pmem_probe(pmc_block_data(&c->meta, item->slot), c->block_size)) {
+		pmc_slot_readable(c, item->slot);
+		return true;
 	}
-	return good;
+	/* Under writeback the slot cannot be freed before this. */
+	pmc_slot_poisoned(c, item->slot);
+	pmc_note_error(c);
+	if (READ_ONCE(c->idx.slots[item->slot].state) & PMC_S_STALE) {
+		/* Overwritten or discarded meanwhile: nothing is lost. */
+		DMERR_LIMIT("media error in a replaced copy of block %llu",
+			    item->oblock);
+	} else {
+		atomic_inc(&c->wb_errors);
+		DMERR_LIMIT("media error in dirty block %llu: not written, stays dirty",
+			    item->oblock);
+	}
+	pmc_wb_finish(c, item, 1, false);
+	atomic_dec(&c->wb_inflight);
+	return false;
+}
+
+/*
+ * Send the first @n items of @b, sorted, to the origin: a bio for each run
+ * of adjacent blocks that pass pmc_wb_readable, each sent as soon as its
+ * run is checked, so that the origin works on the first while the next
+ * ones are checked. The items sent are moved to the front, in order, and
+ * counted in @b->n; the others are ended already.
+ */
+static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned int n)
+{
+	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
+	struct pmc_wb_item *items = b->items;
+	struct blk_plug plug;
+	/*
+	 * At most what one request of the origin takes: a block's pmem is
+	 * a segment of its own (adjacent blocks are rarely adjacent in
+	 * pmem), and a bio of more segments is split, into two requests
+	 * where one would do; an origin limited in requests a second (a
+	 * throttled disk, a cloud volume) counts each.
+	 */
+	unsigned int max_run = min3((unsigned int)BIO_MAX_VECS,
+				    (unsigned int)queue_max_segments(q),
+				    queue_max_sectors(q) >> (c->block_shift - SECTOR_SHIFT));
+	unsigned int i = 0, good = 0;
+
+	atomic_set(&b->pending, 1);
+	init_completion(&b->done);
+	b->status = BLK_STS_OK;
+	b->bios = 0;
+	b->written = false;
+	b->flushing = false;
+
+	max_run = max(max_run, 1u);
+	blk_start_plug(&plug);
+	while (i < n) {
+		unsigned int run = 1, k;
+		struct bio *bio = NULL;
+
+		while (i + run < n && run < max_run &&
+		       items[i + run].oblock == items[i].oblock + run)
+			run++;
+		for (k = i; k < i + run; k++) {
+			struct pmc_wb_item item = items[k];
+			u8 *data = pmc_block_data(&c->meta, item.slot);
+
+			if (!pmc_wb_readable(c, &item)) {
+				/* The run goes on after it, in a bio of its own. */
+				if (bio)
+					pmc_wb_submit(b, bio);
+				bio = NULL;
+				continue;
+			}
+			if (!bio) {
+				bio = bio_alloc_bioset(c->origin_dev->bdev, i + run - k,
+						       REQ_OP_WRITE, GFP_NOIO, &c->wb_bioset);
+				bio->bi_iter.bi_sector = pmc_oblock_to_sector(c, item.oblock);
+				bio->bi_private = b;
+				bio->bi_end_io = pmc_wb_endio;
+			}
+			__bio_add_page(bio, virt_to_page(data), c->block_size,
+				       offset_in_page(data));
+			items[good++] = item;
+		}
+		if (bio)
+			pmc_wb_submit(b, bio);
+		i += run;
+	}
+	blk_finish_plug(&plug);
+	b->n = good;
 }
 
 /*
  * A batch's end, once its origin flush returned (@err 0: the batch is
- * durable on the origin) or its writes failed. @count: @err is this
- * batch's own failure; not when its writes went out beside a flush that
- * failed, already counted, and it is only kept dirty with the rest.
+ * durable on the origin) or its writes failed. @count: an error not
+ * counted already (a flush that failed for several batches counts once).
  */
 static void pmc_wb_done(struct pmc_cache *c, struct pmc_wb_item *items,
 			unsigned int n, int err, bool count)
@@ -353,113 +448,156 @@ static void pmc_wb_done(struct pmc_cache *c, struct pmc_wb_item *items,
 	wake_up_all(&c->clean_wait);
 }
 
-/*
- * Wait for the origin flush issued for the written batch @items, and end
- * the batch. Writeback is failing until a flush succeeds: writes alone
- * landing prove nothing on an origin that fails only its flushes.
- */
-static int pmc_wb_settle(struct pmc_cache *c, struct pmc_origin_flush_io *flush,
-			 struct pmc_wb_item *items, unsigned int n)
-{
-	int err = pmc_origin_flush_wait(c, flush);
+/* The batches in flight: @nr from @head on, in the order sent. */
+struct pmc_wb_ring {
+	unsigned int head, nr;
+	unsigned int queued;	/* their bios */
+};
 
-	pmc_wb_done(c, items, n, err, true);
-	WRITE_ONCE(c->wb_failing, err != 0);
-	return err;
+/* The @i-th oldest batch in flight (0: the oldest). */
+static struct pmc_wb_batch *pmc_wb_nth(struct pmc_cache *c, struct pmc_wb_ring *r,
+				       unsigned int i)
+{
+	return &c->wb_batches[(r->head + i) % PMC_WB_BATCHES];
 }
 
 /*
- * Batches go out one after the other. Once a batch's writes completed,
- * the origin flush that makes it durable is issued, and runs while the
- * next batch is collected, checked and written: the flush (a disk's cache
- * emptied) overlaps the next batch rather than holding it. @items holds
- * two batches: the one being written, and the one written and waiting
- * for its flush.
+ * Land the oldest batch in flight, and with it each next one whose writes
+ * completed by then: one origin flush covers them all. A batch is clean
+ * once its writes and then the flush succeeded; else it stays dirty, with
+ * its writes' error or the flush's (which counts once). Writeback is
+ * failing until a flush succeeds: writes alone landing prove nothing on
+ * an origin that fails only its flushes. Returns the first error.
+ */
+static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
+{
+	struct pmc_wb_batch *b = pmc_wb_nth(c, r, 0);
+	unsigned int i, group = 1;
+	int flush_err = 0, first = 0;
+	bool flush_counted = false;
+
+	if (!b->flushing) {
+		pmc_wb_wait_writes(b);
+		while (group < r->nr && pmc_wb_writes_done(pmc_wb_nth(c, r, group)))
+			pmc_wb_wait_writes(pmc_wb_nth(c, r, group++));
+		for (i = 0; i < group && !b->flushing; i++) {
+			if (!pmc_wb_nth(c, r, i)->err) {
+				pmc_origin_flush_start(c, &b->flush);
+				b->flushing = true;
+			}
+		}
+	}
+	if (b->flushing)
+		flush_err = pmc_origin_flush_wait(c, &b->flush);
+	for (i = 0; i < group; i++) {
+		struct pmc_wb_batch *x = pmc_wb_nth(c, r, i);
+		int err = x->err ? x->err : flush_err;
+
+		pmc_wb_done(c, x->items, x->n, err, x->err || !flush_counted);
+		if (!x->err && flush_err)
+			flush_counted = true;
+		if (!first)
+			first = err;
+		r->queued -= x->bios;
+		x->n = 0;
+	}
+	r->head = (r->head + group) % PMC_WB_BATCHES;
+	r->nr -= group;
+	WRITE_ONCE(c->wb_failing, first != 0);
+	return first;
+}
+
+/*
+ * Batches go out one after the other, and land in the order sent (their
+ * writes waited for, then the origin flushed: a batch turns clean only
+ * then), the oldest one once PMC_WB_BATCHES are in flight. The flush that
+ * makes a batch durable runs beside the next batch's writes.
+ *
+ * Once the batches in flight are as many requests as the origin queues,
+ * they keep it busy by themselves: the oldest one's writes are waited for
+ * before another batch is sent, and it lands right after. More would only
+ * delay it, and with it the first blocks freed for writers waiting on a
+ * full cache (scattered blocks, a request each). A backlog of adjacent
+ * blocks, a megabyte a request, goes out all at once: the time a request
+ * takes, not the origin's rate, bounds it.
  */
 void pmc_wb_work(struct work_struct *w)
 {
 	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
-	struct pmc_wb_item *items = c->wb_items, *written = NULL;
-	unsigned int nr_written = 0;
-	struct pmc_origin_flush_io flush;
-	bool burst = false;
+	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
+	struct pmc_wb_ring ring = { 0 };
+	bool burst = false, unreadable = false;
 	u32 cursor = 0;
 
 	mutex_lock(&c->wb_mutex);
 	while (READ_ONCE(c->running)) {
-		unsigned int n = 0, good;
-		int err = 0, flush_err = 0;
+		struct pmc_wb_batch *cur;
 		int reason = pmc_wb_reason(c, &burst);
+		unsigned int n = 0;
 
 		if (!reason)
 			break;
+		/*
+		 * Every dirty block in flight: the oldest batch lands first,
+		 * and what is dirty is looked at again then, rather than
+		 * after a scan of every slot that finds nothing to take.
+		 */
+		if (ring.nr && pmc_nr_dirty(c) <= atomic_read(&c->wb_inflight)) {
+			if (pmc_wb_land_oldest(c, &ring))
+				break;
+			continue;
+		}
+		cur = pmc_wb_nth(c, &ring, ring.nr);
 		/*
 		 * A flush's blocks first (PMC_S_FLUSH): writes that go on
 		 * during a flush must not hold it. Then the others, as ever.
 		 */
 		if (reason == 2 && atomic_read(&c->flush_requests)) {
-			n = pmc_wb_collect(c, items, c->wb_jobs, PMC_S_FLUSH, &cursor);
+			n = pmc_wb_collect(c, cur->items, c->wb_jobs, PMC_S_FLUSH, &cursor);
 			/*
 			 * None left to take: the flush's last ones may be in
-			 * the batch written. Clean first, not after a batch of
+			 * flight. They land first, not after a batch of
 			 * others, which the flush would wait for too.
 			 */
-			if (!n && nr_written) {
-				flush_err = pmc_wb_settle(c, &flush, written, nr_written);
-				nr_written = 0;
-				if (flush_err)
+			if (!n && ring.nr) {
+				if (pmc_wb_land_oldest(c, &ring))
 					break;
+				continue;
 			}
 		}
 		if (!n)
-			n = pmc_wb_collect(c, items, c->wb_jobs,
+			n = pmc_wb_collect(c, cur->items, c->wb_jobs,
 					   reason == 1 ? PMC_S_AGED : 0, &cursor);
 		if (!n)
 			break;
-		sort(items, n, sizeof(*items), wb_item_cmp, NULL);
+		if (!pmc_wb_sorted(cur->items, n))
+			sort(cur->items, n, sizeof(*cur->items), wb_item_cmp, NULL);
 		atomic_add(n, &c->wb_inflight);
-		good = pmc_wb_probe(c, items, n);
-		atomic_sub(n - good, &c->wb_inflight);
-		if (good)
-			err = blk_status_to_errno(pmc_wb_write(c, items, good));
-		if (nr_written) {
-			flush_err = pmc_wb_settle(c, &flush, written, nr_written);
-			nr_written = 0;
-		}
-		/* Every block unreadable: no progress either. */
-		if (err || flush_err || !good)
-			WRITE_ONCE(c->wb_failing, true);
-		if (err || flush_err) {
-			/*
-			 * Its own writes failed: an error. Written beside a
-			 * flush that failed (counted there): kept dirty with
-			 * the rest, no error of its own.
-			 */
-			if (good)
-				pmc_wb_done(c, items, good, err ? err : flush_err, err != 0);
-			/* Retry later rather than spin on a failing origin. */
-			break;
-		}
-		if (!good) {
+		if (ring.nr && ring.queued >= q->nr_requests)
+			pmc_wb_start_flush(c, pmc_wb_nth(c, &ring, 0));
+		pmc_wb_send(c, cur, n);
+		if (!cur->n) {
 			/*
 			 * Nor on blocks that cannot be read: none of this
 			 * batch could be. A batch with some read goes on, and
 			 * the scan resumes past the ones that failed.
 			 */
+			unreadable = true;
 			break;
 		}
-		/*
-		 * Issued after the batch's writes completed, the flush covers
-		 * them, and the writes around the cache done by now.
-		 */
-		pmc_origin_flush_start(c, &flush);
-		written = items;
-		nr_written = good;
-		items = written == c->wb_items ? written + c->wb_jobs : c->wb_items;
+		ring.nr++;
+		ring.queued += cur->bios;
+		if ((ring.nr == PMC_WB_BATCHES || pmc_wb_nth(c, &ring, 0)->written) &&
+		    pmc_wb_land_oldest(c, &ring))
+			/* Retry later rather than spin on a failing origin. */
+			break;
 		cond_resched();
 	}
-	if (nr_written)
-		pmc_wb_settle(c, &flush, written, nr_written);
+	/* Each with its own outcome, whatever the one before met. */
+	while (ring.nr)
+		pmc_wb_land_oldest(c, &ring);
+	if (unreadable)
+		WRITE_ONCE(c->wb_failing, true);
 	mutex_unlock(&c->wb_mutex);
 	wake_up_all(&c->clean_wait);
 	wake_up_all(&c->free_wait);

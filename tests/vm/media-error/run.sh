@@ -142,8 +142,9 @@ fknob=/sys/module/dm_pmcache/parameters/fail_origin_flushes
 # flush_fails NAME KIB MIB: write KIB KiB at MIB MiB, then every origin
 # flush fails (the message kicks writeback again while it waits, and a run
 # may follow the one that failed): the flush fails, nothing turns clean,
-# each failed origin flush is one error (a batch written beside it is
-# kept dirty, not counted). Then the flushes work: all of it written back.
+# each failed origin flush is one error (however many batches it was to
+# make durable: they all stay dirty). Then the flushes work: all of it
+# written back.
 flush_fails() {
 	fio --name="$1" --filename=$dev $job --rw=write --size="$2k" --offset="$3M" \
 		--do_verify=0 >/dev/null || fail "$1: write"
@@ -170,11 +171,11 @@ flush_fails() {
 		{ cat /tmp/fio.out; fail "$1: the origin's blocks after writeback"; }
 }
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
-# Batches of 64: the first flush is the first batch's, issued beside the
-# second batch's writes.
+# Batches of 64 adjacent blocks, a request each: four are sent before the
+# first lands, and one origin flush is for all those whose writes completed.
 pmcache_create pc sequential_cutoff 0 max_dirty_age 0 writeback_jobs 64
 dmsetup message pc 0 writeback_pause 600000 || fail "writeback_pause"
-log "writeback's origin flush fails while the next batch is written: both batches stay dirty"
+log "writeback's origin flush fails for batches in flight together: they all stay dirty"
 flush_fails batches 1200 16
 log "the last batch's origin flush fails: it stays dirty"
 flush_fails one-batch 40 32

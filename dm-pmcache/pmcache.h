@@ -142,7 +142,7 @@ struct pmc_cache {
 	 */
 	atomic64_t origin_writes_done;
 	atomic64_t origin_writes_flushed;
-	atomic_t wb_errors;		/* failed writeback batches */
+	atomic_t wb_errors;		/* writeback failures: a batch's writes, a flush, a copy */
 	/* the last writeback batch failed, or no origin flush since did not */
 	bool wb_failing;
 	u64 high_limit;			/* high_wm in blocks */

@@ -52,7 +52,7 @@ static inline void pmc_pmem_fence(void)
  * Whether all of @len bytes at @src can be read: -EIO where a load would
  * meet a media error (a machine check, for a reader not using copy_mc).
  * Poison is kept per cache line: one byte of each line is read, not all
- * of them; under emulation a tenth of the cost of a copy.
+ * of them, each load machine-check safe as copy_mc's are.
  */
 int pmc_pmem_probe(const void *src, size_t len);
 

@@ -45,7 +45,7 @@ struct pmc_wb_batch {
 	blk_status_t status;
 	bool written;		/* its writes completed, with @err */
 	int err;
-	bool flushing;		/* @flush issued, for it alone */
+	bool flushing;		/* @flush issued, before the batch landed */
 	struct pmc_origin_flush_io flush;
 };
 
@@ -192,14 +192,20 @@ static void pmc_wb_reverse(struct pmc_wb_item *items, unsigned int n)
  * that the batch holds runs the origin gets as single large writes: the
  * slots of a region written at random are scattered over the cache. Each
  * run is put in ascending order: a batch of one run needs no sort.
+ * @scanned_all: set when every slot was looked at.
  */
 static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *items,
-				   unsigned int max, u8 need, u32 *cursor)
+				   unsigned int max, u8 need, u32 *cursor, bool *scanned_all)
 {
 	u32 nr = c->idx.nr_slots, scanned, slot = *cursor;
-	unsigned int n = 0, first, up;
+	/*
+	 * No run starts in the last 64th of the batch: the neighbours the
+	 * last blocks bring along fit in, rather than being cut off into
+	 * the next batch, a second request where one would do.
+	 */
+	unsigned int n = 0, first, up, seed_limit = max - max / 64;
 
-	for (scanned = 0; scanned < nr && n < max; scanned++, slot++) {
+	for (scanned = 0; scanned < nr && n < seed_limit; scanned++, slot++) {
 		u64 oblock, next;
 
 		if (slot >= nr)
@@ -226,6 +232,8 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 		}
 	}
 	*cursor = slot;
+	/* Stopped by the end of the scan: none left to take when it passed. */
+	*scanned_all = n < seed_limit;
 	return n;
 }
 
@@ -234,7 +242,7 @@ static void pmc_wb_endio(struct bio *bio)
 	struct pmc_wb_batch *b = bio->bi_private;
 
 	if (bio->bi_status)
-		b->status = bio->bi_status;
+		WRITE_ONCE(b->status, bio->bi_status);
 	bio_put(bio);
 	if (atomic_dec_and_test(&b->pending))
 		complete(&b->done);
@@ -319,8 +327,23 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 }
 
 /*
- * Check a block's copy before it is sent, every cache line through
- * copy_mc (pmc_pmem_probe). Writeback hands the pmem pages themselves to
+ * Blocks a bio at most, what one request of the origin takes: a block's
+ * pmem is a segment of its own (adjacent blocks are rarely adjacent in
+ * pmem), and a bio of more segments is split, into two requests where
+ * one would do; an origin limited in requests a second (a throttled disk,
+ * a cloud volume) counts each.
+ */
+static unsigned int pmc_wb_max_run(struct pmc_cache *c)
+{
+	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
+
+	return max(min3((unsigned int)BIO_MAX_VECS, (unsigned int)queue_max_segments(q),
+			queue_max_sectors(q) >> (c->block_shift - SECTOR_SHIFT)), 1u);
+}
+
+/*
+ * Check a block's copy before it is sent, every cache line read as
+ * copy_mc reads (pmc_pmem_probe). Writeback hands the pmem pages themselves to
  * the origin's driver, where a media error would be consumed unguarded:
  * by a CPU copy (a loop device, dm-crypt, a bounce buffer: a machine
  * check the kernel cannot recover from) or by DMA (garbage written and
@@ -360,20 +383,9 @@ static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item)
  */
 static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned int n)
 {
-	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
 	struct pmc_wb_item *items = b->items;
 	struct blk_plug plug;
-	/*
-	 * At most what one request of the origin takes: a block's pmem is
-	 * a segment of its own (adjacent blocks are rarely adjacent in
-	 * pmem), and a bio of more segments is split, into two requests
-	 * where one would do; an origin limited in requests a second (a
-	 * throttled disk, a cloud volume) counts each.
-	 */
-	unsigned int max_run = min3((unsigned int)BIO_MAX_VECS,
-				    (unsigned int)queue_max_segments(q),
-				    queue_max_sectors(q) >> (c->block_shift - SECTOR_SHIFT));
-	unsigned int i = 0, good = 0;
+	unsigned int i = 0, good = 0, max_run = pmc_wb_max_run(c);
 
 	atomic_set(&b->pending, 1);
 	init_completion(&b->done);
@@ -382,7 +394,6 @@ static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned in
 	b->written = false;
 	b->flushing = false;
 
-	max_run = max(max_run, 1u);
 	blk_start_plug(&plug);
 	while (i < n) {
 		unsigned int run = 1, k;
@@ -413,8 +424,18 @@ static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned in
 				       offset_in_page(data));
 			items[good++] = item;
 		}
-		if (bio)
+		if (bio) {
 			pmc_wb_submit(b, bio);
+			/*
+			 * The plug holds a request until the next one (a
+			 * small one until 32): a run sent now, not after the
+			 * next run is checked.
+			 */
+			if (run > 1) {
+				blk_finish_plug(&plug);
+				blk_start_plug(&plug);
+			}
+		}
 		i += run;
 	}
 	blk_finish_plug(&plug);
@@ -466,8 +487,9 @@ static struct pmc_wb_batch *pmc_wb_nth(struct pmc_cache *c, struct pmc_wb_ring *
  * completed by then: one origin flush covers them all. A batch is clean
  * once its writes and then the flush succeeded; else it stays dirty, with
  * its writes' error or the flush's (which counts once). Writeback is
- * failing until a flush succeeds: writes alone landing prove nothing on
- * an origin that fails only its flushes. Returns the first error.
+ * failing while the batches landed last had an error: writes alone
+ * landing prove nothing on an origin that fails only its flushes.
+ * Returns the first error.
  */
 static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 {
@@ -510,71 +532,84 @@ static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 /*
  * Batches go out one after the other, and land in the order sent (their
  * writes waited for, then the origin flushed: a batch turns clean only
- * then), the oldest one once PMC_WB_BATCHES are in flight. The flush that
- * makes a batch durable runs beside the next batch's writes.
+ * then): the oldest one once PMC_WB_BATCHES are in flight, once its writes
+ * completed while writers wait for a free slot, or once there is nothing
+ * more to send. The flush that makes a batch durable runs beside the next
+ * batch's writes.
  *
- * Once the batches in flight are as many requests as the origin queues,
- * they keep it busy by themselves: the oldest one's writes are waited for
- * before another batch is sent, and it lands right after. More would only
- * delay it, and with it the first blocks freed for writers waiting on a
- * full cache (scattered blocks, a request each). A backlog of adjacent
- * blocks, a megabyte a request, goes out all at once: the time a request
- * takes, not the origin's rate, bounds it.
+ * When another batch like the last would make more requests in flight
+ * than the origin queues, those in flight keep it busy by themselves: the
+ * oldest batch's writes are waited for (and its flush issued) before the
+ * next batch is collected, and it lands once that one is sent. More would
+ * only delay it, and with it the first blocks freed for writers waiting on
+ * a full cache (scattered blocks, a request each), and hold the next
+ * batch's blocks under writeback longer. A backlog of adjacent blocks, a
+ * megabyte a request, goes out all at once: the time a request takes, not
+ * the origin's rate, bounds it.
  */
 void pmc_wb_work(struct work_struct *w)
 {
 	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
 	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
 	struct pmc_wb_ring ring = { 0 };
-	bool burst = false, unreadable = false;
+	bool burst = false, unreadable = false, scanned_all = false;
 	u32 cursor = 0;
 
 	mutex_lock(&c->wb_mutex);
 	while (READ_ONCE(c->running)) {
-		struct pmc_wb_batch *cur;
+		struct pmc_wb_batch *cur, *oldest = pmc_wb_nth(c, &ring, 0);
 		int reason = pmc_wb_reason(c, &burst);
 		unsigned int n = 0;
 
 		if (!reason)
 			break;
 		/*
-		 * Every dirty block in flight: the oldest batch lands first,
-		 * and what is dirty is looked at again then, rather than
-		 * after a scan of every slot that finds nothing to take.
+		 * The last scan found nothing more to take: what is in flight
+		 * lands, and what is dirty is looked at again then, rather
+		 * than after another scan that would find nothing either.
 		 */
-		if (ring.nr && pmc_nr_dirty(c) <= atomic_read(&c->wb_inflight)) {
-			if (pmc_wb_land_oldest(c, &ring))
-				break;
+		if (ring.nr && scanned_all) {
+			while (ring.nr)
+				if (pmc_wb_land_oldest(c, &ring))
+					goto out;
+			scanned_all = false;
 			continue;
 		}
+		if (ring.nr && ring.queued + pmc_wb_nth(c, &ring, ring.nr - 1)->bios >
+		    q->nr_requests)
+			pmc_wb_start_flush(c, oldest);
 		cur = pmc_wb_nth(c, &ring, ring.nr);
 		/*
 		 * A flush's blocks first (PMC_S_FLUSH): writes that go on
 		 * during a flush must not hold it. Then the others, as ever.
 		 */
 		if (reason == 2 && atomic_read(&c->flush_requests)) {
-			n = pmc_wb_collect(c, cur->items, c->wb_jobs, PMC_S_FLUSH, &cursor);
+			bool unused;
+
+			n = pmc_wb_collect(c, cur->items, c->wb_jobs, PMC_S_FLUSH, &cursor,
+					   &unused);
 			/*
-			 * None left to take: the flush's last ones may be in
-			 * flight. They land first, not after a batch of
+			 * None of the flush's left to take: its last ones may
+			 * be in flight, and land first, not after a batch of
 			 * others, which the flush would wait for too.
 			 */
 			if (!n && ring.nr) {
-				if (pmc_wb_land_oldest(c, &ring))
-					break;
+				scanned_all = true;
 				continue;
 			}
 		}
 		if (!n)
 			n = pmc_wb_collect(c, cur->items, c->wb_jobs,
-					   reason == 1 ? PMC_S_AGED : 0, &cursor);
-		if (!n)
-			break;
+					   reason == 1 ? PMC_S_AGED : 0, &cursor, &scanned_all);
+		if (!n) {
+			if (!ring.nr)
+				break;
+			/* Landings may release newer copies waiting for them. */
+			continue;
+		}
 		if (!pmc_wb_sorted(cur->items, n))
 			sort(cur->items, n, sizeof(*cur->items), wb_item_cmp, NULL);
 		atomic_add(n, &c->wb_inflight);
-		if (ring.nr && ring.queued >= q->nr_requests)
-			pmc_wb_start_flush(c, pmc_wb_nth(c, &ring, 0));
 		pmc_wb_send(c, cur, n);
 		if (!cur->n) {
 			/*
@@ -587,12 +622,14 @@ void pmc_wb_work(struct work_struct *w)
 		}
 		ring.nr++;
 		ring.queued += cur->bios;
-		if ((ring.nr == PMC_WB_BATCHES || pmc_wb_nth(c, &ring, 0)->written) &&
+		if ((ring.nr == PMC_WB_BATCHES || oldest->written ||
+		     (atomic_read(&c->free_waiters) && pmc_wb_writes_done(oldest))) &&
 		    pmc_wb_land_oldest(c, &ring))
 			/* Retry later rather than spin on a failing origin. */
 			break;
 		cond_resched();
 	}
+out:
 	/* Each with its own outcome, whatever the one before met. */
 	while (ring.nr)
 		pmc_wb_land_oldest(c, &ring);

@@ -343,13 +343,13 @@ static unsigned int pmc_wb_max_run(struct pmc_cache *c)
 
 /*
  * Check a block's copy before it is sent, every cache line read as
- * copy_mc reads (pmc_pmem_probe). Writeback hands the pmem pages themselves to
- * the origin's driver, where a media error would be consumed unguarded:
- * by a CPU copy (a loop device, dm-crypt, a bounce buffer: a machine
- * check the kernel cannot recover from) or by DMA (garbage written and
- * reported done), and the copy then marked clean. A block that fails is
- * the only copy: it stays dirty, counts as an error and fails a "message
- * flush" waiting for it; its slot is not reused.
+ * copy_mc reads (pmc_pmem_probe). Writeback hands the pmem pages
+ * themselves to the origin's driver, where a media error would be
+ * consumed unguarded: by a CPU copy (a loop device, dm-crypt, a bounce
+ * buffer: a machine check the kernel cannot recover from) or by DMA
+ * (garbage written and reported done), and the copy then marked clean. A
+ * block that fails is the only copy: it stays dirty, counts as an error
+ * and fails a "message flush" waiting for it; its slot is not reused.
  */
 static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item)
 {

@@ -143,8 +143,12 @@ struct pmc_cache {
 	atomic64_t origin_writes_done;
 	atomic64_t origin_writes_flushed;
 	atomic_t wb_errors;		/* writeback failures: a batch's writes, a flush, a copy */
-	/* the last writeback batch failed, or no origin flush since did not */
+	/*
+	 * the batches writeback landed last had an error, or its last batch
+	 * had only dirty blocks it could not read
+	 */
 	bool wb_failing;
+	u32 wb_cursor;			/* where writeback's next slot scan starts */
 	u64 high_limit;			/* high_wm in blocks */
 	unsigned long wb_pause_until;	/* jiffies */
 	wait_queue_head_t free_wait;

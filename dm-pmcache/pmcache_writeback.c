@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Writeback: copy dirty blocks to the origin, in origin-block order, with
- * adjacent blocks merged into one bio, a batch of bios sent at once.
+ * adjacent blocks merged into one bio, in batches: each run of a batch
+ * sent as soon as its blocks are checked, up to four batches in flight.
  * A block turns clean only after the batch is on the origin and the origin
  * has been flushed.
  *
@@ -13,6 +14,7 @@
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/sizes.h>
 #include <linux/sort.h>
 #include <linux/completion.h>
 #include <linux/mm.h>
@@ -192,7 +194,7 @@ static void pmc_wb_reverse(struct pmc_wb_item *items, unsigned int n)
  * that the batch holds runs the origin gets as single large writes: the
  * slots of a region written at random are scattered over the cache. Each
  * run is put in ascending order: a batch of one run needs no sort.
- * @scanned_all: set when every slot was looked at.
+ * @scanned_all: set when every slot was looked at (none is left to take).
  */
 static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *items,
 				   unsigned int max, u8 need, u32 *cursor, bool *scanned_all)
@@ -232,8 +234,7 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 		}
 	}
 	*cursor = slot;
-	/* Stopped by the end of the scan: none left to take when it passed. */
-	*scanned_all = n < seed_limit;
+	*scanned_all = scanned == nr;
 	return n;
 }
 
@@ -351,7 +352,8 @@ static unsigned int pmc_wb_max_run(struct pmc_cache *c)
  * block that fails is the only copy: it stays dirty, counts as an error
  * and fails a "message flush" waiting for it; its slot is not reused.
  */
-static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item)
+static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item,
+			    unsigned int *lost)
 {
 	if (!pmc_pmem_probe(pmc_block_data(&c->meta, item->slot), c->block_size)) {
 		pmc_slot_readable(c, item->slot);
@@ -366,6 +368,7 @@ static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item)
 			    item->oblock);
 	} else {
 		atomic_inc(&c->wb_errors);
+		(*lost)++;
 		DMERR_LIMIT("media error in dirty block %llu: not written, stays dirty",
 			    item->oblock);
 	}
@@ -379,13 +382,15 @@ static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item)
  * of adjacent blocks that pass pmc_wb_readable, each sent as soon as its
  * run is checked, so that the origin works on the first while the next
  * ones are checked. The items sent are moved to the front, in order, and
- * counted in @b->n; the others are ended already.
+ * counted in @b->n; the others are ended already. Returns how many of
+ * those were dirty blocks that could not be read (not replaced copies).
  */
-static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned int n)
+static unsigned int pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b,
+				unsigned int n)
 {
 	struct pmc_wb_item *items = b->items;
 	struct blk_plug plug;
-	unsigned int i = 0, good = 0, max_run = pmc_wb_max_run(c);
+	unsigned int i = 0, good = 0, lost = 0, max_run = pmc_wb_max_run(c);
 
 	atomic_set(&b->pending, 1);
 	init_completion(&b->done);
@@ -406,7 +411,7 @@ static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned in
 			struct pmc_wb_item item = items[k];
 			u8 *data = pmc_block_data(&c->meta, item.slot);
 
-			if (!pmc_wb_readable(c, &item)) {
+			if (!pmc_wb_readable(c, &item, &lost)) {
 				/* The run goes on after it, in a bio of its own. */
 				if (bio)
 					pmc_wb_submit(b, bio);
@@ -425,13 +430,19 @@ static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned in
 			items[good++] = item;
 		}
 		if (bio) {
+			unsigned int size = bio->bi_iter.bi_size;
+			bool runs_on = i + run < n &&
+				       items[i + run].oblock == items[i + run - 1].oblock + 1;
+
 			pmc_wb_submit(b, bio);
 			/*
-			 * The plug holds a request until the next one (a
-			 * small one until 32): a run sent now, not after the
-			 * next run is checked.
+			 * The plug holds a request of 128 KiB or more until
+			 * the next one is added (smaller ones until 32 are):
+			 * such a run goes now, not after the next is checked.
+			 * Unless the next run goes on from it: the origin may
+			 * take both in one request, merged in the plug.
 			 */
-			if (run > 1) {
+			if (size >= SZ_128K && !runs_on) {
 				blk_finish_plug(&plug);
 				blk_start_plug(&plug);
 			}
@@ -440,6 +451,7 @@ static void pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b, unsigned in
 	}
 	blk_finish_plug(&plug);
 	b->n = good;
+	return lost;
 }
 
 /*
@@ -484,7 +496,8 @@ static struct pmc_wb_batch *pmc_wb_nth(struct pmc_cache *c, struct pmc_wb_ring *
 
 /*
  * Land the oldest batch in flight, and with it each next one whose writes
- * completed by then: one origin flush covers them all. A batch is clean
+ * completed by then: one origin flush covers them all (unless the oldest's
+ * own flush was issued already, pmc_wb_start_flush: it lands alone). A batch is clean
  * once its writes and then the flush succeeded; else it stays dirty, with
  * its writes' error or the flush's (which counts once). Writeback is
  * failing while the batches landed last had an error: writes alone
@@ -552,21 +565,26 @@ void pmc_wb_work(struct work_struct *w)
 	struct pmc_cache *c = container_of(w, struct pmc_cache, wb_work);
 	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
 	struct pmc_wb_ring ring = { 0 };
-	bool burst = false, unreadable = false, scanned_all = false;
-	u32 cursor = 0;
+	bool burst = false, unreadable = false, scanned_all = false, flush_taken = false;
+	u32 cursor;
 
 	mutex_lock(&c->wb_mutex);
+	/*
+	 * The scan goes on where the last run's stopped: past blocks that
+	 * could not be read, which would end every run again from slot 0.
+	 */
+	cursor = c->wb_cursor;
 	while (READ_ONCE(c->running)) {
 		struct pmc_wb_batch *cur, *oldest = pmc_wb_nth(c, &ring, 0);
 		int reason = pmc_wb_reason(c, &burst);
-		unsigned int n = 0;
+		unsigned int n = 0, lost;
 
 		if (!reason)
 			break;
 		/*
-		 * The last scan found nothing more to take: what is in flight
-		 * lands, and what is dirty is looked at again then, rather
-		 * than after another scan that would find nothing either.
+		 * A scan found nothing more to take: what is in flight lands,
+		 * and what is dirty is looked at again then, rather than after
+		 * another scan that would find nothing either.
 		 */
 		if (ring.nr && scanned_all) {
 			while (ring.nr)
@@ -583,7 +601,7 @@ void pmc_wb_work(struct work_struct *w)
 		 * A flush's blocks first (PMC_S_FLUSH): writes that go on
 		 * during a flush must not hold it. Then the others, as ever.
 		 */
-		if (reason == 2 && atomic_read(&c->flush_requests)) {
+		if (reason == 2 && atomic_read(&c->flush_requests) && !flush_taken) {
 			bool unused;
 
 			n = pmc_wb_collect(c, cur->items, c->wb_jobs, PMC_S_FLUSH, &cursor,
@@ -591,11 +609,16 @@ void pmc_wb_work(struct work_struct *w)
 			/*
 			 * None of the flush's left to take: its last ones may
 			 * be in flight, and land first, not after a batch of
-			 * others, which the flush would wait for too.
+			 * others, which the flush would wait for too. Not
+			 * looked for again in this run: a mark a landing
+			 * passes to a newer copy goes with the other blocks.
 			 */
-			if (!n && ring.nr) {
-				scanned_all = true;
-				continue;
+			if (!n) {
+				flush_taken = true;
+				if (ring.nr) {
+					scanned_all = true;
+					continue;
+				}
 			}
 		}
 		if (!n)
@@ -610,15 +633,20 @@ void pmc_wb_work(struct work_struct *w)
 		if (!pmc_wb_sorted(cur->items, n))
 			sort(cur->items, n, sizeof(*cur->items), wb_item_cmp, NULL);
 		atomic_add(n, &c->wb_inflight);
-		pmc_wb_send(c, cur, n);
+		lost = pmc_wb_send(c, cur, n);
 		if (!cur->n) {
 			/*
 			 * Nor on blocks that cannot be read: none of this
 			 * batch could be. A batch with some read goes on, and
-			 * the scan resumes past the ones that failed.
+			 * the scan resumes past the ones that failed, in this
+			 * run and the next. Replaced copies that could not be
+			 * read lost nothing: they were freed, and it goes on.
 			 */
-			unreadable = true;
-			break;
+			if (lost) {
+				unreadable = true;
+				break;
+			}
+			continue;
 		}
 		ring.nr++;
 		ring.queued += cur->bios;
@@ -635,6 +663,7 @@ out:
 		pmc_wb_land_oldest(c, &ring);
 	if (unreadable)
 		WRITE_ONCE(c->wb_failing, true);
+	c->wb_cursor = cursor;
 	mutex_unlock(&c->wb_mutex);
 	wake_up_all(&c->clean_wait);
 	wake_up_all(&c->free_wait);

@@ -276,17 +276,21 @@ static bool pmc_wb_writes_done(struct pmc_wb_batch *b)
 }
 
 /*
- * Wait for the writes of the batch sent, and issue the origin flush that
- * makes them durable, for it alone (pmc_wb_land_oldest waits for it).
- * Issued after they completed, the flush covers them, and the writes
- * around the cache done by now.
+ * Issue the origin flush that makes durable the writes of @b (and of the
+ * batches landing with it) once they completed: it covers them, and the
+ * writes around the cache done by now. pmc_wb_land_oldest waits for it.
  */
+static void pmc_wb_issue_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
+{
+	pmc_origin_flush_start(c, &b->flush);
+	b->flushing = true;
+}
+
+/* Wait for the writes of @b and issue its flush, for it alone. */
 static void pmc_wb_start_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
 {
-	if (!pmc_wb_wait_writes(b)) {
-		pmc_origin_flush_start(c, &b->flush);
-		b->flushing = true;
-	}
+	if (!pmc_wb_wait_writes(b))
+		pmc_wb_issue_flush(c, b);
 }
 
 /* After the batch is durable on the origin: mark clean or free each block. */
@@ -512,15 +516,13 @@ static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 	bool flush_counted = false;
 
 	if (!b->flushing) {
-		pmc_wb_wait_writes(b);
+		/* No flush when every write of the group failed. */
+		bool any_ok = !pmc_wb_wait_writes(b);
+
 		while (group < r->nr && pmc_wb_writes_done(pmc_wb_nth(c, r, group)))
-			pmc_wb_wait_writes(pmc_wb_nth(c, r, group++));
-		for (i = 0; i < group && !b->flushing; i++) {
-			if (!pmc_wb_nth(c, r, i)->err) {
-				pmc_origin_flush_start(c, &b->flush);
-				b->flushing = true;
-			}
-		}
+			any_ok |= !pmc_wb_wait_writes(pmc_wb_nth(c, r, group++));
+		if (any_ok)
+			pmc_wb_issue_flush(c, b);
 	}
 	if (b->flushing)
 		flush_err = pmc_origin_flush_wait(c, &b->flush);

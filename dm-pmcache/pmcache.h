@@ -128,6 +128,14 @@ struct pmc_cache {
 	bool suspending;		/* presuspend to resume: a flush gives up */
 	struct list_head devices_node;	/* in pmc_devices while registered */
 	bool registered;
+	/*
+	 * Under pmc_devices_lock: the order of registration (tables of one
+	 * device are loaded in this order: one loaded after this one is
+	 * never the table it replaces), and the end of the constructor (the
+	 * pmem mapping and the probe are there to read).
+	 */
+	u64 reg_seq;
+	bool constructed;
 
 	/* Counters that drive writeback and allocation. */
 	struct percpu_counter nr_used;	/* blocks holding data */

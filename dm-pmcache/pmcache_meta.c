@@ -167,9 +167,11 @@ static void meta_set_geometry(struct pmc_meta *m, u8 *base,
 }
 
 /* Check one superblock copy; 0 when usable, else -EINVAL with *why set. */
-static int sb_check(const struct pmc_sb *sb, u64 size, struct pmc_geometry *g,
-		    enum pmc_probe_result *res, const char **why)
+static int sb_check(const struct pmc_sb *sb, u64 size, bool read_only,
+		    struct pmc_geometry *g, enum pmc_probe_result *res,
+		    const char **why)
 {
+	u32 ro_compat_unknown = le32_to_cpu(sb->ro_compat_flags) & ~PMC_RO_COMPAT_SUPP;
 	struct pmc_geometry want;
 	u32 bs;
 
@@ -184,13 +186,13 @@ static int sb_check(const struct pmc_sb *sb, u64 size, struct pmc_geometry *g,
 		return -EINVAL;
 	}
 	/*
-	 * Unknown ro_compat features too: an older reader may only read
-	 * such a cache, and the module, which always writes, has no
-	 * read-only mode to fall back to.
+	 * Unknown ro_compat features too, unless @read_only: an older
+	 * reader may only read such a cache, and the module, which always
+	 * writes, has no read-only mode to fall back to.
 	 */
 	if (le16_to_cpu(sb->version_major) != PMC_VERSION_MAJOR ||
 	    (le32_to_cpu(sb->incompat_flags) & ~PMC_INCOMPAT_SUPP) ||
-	    (le32_to_cpu(sb->ro_compat_flags) & ~PMC_RO_COMPAT_SUPP)) {
+	    (ro_compat_unknown && !read_only)) {
 		*res = PMC_PROBE_UNSUPPORTED;
 		*why = "unsupported on-media version or incompatible features";
 		return -EINVAL;
@@ -210,8 +212,8 @@ static int sb_check(const struct pmc_sb *sb, u64 size, struct pmc_geometry *g,
 	return 0;
 }
 
-enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
-				     const char **why)
+static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
+					bool read_only, const char **why)
 {
 	enum pmc_probe_result res[PMC_SB_COPIES], best_res = PMC_PROBE_FOREIGN;
 	u64 seq[PMC_SB_COPIES] = {};
@@ -247,7 +249,7 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 			reason[i] = "media error in superblock";
 			continue;
 		}
-		if (sb_check(&sb, size, &g, &res[i], &reason[i])) {
+		if (sb_check(&sb, size, read_only, &g, &res[i], &reason[i])) {
 			if (res[i] == PMC_PROBE_UNSUPPORTED)
 				seq[i] = le64_to_cpu(sb.seq);
 			continue;
@@ -301,6 +303,18 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	return PMC_PROBE_VALID;
 }
 
+enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
+				     const char **why)
+{
+	return meta_probe(m, base, size, false, why);
+}
+
+enum pmc_probe_result pmc_meta_probe_read_only(struct pmc_meta *m, u8 *base,
+					       u64 size, const char **why)
+{
+	return meta_probe(m, base, size, true, why);
+}
+
 /*
  * Write the superblock into both copies, durable on return: first the one
  * that is not current, then, once that is, the other. A crash tears at most
@@ -308,11 +322,16 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
  * the second both are the same, so that damage to either one later leaves
  * the other to load from, and never an older superblock (which could name
  * the origin from before a rebind).
+ *
+ * A format (both copies zero, m->sb_seq 0) writes copy 1 first: torn, it
+ * leaves copy 0 zero, a blank device the next load formats again; copy 0
+ * torn after it leaves copy 1 to load. Copy 0 first would leave a torn copy
+ * 0 alone, refused as a cache that may hold dirty blocks.
  */
 static void meta_write_sb(struct pmc_meta *m, u64 now)
 {
 	struct pmc_sb sb;
-	unsigned int copy = m->sb_seq ? !m->sb_copy : 0;
+	unsigned int copy = m->sb_seq ? !m->sb_copy : 1;
 
 	BUILD_BUG_ON(sizeof(struct pmc_sb) != PMC_SB_STRUCT_SIZE);
 	BUILD_BUG_ON(sizeof(struct pmc_rec) != PMC_REC_SIZE);

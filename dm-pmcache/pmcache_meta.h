@@ -76,6 +76,14 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 				     const char **why);
 
 /*
+ * pmc_meta_probe() for a reader that never writes the device (the tool's
+ * check, dump and rescue): unknown read-only-compatible features are no
+ * reason to refuse it, as they are for the module.
+ */
+enum pmc_probe_result pmc_meta_probe_read_only(struct pmc_meta *m, u8 *base,
+					       u64 size, const char **why);
+
+/*
  * Call @fn on every byte range of a device of @size bytes that, zeroed,
  * makes pmc_meta_probe() call it blank: both superblock copies and where
  * other formats keep their signatures.

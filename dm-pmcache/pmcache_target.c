@@ -105,7 +105,7 @@ struct pmc_promotion {
 };
 
 /* The flags of a bio its origin I/O through a promotion's buffer keeps. */
-#define PMC_READ_FLAGS	(REQ_SYNC | REQ_META | REQ_PRIO)
+#define PMC_READ_FLAGS	(REQ_SYNC | REQ_META | REQ_PRIO | REQ_RAHEAD | REQ_FAILFAST_MASK)
 #define PMC_WRITE_FLAGS	(REQ_FUA | REQ_SYNC | REQ_META | REQ_PRIO | REQ_IDLE)
 
 static void pmc_promotion_free(struct pmc_promotion *p)
@@ -1150,13 +1150,14 @@ again:
 			pmc_dropped_bad_clean(c, ch.oblock, stale);
 			break;
 		}
-		c->pops->hit(c->policy, slot);
-		PMC_STAT_INC(c, read_hits);
 		if (err) {
+			/* An error, no hit: the block's copy is not what it read. */
 			pmc_note_error(c);
 			DMERR_LIMIT("media error reading dirty block %llu", ch.oblock);
 			return pmc_complete_prefix(bio, off + ch.len, err);
 		}
+		c->pops->hit(c->policy, slot);
+		PMC_STAT_INC(c, read_hits);
 		off += ch.len;
 	}
 	if (off)
@@ -1680,6 +1681,7 @@ static void pmc_recover_free(void *ctx, u32 slot)
  */
 static DEFINE_MUTEX(pmc_devices_lock);
 static LIST_HEAD(pmc_devices);
+static u64 pmc_devices_seq;	/* the last pmc_cache.reg_seq given */
 
 #define PMC_REFUSE_FORMAT \
 	"the cache holds dirty blocks: flush them (dmsetup message <dev> 0 flush) before format"
@@ -2031,8 +2033,13 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 
 	lockdep_assert_held(&pmc_devices_lock);
 	list_for_each_entry(o, &pmc_devices, devices_node) {
+		/*
+		 * Not a table loaded after @c (a dmsetup load running
+		 * alongside this resume), nor one still in its constructor.
+		 */
 		if (o == c || dm_table_get_md(o->ti->table) != md ||
-		    o->cache_dev->bdev == c->cache_dev->bdev)
+		    o->cache_dev->bdev == c->cache_dev->bdev ||
+		    o->reg_seq > c->reg_seq || !o->constructed)
 			continue;
 		if (o->loaded) {
 			pmc_meta_invalidate(&o->meta, o->pmem_size);
@@ -2086,6 +2093,7 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	if (!r) {
 		list_add(&c->devices_node, &pmc_devices);
 		c->registered = true;
+		c->reg_seq = ++pmc_devices_seq;
 	}
 	mutex_unlock(&pmc_devices_lock);
 	return r;
@@ -2140,13 +2148,24 @@ static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
 static void pmc_hand_over_health(struct pmc_cache *c)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
+	struct pmc_cache *o, *next = NULL, *any = NULL;
 	struct pmc_stats s;
-	struct pmc_cache *o;
 
 	lockdep_assert_held(&pmc_devices_lock);
+	/*
+	 * To the table loaded next after @c: the one that replaced it, now
+	 * live, even while a later one is being loaded. Else (@c never went
+	 * live, and none came after it) to another table of the device.
+	 */
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (dm_table_get_md(o->ti->table) != md)
 			continue;
+		any = any ?: o;
+		if (o->reg_seq > c->reg_seq && (!next || o->reg_seq < next->reg_seq))
+			next = o;
+	}
+	o = next ?: any;
+	if (o) {
 		pmc_read_stats(c, &s);
 		/*
 		 * @o's load finds the unreadable records again, and counts
@@ -2176,7 +2195,6 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 			else if (c->strands_dev && c->strands_dev != o->cache_dev->bdev->bd_dev)
 				o->strands_dev = c->strands_dev;
 		}
-		break;
 	}
 }
 
@@ -2391,6 +2409,9 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->discards_supported = true;
 	ti->num_write_zeroes_bios = 0;
 	ti->per_io_data_size = sizeof(struct pmc_bio);
+	mutex_lock(&pmc_devices_lock);
+	c->constructed = true;
+	mutex_unlock(&pmc_devices_lock);
 	return 0;
 bad:
 	pmc_dtr(ti);
@@ -2519,7 +2540,8 @@ static void pmc_postsuspend(struct dm_target *ti)
  * origin I/O or writeback, a write failed for want of a free block; data
  * still served). errors counts those and the records found corrupt at load.
  * Counters count cache blocks, except read/write hits and misses, which
- * count block-sized (or smaller) pieces of bios.
+ * count block-sized (or smaller) pieces of bios, and sequential_bypasses:
+ * bios sent around the cache (a bio dm splits counts once a piece).
  */
 static void pmc_status(struct dm_target *ti, status_type_t type,
 		       unsigned int status_flags, char *result, unsigned int maxlen)

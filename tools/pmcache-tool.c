@@ -6,17 +6,19 @@
  *   pmcache-tool dump   <cache dev|image> [--records]
  *   pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]
  *   pmcache-tool wipe   <cache dev|image> [--force]
+ *   pmcache-tool repair <cache dev|image>
  *   pmcache-tool belongs <cache dev> <origin dev>
  *
  * It reads the device with the module's own format and recovery code
  * (dm-pmcache/pmcache_meta.c, built for userspace). The cache device is
  * mapped privately: recovery's clean-ups stay in this process, and only
- * "wipe" ever writes to the cache. "rescue" writes the newest copy of every
- * dirty block to the origin, for when the module cannot be loaded; the cache
- * keeps its blocks, dirty. Written to on its own after that, the origin
- * would be overwritten with those old blocks by the next dmsetup create:
- * "wipe" (--force, as the blocks are still dirty) makes the cache blank
- * first, so that the next dmsetup create formats it.
+ * "wipe" and "repair" (a superblock copy) ever write to the cache. "rescue"
+ * writes the newest copy of every dirty block to the origin, for when the
+ * module cannot be loaded; the cache keeps its blocks, dirty. Written to on
+ * its own after that, the origin would be overwritten with those old blocks
+ * by the next dmsetup create: "wipe" (--force, as the blocks are still
+ * dirty) makes the cache blank first, so that the next dmsetup create
+ * formats it.
  *
  * Exit status: 0 sound (or done), 1 problems found (corrupt or out-of-range
  * records, I/O errors) or dirty blocks in the way, 2 not a usable pmcache
@@ -160,7 +162,8 @@ static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 		perror("mmap");
 		return 2;
 	}
-	v->probe = pmc_meta_probe(&v->meta, v->map, v->size, &why);
+	/* It only reads the cache: features that forbid writing do not matter. */
+	v->probe = pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why);
 	v->probed = true;
 	switch (v->probe) {
 	case PMC_PROBE_VALID:
@@ -673,6 +676,89 @@ out:
 	return r;
 }
 
+/*
+ * Rewrite a superblock copy from the other, sound one: one that a media error
+ * makes unreadable (the write clears the error, as any write through the
+ * block device does), one that fails its checksum, an older one, or a zeroed
+ * copy 0, which makes the device look blank (the next dmsetup create would
+ * format it). Only the copy's own 4 KiB are written.
+ */
+static int cmd_repair(const char *cache)
+{
+	static const u8 zero[PMC_SB_SIZE];
+	u8 sb[PMC_SB_SIZE];
+	struct cache_view v;
+	unsigned int good;
+	const char *why;
+	u64 size;
+	int fd, r;
+
+	/* O_EXCL, as wipe: no live table uses the device while it is written. */
+	fd = open_dev(cache, O_WRONLY | O_EXCL, &size);
+	if (fd < 0)
+		return 2;
+	r = map_probe(cache, &v, true);
+	if (!v.probed) {
+		r = 2;
+		goto out;
+	}
+	if (v.probe == PMC_PROBE_BLANK) {
+		/*
+		 * Look at copy 1 as if it were copy 0 (in this process's
+		 * private mapping): is there a cache behind the zero copy?
+		 */
+		if (pmc_pmem_read(sb, v.map + PMC_SB_SIZE, PMC_SB_SIZE)) {
+			fprintf(stderr,
+				"%s: superblock copy 0 zero, copy 1 unreadable: nothing to repair from\n",
+				cache);
+			r = 2;
+			goto out;
+		}
+		if (!memcmp(sb, zero, sizeof(sb))) {
+			printf("%s is blank: both superblock copies zero, nothing to repair\n",
+			       cache);
+			r = 0;
+			goto out;
+		}
+		memcpy(v.map, sb, sizeof(sb));
+		v.probe = pmc_meta_probe_read_only(&v.meta, v.map, v.size, &why);
+		if (v.probe != PMC_PROBE_VALID) {
+			fprintf(stderr,
+				"%s: superblock copy 0 zero, copy 1 not sound: nothing to repair from\n",
+				cache);
+			r = 2;
+			goto out;
+		}
+		good = 1;
+	} else if (r) {
+		/* map_probe said why: no copy is sound, or it is no cache. */
+		goto out;
+	} else if (v.meta.sb_copies_same) {
+		printf("%s: both superblock copies are sound, nothing to repair\n", cache);
+		goto out;
+	} else {
+		good = v.meta.sb_copy;
+		if (pmc_pmem_read(sb, v.map + good * PMC_SB_SIZE, PMC_SB_SIZE)) {
+			fprintf(stderr, "%s: superblock copy %u unreadable\n", cache, good);
+			r = 2;
+			goto out;
+		}
+	}
+	if (pwrite(fd, sb, sizeof(sb), (off_t)!good * PMC_SB_SIZE) != (ssize_t)sizeof(sb) ||
+	    fsync(fd)) {
+		fprintf(stderr, "%s: writing superblock copy %u: %s\n", cache, !good,
+			strerror(errno ? errno : EIO));
+		r = 1;
+		goto out;
+	}
+	printf("%s: superblock copy %u rewritten from copy %u (a cache of %s, seq %llu)\n",
+	       cache, !good, good, v.meta.origin_name, (unsigned long long)v.meta.sb_seq);
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
 static int usage(FILE *to, int status)
 {
 	fprintf(to,
@@ -680,6 +766,7 @@ static int usage(FILE *to, int status)
 		"       pmcache-tool dump   <cache dev|image> [--records]\n"
 		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]\n"
 		"       pmcache-tool wipe   <cache dev|image> [--force]\n"
+		"       pmcache-tool repair <cache dev|image>\n"
 		"       pmcache-tool belongs <cache dev> <origin dev>\n"
 		"\n"
 		"Offline: not on a cache a live dm table uses.\n"
@@ -694,6 +781,10 @@ static int usage(FILE *to, int status)
 		"  wipe    make the device blank, so that the next dmsetup create formats\n"
 		"          it; refuses dirty blocks, damaged records or another format\n"
 		"          without --force\n"
+		"  repair  rewrite a superblock copy from the other, sound one: one a\n"
+		"          media error makes unreadable (the write clears it), a damaged\n"
+		"          or older one, or a zeroed copy 0 (which makes the device look\n"
+		"          blank: the next dmsetup create would format it)\n"
 		"  belongs exit 0 if the cache is bound to that origin (as the module\n"
 		"          decides: its disk id or name, and a size not smaller) or\n"
 		"          blank, 1 if bound to another (named), 2 if not a cache\n"
@@ -731,6 +822,8 @@ int main(int argc, char **argv)
 		}
 		return cmd_rescue(argv[2], argv[3], dry_run, force);
 	}
+	if (argc == 3 && !strcmp(argv[1], "repair"))
+		return cmd_repair(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "belongs"))
 		return cmd_belongs(argv[2], argv[3]);
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {

@@ -324,7 +324,8 @@ static void test_format_order(void)
 	unsigned int i, fences = 0, zero_fence = 0, sb_ev = 0;
 	const char *why;
 	bool order = true;
-	int first_sb_zero = -1;
+	int first_sb_zero = -1, first_sb_copy = -1;
+	unsigned int first;
 
 	format_dev(&m, DEV_SIZE);
 	/* Records cleared, fenced, before the superblock is written. */
@@ -339,20 +340,26 @@ static void test_format_order(void)
 		if (events[i].kind == EV_COPY && events[i].off < PMC_REC_OFFSET) {
 			sb_ev = i;
 			order &= fences > zero_fence;
+			if (first_sb_copy < 0)
+				first_sb_copy = (int)(events[i].off / PMC_SB_SIZE);
 		}
 	}
 	check(order && sb_ev && events[nr_events - 1].kind == EV_FENCE,
 	      "format: records cleared and fenced before the superblock; durable on return");
+	/* Torn, copy 1 leaves copy 0 zero: blank, formatted again, not refused. */
+	check(first_sb_copy == 1, "format: writes superblock copy 1 first");
 
 	/*
-	 * Over a cache whose current copy is 1 (a crash between the two
-	 * writes of a rebind left copy 0 older): copy 0 must be cleared first.
+	 * A crash between the two writes of a rebind leaves the copy it
+	 * writes second older: a format over it must clear that one first.
+	 * (A format writes copy 1 first, so the rebind writes copy 0 first.)
 	 */
-	save = *sb_at(0);
+	first = !m.sb_copy;
+	save = *sb_at(!first);
 	rebind(&m, &origin_b);
-	check(m.sb_copy == 1, "rebind: writes the other copy first");
-	*sb_at(0) = save;
-	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && m.sb_copy == 1,
+	check(m.sb_copy == first && first == 0, "rebind: writes the other copy first");
+	*sb_at(!first) = save;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && m.sb_copy == first,
 	      "probe: the copy with the higher seq is current");
 	nr_events = 0;
 	pmc_meta_format(&m, dev, DEV_SIZE, BS, &origin_a, uuid_b, 0);
@@ -361,7 +368,7 @@ static void test_format_order(void)
 			first_sb_zero = (int)(events[i].off / PMC_SB_SIZE);
 			break;
 		}
-	check(first_sb_zero == 0 && i + 1 < nr_events &&
+	check(first_sb_zero == (int)!first && i + 1 < nr_events &&
 	      events[i + 1].kind == EV_FENCE,
 	      "format: the older superblock copy is cleared and fenced first");
 	check(pmc_meta_probe(&p, dev, DEV_SIZE, &why) == PMC_PROBE_VALID &&

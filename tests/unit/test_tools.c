@@ -4,7 +4,8 @@
  * code: check finds clean, corrupt and foreign devices; dump lists the
  * blocks; rescue writes exactly the newest dirty copies to the origin and
  * refuses an origin of the wrong size; wipe makes a cache blank, but not one
- * holding dirty blocks or something else unless forced.
+ * holding dirty blocks or something else unless forced; repair rewrites a
+ * damaged or zeroed superblock copy from the other.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -342,6 +343,76 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " wipe %s 2>&1 | grep -q 'may be a pmcache device'", bad) == 0,
 	   "wipe: a cache it cannot load may hold dirty blocks: refused without --force");
+
+	/*
+	 * repair. Copy 0 zeroed (a media error in it cleared with a write of
+	 * zeros) makes a cache with a dirty block look blank; repair brings
+	 * it back from copy 1.
+	 */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, true);
+	memset(map, 0, 512);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
+	   "check: a zeroed superblock copy 0 reads as blank (a reset)");
+	ok(run(TOOL " repair %s | grep -q 'copy 0 rewritten from copy 1'", bad) == 0 &&
+	   run(TOOL " check %s | grep -q '1 dirty blocks not on the origin'", bad) == 0,
+	   "repair: a zeroed copy 0 is rewritten from copy 1, the dirty block back");
+	ok(run("cmp -n %u %s %s -i 0:%u", PMC_SB_SIZE, bad, bad, PMC_SB_SIZE) == 0,
+	   "repair: the two copies are the same again");
+	ok(run(TOOL " repair %s | grep -q 'both superblock copies are sound'", bad) == 0,
+	   "repair: two sound copies are nothing to do, exit 0");
+	/* Copy 1 with a bad checksum: rewritten from copy 0. */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, true);
+	map[PMC_SB_SIZE + 16] ^= 1;
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " repair %s | grep -q 'copy 1 rewritten from copy 0'", bad) == 0 &&
+	   run("cmp -n %u %s %s -i 0:%u", PMC_SB_SIZE, bad, bad, PMC_SB_SIZE) == 0,
+	   "repair: a copy failing its checksum is rewritten from the other");
+	/* Neither copy sound: nothing to repair from, nothing written. */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	map[16] ^= 1;
+	map[PMC_SB_SIZE + 16] ^= 1;
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " repair %s >/dev/null 2>&1", bad) == 2 &&
+	   run(TOOL " check %s 2>&1 | grep -q 'checksum mismatch'", bad) == 0,
+	   "repair: no sound copy exits 2 and writes nothing");
+	map = make_image(bad);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " repair %s | grep -q 'is blank'", bad) == 0,
+	   "repair: a blank device is nothing to do, exit 0");
+
+	/*
+	 * A read-only-compatible feature this code does not know: the module
+	 * (which writes) refuses the cache, the tool (which only reads it)
+	 * loads it.
+	 */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, true);
+	{
+		unsigned int i;
+		const char *why;
+		struct pmc_meta probed;
+
+		for (i = 0; i < PMC_SB_COPIES; i++) {
+			struct pmc_sb *sb = (struct pmc_sb *)(map + i * PMC_SB_SIZE);
+
+			sb->ro_compat_flags = cpu_to_le32(1u << 31);
+			sb->crc = 0;
+			sb->crc = cpu_to_le32(pmc_crc32c(~0u, sb, sizeof(*sb)));
+		}
+		ok(pmc_meta_probe(&probed, map, PMEM_SIZE, &why) == PMC_PROBE_UNSUPPORTED &&
+		   pmc_meta_probe_read_only(&probed, map, PMEM_SIZE, &why) == PMC_PROBE_VALID,
+		   "probe: an unknown ro_compat feature refuses a writer, not a reader");
+	}
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s | grep -q '1 dirty blocks not on the origin'", bad) == 0,
+	   "check: reads a cache with an unknown ro_compat feature");
 
 	/* Something else altogether. */
 	map = make_image(bad);

@@ -3,7 +3,8 @@
 # offline-tools: pmcache-tool on the real devices, as an admin runs it when
 # the module cannot be loaded. Under a live table it writes to neither device
 # (O_EXCL); after the table is removed, check and dump count the dirty blocks
-# left in the cache, wipe refuses them, rescue refuses a disk that is not
+# left in the cache, wipe refuses them, repair brings back a superblock
+# copy 0 that a write of zeros reset, rescue refuses a disk that is not
 # the origin and writes them to the origin (fio verifies the origin
 # itself), and after wipe --force the next create
 # formats the cache and reads the data from the origin.
@@ -21,6 +22,7 @@ log "dirty blocks: $dirty"
 log "under a live table"
 pmcache-tool rescue "$PMEM" "$ORIGIN" >/tmp/out 2>&1 && { cat /tmp/out; fail "rescue wrote to the origin of a live table"; }
 pmcache-tool wipe "$PMEM" --force >/tmp/out 2>&1 && { cat /tmp/out; fail "wipe wrote to the cache of a live table"; }
+pmcache-tool repair "$PMEM" >/tmp/out 2>&1 && { cat /tmp/out; fail "repair opened the cache of a live table"; }
 [ "$(dm_status_field pc 4)" = "$dirty" ] || fail "the live cache changed: $(dmsetup status pc)"
 # check only reads: under a live table it shows the cache as it is now,
 # not as the block device's page cache kept it from its last run.
@@ -41,6 +43,15 @@ assert_eq "$(pmcache-tool dump "$PMEM" --records | grep -c ' dirty$')" "$dirty" 
 rc=0; pmcache-tool wipe "$PMEM" >/tmp/out 2>&1 || rc=$?
 assert_eq "$rc" 1 "wipe's exit status over dirty blocks"
 grep -q "holds $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "wipe does not say why"; }
+
+log "repair: the first sector zeroed (a media error cleared so) looks blank; repair brings the cache back"
+dd if=/dev/zero of="$PMEM" bs=512 count=1 conv=notrunc,fsync 2>/dev/null || fail "zeroing sector 0"
+pmcache-tool check "$PMEM" 2>&1 | grep -q blank || fail "a zeroed superblock copy 0 does not read as blank"
+pmcache-tool repair "$PMEM" >/tmp/out 2>&1 || { cat /tmp/out; fail "repair"; }
+grep -q "copy 0 rewritten from copy 1" /tmp/out || { cat /tmp/out; fail "repair did not rewrite copy 0"; }
+pmcache-tool check "$PMEM" >/tmp/out 2>&1 || { cat /tmp/out; fail "check after repair"; }
+grep -q " $dirty dirty," /tmp/out || { cat /tmp/out; fail "after repair: not $dirty dirty"; }
+pmcache-tool repair "$PMEM" 2>&1 | grep -q "both superblock copies are sound" || fail "repair of a sound cache"
 
 log "rescue onto a disk of the same size that is not the origin: refused"
 modprobe loop 2>/dev/null || true

@@ -129,13 +129,15 @@ struct pmc_cache {
 	struct list_head devices_node;	/* in pmc_devices while registered */
 	bool registered;
 	/*
-	 * Under pmc_devices_lock: the order of registration (tables of one
-	 * device are loaded in this order: one loaded after this one is
-	 * never the table it replaces), and the end of the constructor (the
-	 * pmem mapping and the probe are there to read).
+	 * Under pmc_devices_lock: the order of registration (the
+	 * constructors of one device run one at a time, in this order), the
+	 * end of the constructor (the pmem mapping and the probe are there
+	 * to read), and the first resume's start (a table constructed after
+	 * this one and never resumed is no table this one replaces).
 	 */
 	u64 reg_seq;
 	bool constructed;
+	bool preresumed;
 
 	/* Counters that drive writeback and allocation. */
 	struct percpu_counter nr_used;	/* blocks holding data */

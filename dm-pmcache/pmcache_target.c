@@ -2034,12 +2034,15 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 	lockdep_assert_held(&pmc_devices_lock);
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		/*
-		 * Not a table loaded after @c (a dmsetup load running
-		 * alongside this resume), nor one still in its constructor.
+		 * Not a table constructed after @c that was never resumed (a
+		 * dmsetup load running alongside this resume), nor one still
+		 * in its constructor. One constructed after @c but resumed
+		 * first can be the table @c replaces: two loads of a device
+		 * may make their tables inactive in the other order.
 		 */
 		if (o == c || dm_table_get_md(o->ti->table) != md ||
 		    o->cache_dev->bdev == c->cache_dev->bdev ||
-		    o->reg_seq > c->reg_seq || !o->constructed)
+		    (o->reg_seq > c->reg_seq && !o->preresumed) || !o->constructed)
 			continue;
 		if (o->loaded) {
 			pmc_meta_invalidate(&o->meta, o->pmem_size);
@@ -2148,23 +2151,26 @@ static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
 static void pmc_hand_over_health(struct pmc_cache *c)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
-	struct pmc_cache *o, *next = NULL, *any = NULL;
+	struct pmc_cache *o, *live = NULL, *next = NULL, *any = NULL;
 	struct pmc_stats s;
 
 	lockdep_assert_held(&pmc_devices_lock);
 	/*
-	 * To the table loaded next after @c: the one that replaced it, now
-	 * live, even while a later one is being loaded. Else (@c never went
-	 * live, and none came after it) to another table of the device.
+	 * To the live table: the one resumed (dm resumes the table that
+	 * replaces @c before it destroys @c), not one a dmsetup load is
+	 * building meanwhile. Else to the table constructed next after @c,
+	 * else to any other of the device.
 	 */
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (dm_table_get_md(o->ti->table) != md)
 			continue;
 		any = any ?: o;
+		if (o->preresumed)
+			live = live ?: o;
 		if (o->reg_seq > c->reg_seq && (!next || o->reg_seq < next->reg_seq))
 			next = o;
 	}
-	o = next ?: any;
+	o = live ?: next ?: any;
 	if (o) {
 		pmc_read_stats(c, &s);
 		/*
@@ -2430,6 +2436,7 @@ static int pmc_preresume(struct dm_target *ti)
 	 * suspended) may have dirtied blocks since.
 	 */
 	mutex_lock(&pmc_devices_lock);
+	c->preresumed = true;
 	r = pmc_strands_dirty(c) ? -EBUSY : 0;
 	/*
 	 * Before the load, which may fail: dm destroys the replaced table

@@ -6,7 +6,7 @@
  *   pmcache-tool dump   <cache dev|image> [--records]
  *   pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]
  *   pmcache-tool wipe   <cache dev|image> [--force]
- *   pmcache-tool repair <cache dev|image>
+ *   pmcache-tool repair <cache dev|image> [--force]
  *   pmcache-tool belongs <cache dev> <origin dev>
  *
  * It reads the device with the module's own format and recovery code
@@ -162,7 +162,10 @@ static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 		perror("mmap");
 		return 2;
 	}
-	/* It only reads the cache: features that forbid writing do not matter. */
+	/*
+	 * Features that forbid writing do not stop reading: check, dump and
+	 * rescue read the cache; wipe zeroes it whole, repair refuses them.
+	 */
 	v->probe = pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why);
 	v->probed = true;
 	switch (v->probe) {
@@ -179,13 +182,9 @@ static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 	return 0;
 }
 
-/* Map and load the cache read-only; 0 or an exit status. */
-static int load(const char *path, struct cache_view *v, bool quiet_blank)
+/* Recover the probed cache into an index, as the module loads it; 0 or 2. */
+static int recover(struct cache_view *v)
 {
-	int r = map_probe(path, v, quiet_blank);
-
-	if (r)
-		return r;
 	if (pmc_index_init(&v->idx, (u32)v->meta.geo.nr_blocks)) {
 		fprintf(stderr, "out of memory\n");
 		return 2;
@@ -194,6 +193,14 @@ static int load(const char *path, struct cache_view *v, bool quiet_blank)
 			 v->meta.origin_sectors >> (ilog2(v->meta.geo.block_size) - 9),
 			 count_free, v, &v->st);
 	return 0;
+}
+
+/* Map and load the cache read-only; 0 or an exit status. */
+static int load(const char *path, struct cache_view *v, bool quiet_blank)
+{
+	int r = map_probe(path, v, quiet_blank);
+
+	return r ? r : recover(v);
 }
 
 static void print_summary(const char *path, const struct cache_view *v)
@@ -679,17 +686,19 @@ out:
 /*
  * Rewrite a superblock copy from the other, sound one: one that a media error
  * makes unreadable (the write clears the error, as any write through the
- * block device does), one that fails its checksum, an older one, or a zeroed
- * copy 0, which makes the device look blank (the next dmsetup create would
- * format it). Only the copy's own 4 KiB are written.
+ * block device does), one that fails its checksum, or an older one. A zeroed
+ * copy 0 is a reset (the next dmsetup create formats the device) unless a
+ * media error there was cleared with zeros: only with @force is the cache
+ * copy 1 describes brought back. Only the copy's own 4 KiB are written.
  */
-static int cmd_repair(const char *cache)
+static int cmd_repair(const char *cache, bool force)
 {
 	static const u8 zero[PMC_SB_SIZE];
 	u8 sb[PMC_SB_SIZE];
 	struct cache_view v;
 	unsigned int good;
 	const char *why;
+	ssize_t n;
 	u64 size;
 	int fd, r;
 
@@ -702,11 +711,13 @@ static int cmd_repair(const char *cache)
 		r = 2;
 		goto out;
 	}
-	if (v.probe == PMC_PROBE_BLANK) {
-		/*
-		 * Look at copy 1 as if it were copy 0 (in this process's
-		 * private mapping): is there a cache behind the zero copy?
-		 */
+	/*
+	 * Copy 0 zero: blank to the probe, or foreign when cached data
+	 * happens to hold another format's signature. Is there a cache
+	 * behind it? Copy 1 is looked at as copy 0, in this process's
+	 * private mapping.
+	 */
+	if (!pmc_pmem_read(sb, v.map, PMC_SB_SIZE) && !memcmp(sb, zero, sizeof(sb))) {
 		if (pmc_pmem_read(sb, v.map + PMC_SB_SIZE, PMC_SB_SIZE)) {
 			fprintf(stderr,
 				"%s: superblock copy 0 zero, copy 1 unreadable: nothing to repair from\n",
@@ -714,22 +725,29 @@ static int cmd_repair(const char *cache)
 			r = 2;
 			goto out;
 		}
-		if (!memcmp(sb, zero, sizeof(sb))) {
-			printf("%s is blank: both superblock copies zero, nothing to repair\n",
+		memcpy(v.map, sb, sizeof(sb));
+		if (pmc_meta_probe_read_only(&v.meta, v.map, v.size, &why) != PMC_PROBE_VALID) {
+			printf("%s is blank (copy 0 zero, no sound copy 1): nothing to repair\n",
 			       cache);
 			r = 0;
 			goto out;
 		}
-		memcpy(v.map, sb, sizeof(sb));
-		v.probe = pmc_meta_probe_read_only(&v.meta, v.map, v.size, &why);
-		if (v.probe != PMC_PROBE_VALID) {
+		good = 1;
+		r = recover(&v);
+		if (r)
+			goto out;
+		printf("%s: superblock copy 0 is zero; copy 1 is the cache of %s (%" PRIu64
+		       " blocks used, %" PRIu64 " dirty)\n", cache, v.meta.origin_name,
+		       v.st.used, v.st.dirty);
+		if (!force) {
 			fprintf(stderr,
-				"%s: superblock copy 0 zero, copy 1 not sound: nothing to repair from\n",
+				"%s: a zero copy 0 resets the cache (the next dmsetup create formats it);\n"
+				"if it was zeroed to clear a media error, pass --force to bring the cache\n"
+				"back (not if the origin was written on its own since: its copies are stale)\n",
 				cache);
-			r = 2;
+			r = 1;
 			goto out;
 		}
-		good = 1;
 	} else if (r) {
 		/* map_probe said why: no copy is sound, or it is no cache. */
 		goto out;
@@ -744,10 +762,16 @@ static int cmd_repair(const char *cache)
 			goto out;
 		}
 	}
-	if (pwrite(fd, sb, sizeof(sb), (off_t)!good * PMC_SB_SIZE) != (ssize_t)sizeof(sb) ||
-	    fsync(fd)) {
+	/* The probe let them pass for reading; this writes. */
+	if (le32_to_cpu(((struct pmc_sb *)sb)->ro_compat_flags) & ~PMC_RO_COMPAT_SUPP) {
+		fprintf(stderr, "%s: the cache has features this version must not write\n", cache);
+		r = 2;
+		goto out;
+	}
+	n = pwrite(fd, sb, sizeof(sb), (off_t)!good * PMC_SB_SIZE);
+	if (n != (ssize_t)sizeof(sb) || fsync(fd)) {
 		fprintf(stderr, "%s: writing superblock copy %u: %s\n", cache, !good,
-			strerror(errno ? errno : EIO));
+			n >= 0 && n != (ssize_t)sizeof(sb) ? "short write" : strerror(errno));
 		r = 1;
 		goto out;
 	}
@@ -766,7 +790,7 @@ static int usage(FILE *to, int status)
 		"       pmcache-tool dump   <cache dev|image> [--records]\n"
 		"       pmcache-tool rescue <cache dev|image> <origin dev|image> [--dry-run] [--force]\n"
 		"       pmcache-tool wipe   <cache dev|image> [--force]\n"
-		"       pmcache-tool repair <cache dev|image>\n"
+		"       pmcache-tool repair <cache dev|image> [--force]\n"
 		"       pmcache-tool belongs <cache dev> <origin dev>\n"
 		"\n"
 		"Offline: not on a cache a live dm table uses.\n"
@@ -783,8 +807,9 @@ static int usage(FILE *to, int status)
 		"          without --force\n"
 		"  repair  rewrite a superblock copy from the other, sound one: one a\n"
 		"          media error makes unreadable (the write clears it), a damaged\n"
-		"          or older one, or a zeroed copy 0 (which makes the device look\n"
-		"          blank: the next dmsetup create would format it)\n"
+		"          or an older one; a zeroed copy 0 (a reset: the next dmsetup\n"
+		"          create formats the device) only with --force, after a media\n"
+		"          error there was cleared with zeros\n"
 		"  belongs exit 0 if the cache is bound to that origin (as the module\n"
 		"          decides: its disk id or name, and a size not smaller) or\n"
 		"          blank, 1 if bound to another (named), 2 if not a cache\n"
@@ -822,8 +847,11 @@ int main(int argc, char **argv)
 		}
 		return cmd_rescue(argv[2], argv[3], dry_run, force);
 	}
-	if (argc == 3 && !strcmp(argv[1], "repair"))
-		return cmd_repair(argv[2]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "repair")) {
+		if (argc == 4 && strcmp(argv[3], "--force"))
+			return usage(stderr, 2);
+		return cmd_repair(argv[2], argc == 4);
+	}
 	if (argc == 4 && !strcmp(argv[1], "belongs"))
 		return cmd_belongs(argv[2], argv[3]);
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {

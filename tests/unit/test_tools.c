@@ -356,9 +356,14 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
 	   "check: a zeroed superblock copy 0 reads as blank (a reset)");
-	ok(run(TOOL " repair %s | grep -q 'copy 0 rewritten from copy 1'", bad) == 0 &&
+	ok(run(TOOL " repair %s 2>&1 | grep -q '1 dirty)'", bad) == 0 &&
+	   run(TOOL " repair %s >/dev/null 2>&1", bad) == 1 &&
+	   run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
+	   "repair: a zeroed copy 0 (a reset?) names the cache behind it, exits 1 and "
+	   "writes nothing without --force");
+	ok(run(TOOL " repair %s --force | grep -q 'copy 0 rewritten from copy 1'", bad) == 0 &&
 	   run(TOOL " check %s | grep -q '1 dirty blocks not on the origin'", bad) == 0,
-	   "repair: a zeroed copy 0 is rewritten from copy 1, the dirty block back");
+	   "repair --force: a zeroed copy 0 is rewritten from copy 1, the dirty block back");
 	ok(run("cmp -n %u %s %s -i 0:%u", PMC_SB_SIZE, bad, bad, PMC_SB_SIZE) == 0,
 	   "repair: the two copies are the same again");
 	ok(run(TOOL " repair %s | grep -q 'both superblock copies are sound'", bad) == 0,
@@ -383,8 +388,28 @@ int main(void)
 	   "repair: no sound copy exits 2 and writes nothing");
 	map = make_image(bad);
 	munmap(map, PMEM_SIZE);
-	ok(run(TOOL " repair %s | grep -q 'is blank'", bad) == 0,
+	ok(run(TOOL " repair %s --force | grep -q 'is blank'", bad) == 0,
 	   "repair: a blank device is nothing to do, exit 0");
+	/*
+	 * Copy 0 zero and cached data that looks like another format's
+	 * signature (MD 0.90 near the end): foreign to the probe, a cache
+	 * behind copy 0 all the same.
+	 */
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, true);
+	memset(map, 0, 512);
+	{
+		u64 md = ((PMEM_SIZE >> 9) & ~127ULL) * 512 - 65536;
+
+		memcpy(map + md, "\xfc\x4e\x2b\xa9", 4);	/* MD 0.90 magic, LE */
+	}
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s >/dev/null 2>&1", bad) == 2 &&
+	   run(TOOL " repair %s --force | grep -q 'copy 0 rewritten from copy 1'", bad) == 0 &&
+	   run("cmp -n %u %s %s -i 0:%u", PMC_SB_SIZE, bad, bad, PMC_SB_SIZE) == 0,
+	   "repair --force: a zeroed copy 0 the probe calls foreign is rewritten too");
+	/* Unknown ro_compat features: read, never written. */
 
 	/*
 	 * A read-only-compatible feature this code does not know: the module

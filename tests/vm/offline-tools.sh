@@ -47,7 +47,11 @@ grep -q "holds $dirty dirty blocks" /tmp/out || { cat /tmp/out; fail "wipe does 
 log "repair: the first sector zeroed (a media error cleared so) looks blank; repair brings the cache back"
 dd if=/dev/zero of="$PMEM" bs=512 count=1 conv=notrunc,fsync 2>/dev/null || fail "zeroing sector 0"
 pmcache-tool check "$PMEM" 2>&1 | grep -q blank || fail "a zeroed superblock copy 0 does not read as blank"
-pmcache-tool repair "$PMEM" >/tmp/out 2>&1 || { cat /tmp/out; fail "repair"; }
+rc=0; pmcache-tool repair "$PMEM" >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 1 "repair's exit status over a zero copy 0 (a reset?) without --force"
+grep -q "$dirty dirty)" /tmp/out || { cat /tmp/out; fail "repair does not name the cache behind copy 0"; }
+pmcache-tool check "$PMEM" 2>&1 | grep -q blank || fail "repair without --force wrote"
+pmcache-tool repair "$PMEM" --force >/tmp/out 2>&1 || { cat /tmp/out; fail "repair --force"; }
 grep -q "copy 0 rewritten from copy 1" /tmp/out || { cat /tmp/out; fail "repair did not rewrite copy 0"; }
 pmcache-tool check "$PMEM" >/tmp/out 2>&1 || { cat /tmp/out; fail "check after repair"; }
 grep -q " $dirty dirty," /tmp/out || { cat /tmp/out; fail "after repair: not $dirty dirty"; }

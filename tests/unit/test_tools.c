@@ -79,6 +79,22 @@ static u8 *make_image(const char *path)
 	return map == MAP_FAILED ? NULL : map;
 }
 
+/*
+ * A cache image holding one dirty block (10), its first sector zeroed: a
+ * media error there cleared with a write of zeros. Still mapped.
+ */
+static u8 *image_with_sector0_zeroed(const char *path, struct pmc_meta *m,
+				     const struct pmc_origin_id *oid, const u8 *uuid)
+{
+	u8 *map = make_image(path);
+
+	if (!map || pmc_meta_format(m, map, PMEM_SIZE, BS, oid, uuid, 0))
+		exit(2);
+	put(m, 0, 10, 0, 1, true);
+	memset(map, 0, 512);
+	return map;
+}
+
 static bool origin_block_is(const char *path, u64 oblock, int version)
 {
 	u8 want[BS], got[BS];
@@ -349,10 +365,7 @@ int main(void)
 	 * zeros) makes a cache with a dirty block look blank; repair brings
 	 * it back from copy 1.
 	 */
-	map = make_image(bad);
-	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
-	put(&m, 0, 10, 0, 1, true);
-	memset(map, 0, 512);
+	map = image_with_sector0_zeroed(bad, &m, &oid, uuid);
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
 	   "check: a zeroed superblock copy 0 reads as blank (a reset)");
@@ -395,10 +408,7 @@ int main(void)
 	 * signature (MD 0.90 near the end): foreign to the probe, a cache
 	 * behind copy 0 all the same.
 	 */
-	map = make_image(bad);
-	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
-	put(&m, 0, 10, 0, 1, true);
-	memset(map, 0, 512);
+	map = image_with_sector0_zeroed(bad, &m, &oid, uuid);
 	{
 		u64 md = ((PMEM_SIZE >> 9) & ~127ULL) * 512 - 65536;
 

@@ -129,14 +129,11 @@ struct pmc_cache {
 	struct list_head devices_node;	/* in pmc_devices while registered */
 	bool registered;
 	/*
-	 * Under pmc_devices_lock: the order of registration (the
-	 * constructors of one device run one at a time, in this order), the
-	 * end of the constructor (the pmem mapping and the probe are there
-	 * to read), and the first resume's start (a table constructed after
-	 * this one and never resumed is no table this one replaces).
+	 * Under pmc_devices_lock: a first resume started. A device has one
+	 * inactive table (a load destroys the one before), so another table
+	 * of it never resumed is one a dmsetup load is building: not the
+	 * live table, not one this table replaces.
 	 */
-	u64 reg_seq;
-	bool constructed;
 	bool preresumed;
 
 	/* Counters that drive writeback and allocation. */

@@ -1681,7 +1681,6 @@ static void pmc_recover_free(void *ctx, u32 slot)
  */
 static DEFINE_MUTEX(pmc_devices_lock);
 static LIST_HEAD(pmc_devices);
-static u64 pmc_devices_seq;	/* the last pmc_cache.reg_seq given */
 
 #define PMC_REFUSE_FORMAT \
 	"the cache holds dirty blocks: flush them (dmsetup message <dev> 0 flush) before format"
@@ -2033,16 +2032,9 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 
 	lockdep_assert_held(&pmc_devices_lock);
 	list_for_each_entry(o, &pmc_devices, devices_node) {
-		/*
-		 * Not a table constructed after @c that was never resumed (a
-		 * dmsetup load running alongside this resume), nor one still
-		 * in its constructor. One constructed after @c but resumed
-		 * first can be the table @c replaces: two loads of a device
-		 * may make their tables inactive in the other order.
-		 */
+		/* Not a table a dmsetup load is building alongside. */
 		if (o == c || dm_table_get_md(o->ti->table) != md ||
-		    o->cache_dev->bdev == c->cache_dev->bdev ||
-		    (o->reg_seq > c->reg_seq && !o->preresumed) || !o->constructed)
+		    o->cache_dev->bdev == c->cache_dev->bdev || !o->preresumed)
 			continue;
 		if (o->loaded) {
 			pmc_meta_invalidate(&o->meta, o->pmem_size);
@@ -2096,7 +2088,6 @@ static int pmc_register(struct pmc_cache *c, char **error)
 	if (!r) {
 		list_add(&c->devices_node, &pmc_devices);
 		c->registered = true;
-		c->reg_seq = ++pmc_devices_seq;
 	}
 	mutex_unlock(&pmc_devices_lock);
 	return r;
@@ -2151,15 +2142,14 @@ static void pmc_read_stats(struct pmc_cache *c, struct pmc_stats *s)
 static void pmc_hand_over_health(struct pmc_cache *c)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
-	struct pmc_cache *o, *live = NULL, *next = NULL, *any = NULL;
+	struct pmc_cache *o, *live = NULL, *any = NULL;
 	struct pmc_stats s;
 
 	lockdep_assert_held(&pmc_devices_lock);
 	/*
 	 * To the live table: the one resumed (dm resumes the table that
 	 * replaces @c before it destroys @c), not one a dmsetup load is
-	 * building meanwhile. Else to the table constructed next after @c,
-	 * else to any other of the device.
+	 * building meanwhile. Else (none resumed yet) to the newest.
 	 */
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (dm_table_get_md(o->ti->table) != md)
@@ -2167,10 +2157,8 @@ static void pmc_hand_over_health(struct pmc_cache *c)
 		any = any ?: o;
 		if (o->preresumed)
 			live = live ?: o;
-		if (o->reg_seq > c->reg_seq && (!next || o->reg_seq < next->reg_seq))
-			next = o;
 	}
-	o = live ?: next ?: any;
+	o = live ?: any;
 	if (o) {
 		pmc_read_stats(c, &s);
 		/*
@@ -2415,9 +2403,6 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->discards_supported = true;
 	ti->num_write_zeroes_bios = 0;
 	ti->per_io_data_size = sizeof(struct pmc_bio);
-	mutex_lock(&pmc_devices_lock);
-	c->constructed = true;
-	mutex_unlock(&pmc_devices_lock);
 	return 0;
 bad:
 	pmc_dtr(ti);

@@ -63,6 +63,9 @@ static const char * const pmc_health_names[] = {
 
 /* Most blocks one bio promotes (read miss, or writethrough write). */
 #define PMC_PROMOTE_MAX		32
+/* Pages of such a bio: its full blocks, a partial one at each end, from mid-page. */
+#define PMC_PROMOTE_PAGES	(DIV_ROUND_UP((PMC_PROMOTE_MAX + 2) * PMC_MAX_BLOCK_SIZE, \
+				      PAGE_SIZE) + 1)
 
 /* Per-bio state, for bios that are remapped to the origin. */
 struct pmc_bio {
@@ -92,16 +95,24 @@ struct pmc_promotion {
 	struct bio *bio;	/* the bio its data is for */
 	u64 first;
 	u32 mask;
-	u32 data_off;		/* block i of the mask at data_off + i * block_size */
+	/*
+	 * Block i of the mask at byte data_off + i * block_size of pages[]:
+	 * the bio's first byte is at its origin offset within a page, so no
+	 * block (at most a page) straddles two pages.
+	 */
+	u32 data_off;
 	u32 seq[PMC_PROMOTE_MAX];
 	/*
-	 * The bio's data, in a buffer of the cache's own: the origin I/O
-	 * reads into it or writes from it, never the bio's own pages, which
+	 * The bio's data, in pages of the cache's own: the origin I/O reads
+	 * into them or writes from them, never the bio's own pages, which
 	 * their owner may change meanwhile (an O_DIRECT buffer): the origin
 	 * and the clean copy would differ, or one reader's change would
-	 * become what everyone reads.
+	 * become what everyone reads. Single pages, not one buffer: 136 KiB
+	 * at once is an allocation of order 6, which, not allowed to wait,
+	 * fails on a fragmented host: those reads would never be cached.
 	 */
-	u8 *data;
+	unsigned int nr_pages;
+	struct page *pages[PMC_PROMOTE_PAGES];
 };
 
 /* The flags of a bio its origin I/O through a promotion's buffer keeps. */
@@ -110,7 +121,8 @@ struct pmc_promotion {
 
 static void pmc_promotion_free(struct pmc_promotion *p)
 {
-	kfree(p->data);
+	while (p->nr_pages)
+		__free_page(p->pages[--p->nr_pages]);
 	kfree(p);
 }
 
@@ -981,26 +993,40 @@ static struct pmc_promotion *pmc_promotion_alloc(struct pmc_cache *c, struct bio
 						 struct pmc_bio *pb)
 {
 	u64 start = (u64)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+	unsigned int head = offset_in_page(start);
+	unsigned int nr_pages = DIV_ROUND_UP(head + bio->bi_iter.bi_size, PAGE_SIZE);
 	struct pmc_promotion *p;
 
 	pb->flags &= ~PMC_BIO_PROMOTE;
+	if (WARN_ON_ONCE(nr_pages > PMC_PROMOTE_PAGES))
+		return NULL;
 	p = kmalloc(sizeof(*p), GFP_NOWAIT | __GFP_NOWARN);
 	if (!p)
 		return NULL;
-	/* kmalloc aligns 512 bytes or more to 512 at least, as DMA may need. */
-	p->data = kmalloc(bio->bi_iter.bi_size, GFP_NOWAIT | __GFP_NOWARN);
-	if (!p->data) {
-		kfree(p);
-		return NULL;
+	for (p->nr_pages = 0; p->nr_pages < nr_pages; p->nr_pages++) {
+		p->pages[p->nr_pages] = alloc_page(GFP_NOWAIT | __GFP_NOWARN);
+		if (!p->pages[p->nr_pages]) {
+			pmc_promotion_free(p);
+			return NULL;
+		}
 	}
 	INIT_WORK(&p->work, pmc_promote_work);
 	p->c = c;
 	p->bio = bio;
 	p->first = pb->promote_first;
 	p->mask = pb->promote;
-	p->data_off = (pb->promote_first << c->block_shift) - start;
+	p->data_off = head + (pb->promote_first << c->block_shift) - start;
 	memcpy(p->seq, pb->seq, sizeof(p->seq));
 	return p;
+}
+
+/* Block @i of @p's mask, in its page (lowmem: alloc_page without __GFP_HIGHMEM). */
+static const u8 *pmc_promotion_block(const struct pmc_cache *c,
+				     const struct pmc_promotion *p, unsigned int i)
+{
+	u32 at = p->data_off + (i << c->block_shift);
+
+	return (const u8 *)page_address(p->pages[at >> PAGE_SHIFT]) + offset_in_page(at);
 }
 
 /* An origin bio for p->bio's range, over @p's buffer; NULL: none now. */
@@ -1008,24 +1034,20 @@ static struct bio *pmc_promotion_bio(struct pmc_cache *c, struct pmc_promotion *
 				     blk_opf_t opf, bio_end_io_t *end_io)
 {
 	struct bio *bio = p->bio;
-	unsigned int size = bio->bi_iter.bi_size, done = 0;
-	unsigned int nr_vecs = DIV_ROUND_UP(size, PAGE_SIZE) + 1;
+	unsigned int size = bio->bi_iter.bi_size, done = 0, i;
+	unsigned int off = offset_in_page((u64)bio->bi_iter.bi_sector << SECTOR_SHIFT);
 	struct bio *obio;
 
-	if (nr_vecs > BIO_MAX_VECS)
-		return NULL;
-	obio = bio_alloc_bioset(c->origin_dev->bdev, nr_vecs, opf, GFP_NOWAIT,
+	obio = bio_alloc_bioset(c->origin_dev->bdev, p->nr_pages, opf, GFP_NOWAIT,
 				&c->promote_bioset);
 	if (!obio)
 		return NULL;
-	while (done < size) {
-		u8 *at = p->data + done;
-		unsigned int len = min_t(unsigned int, size - done,
-					 PAGE_SIZE - offset_in_page(at));
+	for (i = 0; i < p->nr_pages; i++) {
+		unsigned int len = min_t(unsigned int, size - done, PAGE_SIZE - off);
 
-		/* kmalloc memory is in the direct map: virt_to_page holds. */
-		__bio_add_page(obio, virt_to_page(at), len, offset_in_page(at));
+		__bio_add_page(obio, p->pages[i], len, off);
 		done += len;
+		off = 0;
 	}
 	obio->bi_iter.bi_sector = bio->bi_iter.bi_sector;
 	obio->bi_ioprio = bio->bi_ioprio;
@@ -1041,18 +1063,14 @@ static void pmc_read_private_end(struct bio *rbio)
 	struct pmc_promotion *p = rbio->bi_private;
 	struct pmc_cache *c = p->c;
 	struct bio *bio = p->bio;
-	struct bvec_iter it;
-	struct bio_vec bv;
-	const u8 *src = p->data;
+	/* rbio's own iter has been advanced to its end: from its start. */
+	struct bvec_iter src = { .bi_size = bio->bi_iter.bi_size };
+	struct bvec_iter dst = bio->bi_iter;
 
 	bio->bi_status = rbio->bi_status;
+	if (!bio->bi_status)
+		bio_copy_data_iter(bio, &dst, rbio, &src);
 	bio_put(rbio);
-	if (!bio->bi_status) {
-		__bio_for_each_segment(bv, bio, it, bio->bi_iter) {
-			memcpy_to_bvec(&bv, src);
-			src += bv.bv_len;
-		}
-	}
 	if (!bio->bi_status && READ_ONCE(c->running))
 		queue_work(c->wq, &p->work);
 	else
@@ -1109,7 +1127,7 @@ static bool pmc_write_private(struct pmc_cache *c, struct bio *bio, struct pmc_b
 		pmc_promotion_free(p);
 		return false;
 	}
-	pmc_iter_to_buf(bio, bio->bi_iter, 0, p->data, bio->bi_iter.bi_size);
+	bio_copy_data(wbio, bio);
 	pb->pp = p;
 	pb->flags |= PMC_BIO_TO_ORIGIN;
 	submit_bio_noacct(wbio);
@@ -1523,8 +1541,8 @@ static void pmc_promote_work(struct work_struct *w)
 		/* Its own eviction's bump of this stripe is no racing write. */
 		if (victim == st)
 			p->seq[i]++;
-		pmc_pmem_copy(pmc_block_data(&c->meta, slot),
-			      p->data + p->data_off + (size_t)i * c->block_size, c->block_size);
+		pmc_pmem_copy(pmc_block_data(&c->meta, slot), pmc_promotion_block(c, p, i),
+			      c->block_size);
 		pmc_rec_set_key(&c->meta, slot, key);
 		pmc_pmem_fence();
 		spin_lock(&st->lock);

@@ -415,16 +415,22 @@ static void meta_blank_signatures(u8 *base, u64 size)
 	pmc_meta_blank_ranges(size, meta_blank_range, base);
 }
 
+/*
+ * Which superblock copy of a probed valid cache to zero first. Copy 0 when
+ * the two are the same: zero, it makes the device blank at once
+ * (pmc_meta_probe), and torn, it leaves the other, the same superblock.
+ * When they differ, the older (or damaged) one, as meta_invalidate_sb
+ * says: torn then, the current one leaves no valid copy (refused), never
+ * the older one alone.
+ */
+static unsigned int meta_invalidate_first(const struct pmc_meta *m)
+{
+	return m->sb_copies_same ? 0 : !m->sb_copy;
+}
+
 void pmc_meta_invalidate(struct pmc_meta *m, u64 size)
 {
-	/*
-	 * Copy 0 first when the two are the same: zero, it makes the device
-	 * blank at once (pmc_meta_probe), and torn, it leaves the other, the
-	 * same superblock. When they differ, the older (or damaged) one
-	 * first, as meta_invalidate_sb says: torn then, the current one
-	 * leaves no valid copy (refused), never the older one alone.
-	 */
-	meta_invalidate_sb(m->base, m->sb_copies_same ? 0 : !m->sb_copy);
+	meta_invalidate_sb(m->base, meta_invalidate_first(m));
 	/*
 	 * After them: zeroed under a valid one, a record drops its block.
 	 * By the device's size, from whose end the probe looks too.
@@ -446,7 +452,7 @@ int pmc_meta_format(struct pmc_meta *m, u8 *base, u64 size, u32 block_size,
 	if (r)
 		return r;
 	if (pmc_meta_probe(m, base, size, &why) == PMC_PROBE_VALID)
-		first = !m->sb_copy;
+		first = meta_invalidate_first(m);
 	memset(m, 0, sizeof(*m));
 	meta_set_geometry(m, base, &g);
 	meta_set_origin(m, origin);

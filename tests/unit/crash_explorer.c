@@ -21,7 +21,9 @@
  * blank, rebind when the origin changed, pmc_meta_recover into a fresh
  * index) and checks:
  *
- *   - load succeeds, or refuses with a message, only mid-format;
+ *   - load succeeds, or refuses with a message, only mid-format: a
+ *     cache of another origin being formatted over, or a format that
+ *     began on a device refused already (torn or foreign);
  *   - every block reads back its last completed content, or for the
  *     operation in flight its previous content: nothing else (content is
  *     compared whole, so a mix of two versions is caught);
@@ -176,6 +178,8 @@ struct xp {
 	u64 cap_seen;
 	bool cap_valid;
 	bool cap_refused;
+	/* The format in flight began on a device refused already. */
+	bool fmt_over_refused;
 	bool cap_blank;
 	bool cap_rebind;
 	int cap_ocur;
@@ -443,11 +447,14 @@ static void check_image(struct xp *x)
 		     x->states, &err);
 	if (r) {
 		/*
-		 * Mid-format the device may be no cache yet, or still the
-		 * old cache, which holds dirty data of another origin.
+		 * Mid-format the device may be still the old cache, which
+		 * holds dirty data of another origin; or, when the format
+		 * began on a device refused already, no cache yet. A format
+		 * over a cache never leaves one refused as torn or foreign.
 		 */
 		if (!fmt || !err ||
-		    (c->probe != PMC_PROBE_FOREIGN && c->probe != PMC_PROBE_CORRUPT &&
+		    (!((c->probe == PMC_PROBE_FOREIGN || c->probe == PMC_PROBE_CORRUPT) &&
+		       x->fmt_over_refused) &&
 		     !(c->probe == PMC_PROBE_VALID &&
 		       !memcmp(c->meta.uuid, x->prev_uuid, 16) &&
 		       !strcmp(c->probed_origin, origin_name(x->prev_ocur)) &&
@@ -964,6 +971,12 @@ static void do_load(struct xp *x, enum op_kind op, bool format)
 	x->wb_active = false;
 	x->wb_written = false;
 	oid = origin_id(x);
+	if (op == OP_FORMAT || op == OP_MOVE) {
+		struct pmc_meta pm;
+		enum pmc_probe_result pr = pmc_meta_probe(&pm, x->sim.mem, x->size, &err);
+
+		x->fmt_over_refused = pr == PMC_PROBE_FOREIGN || pr == PMC_PROBE_CORRUPT;
+	}
 	op_begin(x, op);
 	if (op == OP_MOVE)
 		pmc_meta_invalidate(&x->moved_meta, x->size);

@@ -145,15 +145,32 @@ void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks)
 	pmc_hooks = hooks;
 }
 
-/* Non-temporal copy, as the kernel's memcpy_flushcache does on x86. */
+/* Write back every cache line of [p, p + len). */
+static void native_flush_lines(const void *p, size_t len)
+{
+	uintptr_t line = (uintptr_t)p & ~63UL, end = (uintptr_t)p + len;
+
+	for (; line < end; line += 64)
+		_mm_clflush((const void *)line);
+}
+
+/*
+ * Non-temporal copy, as the kernel's memcpy_flushcache does on x86; the
+ * bytes before the first and after the last aligned word are stored
+ * through the cache and their lines written back.
+ */
 static void native_copy(void *dst, const void *src, size_t len)
 {
+	size_t head = min_t(size_t, len, -(uintptr_t)dst & 7);
 	u8 *d = dst;
 	const u8 *s = src;
 
-	while (len && ((uintptr_t)d & 7)) {
-		*d++ = *s++;
-		len--;
+	if (head) {
+		memcpy(d, s, head);
+		native_flush_lines(d, head);
+		d += head;
+		s += head;
+		len -= head;
 	}
 	for (; len >= 8; len -= 8, d += 8, s += 8) {
 		long long v;
@@ -162,10 +179,8 @@ static void native_copy(void *dst, const void *src, size_t len)
 		_mm_stream_si64((long long *)d, v);
 	}
 	if (len) {
-		u8 *line = (u8 *)((uintptr_t)d & ~63UL);
-
 		memcpy(d, s, len);
-		_mm_clflush(line);
+		native_flush_lines(d, len);
 	}
 }
 
@@ -184,8 +199,7 @@ void pmc_pmem_zero(void *dst, size_t len)
 		return;
 	}
 	memset(dst, 0, len);
-	for (size_t off = 0; off < len; off += 64)
-		_mm_clflush((u8 *)dst + off);
+	native_flush_lines(dst, len);
 }
 
 void pmc_pmem_store64(__le64 *dst, __le64 val)

@@ -670,7 +670,17 @@ static int cmd_wipe(const char *cache, bool force)
 		r = 1;
 		goto out;
 	}
-	pmc_meta_blank_ranges(size, zero_range, &z);
+	/*
+	 * Copy 0 first, and durable before anything else: zero, it makes the
+	 * device blank; torn, copy 1 still loads the whole cache. Zeroed
+	 * before it, a record or a block in the data area (where signatures
+	 * are looked for) would be lost from a cache that still loads.
+	 */
+	zero_range(0, min_t(u64, size, PMC_SB_SIZE), &z);
+	if (!z.err && fsync(z.fd))
+		z.err = errno;
+	if (!z.err)
+		pmc_meta_blank_ranges(size, zero_range, &z);
 	if (z.err || fsync(z.fd)) {
 		fprintf(stderr, "%s: %s\n", cache, strerror(z.err ? z.err : errno));
 		r = 1;

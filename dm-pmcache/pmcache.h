@@ -164,6 +164,8 @@ struct pmc_cache {
 	struct workqueue_struct *wq;
 	struct work_struct wb_work;
 	struct delayed_work age_work;
+	/* a writeback run that failed with blocks left to write tries again */
+	struct delayed_work wb_retry_work;
 	struct mutex wb_mutex;		/* one writeback run at a time */
 	struct mutex promote_flush_mutex; /* one origin flush for promotions at a time */
 	struct mutex flush_mutex;	/* one "message flush" at a time */
@@ -193,6 +195,12 @@ struct pmc_cache {
 	 */
 	u64 load_corrupt;
 	u64 load_unreadable;
+	/*
+	 * Records unreadable at load, which clear_stats leaves: their slots
+	 * are never reused, and each may be a dirty block, so the cache
+	 * device is never left blanked behind a move while it holds any.
+	 */
+	u64 unreadable_records;
 	bool wrote_records;		/* this table's load formatted or rebound */
 	/*
 	 * Under pmc_devices_lock: the errors counted by the tables this one
@@ -308,6 +316,7 @@ void pmc_wb_exit(struct pmc_cache *c);
 void pmc_wb_kick(struct pmc_cache *c);
 void pmc_wb_work(struct work_struct *w);
 void pmc_age_work(struct work_struct *w);
+void pmc_wb_retry_work(struct work_struct *w);
 bool pmc_wb_needed(struct pmc_cache *c);
 
 #endif /* PMCACHE_H */

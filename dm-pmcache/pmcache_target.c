@@ -1706,6 +1706,9 @@ static LIST_HEAD(pmc_devices);
 	"cache holds dirty data of another origin (see the kernel log for which); refusing"
 #define PMC_REFUSE_PASSTHROUGH \
 	"the cache holds dirty blocks: run \"dmsetup message <dev> 0 flush\" before passthrough"
+/* A flush cannot clear those: say what can. */
+#define PMC_UNREADABLE_DIRTY \
+	"%pg: %llu unreadable records count as dirty: see pmcache-tool check"
 #define PMC_REFUSE_NEW_CACHE \
 	"the table being replaced holds dirty blocks in its cache device: flush them before changing the cache device"
 
@@ -1736,10 +1739,8 @@ static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
 		DMERR("cannot allocate the index to count dirty blocks");
 		return -ENOMEM;
 	}
-	/* A flush cannot clear those: say what can. */
 	if (unreadable)
-		DMERR("%pg: %llu unreadable records count as dirty: see pmcache-tool check",
-		      c->cache_dev->bdev, unreadable);
+		DMERR(PMC_UNREADABLE_DIRTY, c->cache_dev->bdev, unreadable);
 	return 1;
 }
 
@@ -1878,6 +1879,7 @@ static int pmc_load(struct pmc_cache *c)
 	mutex_lock(&pmc_devices_lock);
 	c->load_corrupt = st.corrupt + st.out_of_range;
 	c->load_unreadable = st.unreadable;
+	c->unreadable_records = st.unreadable;
 	mutex_unlock(&pmc_devices_lock);
 	if (st.corrupt + st.out_of_range) {
 		WRITE_ONCE(c->health, PMC_HEALTH_DEGRADED);
@@ -2022,8 +2024,13 @@ static bool pmc_strands_dirty(struct pmc_cache *c)
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (o == c || dm_table_get_md(o->ti->table) != md)
 			continue;
-		if (o->loaded && o->cache_dev->bdev->bd_dev != own && pmc_nr_dirty(o) > 0)
+		if (o->loaded && o->cache_dev->bdev->bd_dev != own &&
+		    (pmc_nr_dirty(o) > 0 || o->unreadable_records)) {
+			if (o->unreadable_records)
+				DMERR(PMC_UNREADABLE_DIRTY, o->cache_dev->bdev,
+				      o->unreadable_records);
 			return true;
+		}
 		if (o->strands_dev && o->strands_dev != own)
 			return true;
 	}
@@ -2225,6 +2232,7 @@ static void pmc_dtr(struct dm_target *ti)
 	}
 	if (c->wq) {
 		cancel_delayed_work_sync(&c->age_work);
+		cancel_delayed_work_sync(&c->wb_retry_work);
 		destroy_workqueue(c->wq);
 	}
 	pmc_wb_exit(c);
@@ -2289,6 +2297,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	mutex_init(&c->flush_mutex);
 	INIT_WORK(&c->wb_work, pmc_wb_work);
 	INIT_DELAYED_WORK(&c->age_work, pmc_age_work);
+	INIT_DELAYED_WORK(&c->wb_retry_work, pmc_wb_retry_work);
 
 	c->stats = alloc_percpu(struct pmc_stats);
 	if (!c->stats || percpu_counter_init(&c->nr_used, 0, GFP_KERNEL) ||
@@ -2533,7 +2542,10 @@ static void pmc_postsuspend(struct dm_target *ti)
 
 	WRITE_ONCE(c->running, false);
 	cancel_delayed_work_sync(&c->age_work);
+	cancel_delayed_work_sync(&c->wb_retry_work);
 	flush_workqueue(c->wq);
+	/* Queued by a run that found the target running before the flush. */
+	cancel_delayed_work_sync(&c->wb_retry_work);
 	pmc_settle_stripes(c);
 }
 

@@ -36,6 +36,8 @@ struct pmc_wb_item {
  * in requests of 1 MiB under the default writeback_jobs (1024).
  */
 #define PMC_WB_BATCHES 4
+/* After an error, when nothing else will: not a spin on a failing origin. */
+#define PMC_WB_RETRY_DELAY HZ
 
 /* A batch collected: @n items, sent to the origin as @bios bios. */
 struct pmc_wb_batch {
@@ -286,18 +288,25 @@ static void pmc_wb_issue_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
 	b->flushing = true;
 }
 
-/* Wait for the writes of @b and issue its flush, for it alone. */
+/*
+ * Wait for the writes of @b and issue its flush, for it alone; once: the
+ * flush bio is the batch's own, and a batch that cannot land yet (none of
+ * the next batch's blocks could be read) is asked again.
+ */
 static void pmc_wb_start_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
 {
-	if (!pmc_wb_wait_writes(b))
+	if (!b->flushing && !pmc_wb_wait_writes(b))
 		pmc_wb_issue_flush(c, b);
 }
 
-/* After the batch is durable on the origin: mark clean or free each block. */
-static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
-			  unsigned int n, bool ok)
+/*
+ * After the batch is durable on the origin: mark clean or free each block.
+ * Returns how many stay dirty (none when @ok).
+ */
+static unsigned int pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
+				  unsigned int n, bool ok)
 {
-	unsigned int i, cleaned = 0;
+	unsigned int i, cleaned = 0, kept = 0;
 
 	for (i = 0; i < n; i++) {
 		struct pmc_stripe *st = pmc_index_stripe(&c->idx, items[i].oblock);
@@ -318,6 +327,7 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 			cleaned++;
 			break;
 		case PMC_WB_KEPT:
+			kept++;
 			break;
 		}
 		spin_unlock(&st->lock);
@@ -329,6 +339,7 @@ static void pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 			pmc_slot_free(c, items[i].slot);
 	if (cleaned && atomic_read(&c->free_waiters))
 		wake_up(&c->free_wait);
+	return kept;
 }
 
 /*
@@ -366,17 +377,17 @@ static bool pmc_wb_readable(struct pmc_cache *c, struct pmc_wb_item *item,
 	/* Under writeback the slot cannot be freed before this. */
 	pmc_slot_poisoned(c, item->slot);
 	pmc_note_error(c);
-	if (READ_ONCE(c->idx.slots[item->slot].state) & PMC_S_STALE) {
-		/* Overwritten or discarded meanwhile: nothing is lost. */
-		DMERR_LIMIT("media error in a replaced copy of block %llu",
-			    item->oblock);
-	} else {
+	/* Told under the stripe lock: a write may replace the copy until then. */
+	if (pmc_wb_finish(c, item, 1, false)) {
 		atomic_inc(&c->wb_errors);
 		(*lost)++;
 		DMERR_LIMIT("media error in dirty block %llu: not written, stays dirty",
 			    item->oblock);
+	} else {
+		/* Overwritten or discarded meanwhile: nothing is lost. */
+		DMERR_LIMIT("media error in a replaced copy of block %llu",
+			    item->oblock);
 	}
-	pmc_wb_finish(c, item, 1, false);
 	atomic_dec(&c->wb_inflight);
 	return false;
 }
@@ -666,9 +677,21 @@ out:
 	if (unreadable)
 		WRITE_ONCE(c->wb_failing, true);
 	c->wb_cursor = cursor;
+	/*
+	 * Stopped by an error with blocks it must write: nothing else may
+	 * kick it again (writethrough, writearound: writes go around the
+	 * cache, below the high watermark, with no max_dirty_age).
+	 */
+	if (READ_ONCE(c->wb_failing) && READ_ONCE(c->running) && pmc_wb_reason(c, &burst) == 2)
+		queue_delayed_work(system_unbound_wq, &c->wb_retry_work, PMC_WB_RETRY_DELAY);
 	mutex_unlock(&c->wb_mutex);
 	wake_up_all(&c->clean_wait);
 	wake_up_all(&c->free_wait);
+}
+
+void pmc_wb_retry_work(struct work_struct *w)
+{
+	pmc_wb_kick(container_of(to_delayed_work(w), struct pmc_cache, wb_retry_work));
 }
 
 /*

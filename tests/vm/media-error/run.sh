@@ -14,6 +14,8 @@
 #  - fail_origin_flushes=N fails the next N origin flushes: writeback's
 #    batches stay dirty (the one written beside the failed flush too), one
 #    error is counted, the flush fails; then all of it is written back.
+#    In writethrough, with nothing else to kick it, a drain that a failed
+#    origin flush stopped starts again by itself.
 . "$SCRIPTDIR/lib.sh"
 
 knob=/sys/module/dm_pmcache/parameters/fail_reads
@@ -77,7 +79,7 @@ fio --name=q --filename=$dev --direct=1 --rw=write --bs=512 --size=512 \
 assert_eq "$(cat $knob)" 0 "injected error not met"
 assert_eq "$(dm_status_field pc 3)" $((used - 1)) "blocks cached (the copy dropped)"
 want=$({ bytes 17 1024; bytes 51 512; bytes 17 2560; } | sha256sum | cut -d' ' -f1)
-got=$(dd if="$ORIGIN" bs=4096 skip=$blk count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+got=$(dd if="$ORIGIN" bs=4096 skip=$blk count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
 assert_eq "$got" "$want" "the origin's block after the partial write"
 sync; echo 3 > /proc/sys/vm/drop_caches
 got=$(dd if=$dev bs=4096 skip=$blk count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
@@ -108,7 +110,7 @@ fio --name=e --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only
 
 log "writeback of a dirty copy with a media error: nothing written, the block stays dirty, the flush fails"
 # Writeback reads each block before the origin gets its pmem pages.
-before=$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+before=$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
 errors=$(dm_status_field pc 11)
 # Every read fails, as with real poison: writeback tries the block again
 # (the flush's own retries, then later ones), and none may write it.
@@ -116,11 +118,13 @@ inject 1000
 if dmsetup message pc 0 flush 2>/tmp/flush.err; then
 	fail "a flush succeeded over a dirty block that could not be read"
 fi
+grep -qi 'Input/output error' /tmp/flush.err ||
+	{ cat /tmp/flush.err; fail "the flush failed, but not with EIO"; }
 sleep 1
 [ "$(cat $knob)" -lt 1000 ] || fail "writeback did not read the block"
 assert_eq "$(dm_status_field pc 4)" 1 "dirty blocks after the failed writeback"
 [ "$(dm_status_field pc 11)" -gt "$errors" ] || fail "errors: $(dmsetup status pc)"
-assert_eq "$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+assert_eq "$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
 	"$before" "the origin's block after the failed writeback"
 dmesg | grep -q "media error in dirty block 2048: not written, stays dirty" ||
 	{ dmesg | tail -n 20; fail "no kernel log line for the writeback of block 2048"; }
@@ -146,6 +150,7 @@ fknob=/sys/module/dm_pmcache/parameters/fail_origin_flushes
 # make durable: they all stay dirty). Then the flushes work: all of it
 # written back.
 flush_fails() {
+	dmesg -c >/dev/null
 	fio --name="$1" --filename=$dev $job --rw=write --size="$2k" --offset="$3M" \
 		--do_verify=0 >/dev/null || fail "$1: write"
 	dirty=$(dm_status_field pc 4)
@@ -179,5 +184,22 @@ log "writeback's origin flush fails for batches in flight together: they all sta
 flush_fails batches 1200 16
 log "the last batch's origin flush fails: it stays dirty"
 flush_fails one-batch 40 32
+log "writethrough: a drain stopped by a failed origin flush starts again by itself"
+fio --name=retry --filename=$dev $job --rw=write --size=40k --offset=48M --do_verify=0 \
+	>/dev/null || fail "retry: write"
+assert_eq "$(dm_status_field pc 4)" 10 "retry: dirty blocks"
+errors=$(dm_status_field pc 11)
+echo 1 > $fknob
+# No message, no max_dirty_age, writes around the cache: only writeback's
+# own retry drains it after the failure.
+dmsetup reload pc --table "$(pmcache_table mode writethrough sequential_cutoff 0 \
+	max_dirty_age 0 writeback_jobs 64)" || fail "reload to writethrough"
+dmsetup resume pc || fail "resume in writethrough"
+clean() { [ "$(dm_status_field pc 4)" = 0 ]; }
+wait_until 30 0.5 "retry: still dirty blocks after 15 s" clean
+assert_eq "$(cat $fknob)" 0 "retry: the origin flush that was to fail"
+assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "retry: errors"
+fio --name=retry --filename="$ORIGIN" $job --rw=write --size=40k --offset=48M \
+	--verify_only=1 >/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "retry: the origin's blocks"; }
 dm_remove pc
 log "ok"

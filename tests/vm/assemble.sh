@@ -25,7 +25,7 @@ assert_eq "$rc" 1 "exit status with a bad line"
 grep -q "$tab:4: want <name>" /tmp/out || fail "the bad line is not named"
 assert_blockdev fast
 assert_eq "$(dmsetup table fast | cut -d' ' -f3-)" \
-	"pmcache $(dmsetup table fast | cut -d' ' -f4-5) 4 mode writeback sequential_cutoff 0" "table"
+	"pmcache $(dev_t_of "$PMEM") $(dev_t_of "$ORIGIN") 4 mode writeback sequential_cutoff 0" "table"
 job="--name=as --filename=/dev/mapper/fast --direct=1 --rw=randwrite --bs=4k --size=8M --randseed=3 --verify=crc32c --verify_fatal=1"
 fio $job --do_verify=0 >/dev/null || fail "write"
 [ "$(dm_status_field fast 4)" -gt 0 ] || fail "nothing dirty"

@@ -76,7 +76,7 @@ dirty=$(dm_status_field pc 4)
 log "flush while writing: $took ms, writers still running: $running, $dirty blocks dirty after it"
 [ "$running" = yes ] || fail "the flush took $took ms: it waited for the writers to stop"
 [ "$dirty" -gt 0 ] || fail "no dirty blocks after the flush: the writers did not outrun writeback"
-got=$(dd if=/dev/mapper/od bs=1M count=8 2>/dev/null | sha256sum | cut -d' ' -f1)
+got=$(sum_of if=/dev/mapper/od bs=1M count=8 iflag=direct | cut -d' ' -f1)
 assert_eq "$got" "$want" "sha256 of the origin's first 8 MiB after the flush (dirty when it began)"
 kill $fpid; wait $fpid || true	# its 120 s only bound the test
 # The writers' errors, which fio's killed run does not report.

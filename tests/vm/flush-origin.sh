@@ -65,23 +65,32 @@ dm_remove od
 # Blocks dirty for longer than max_dirty_age are written back unasked.
 pmcache_create pc max_dirty_age 2000
 assert_eq "$(dm_table_field pc 4)" "max_dirty_age" "table printed back"
-fio --name=age --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=4M \
-    --offset=512M >/dev/null || fail "age write"
+age_job="--name=age --direct=1 --rw=randwrite --bs=4k --size=4M --offset=512M --verify=crc32c"
+# shellcheck disable=SC2086
+fio $age_job --filename=/dev/mapper/pc --do_verify=0 >/dev/null || fail "age write"
 [ "$(dm_status_field pc 4)" -gt 0 ] || fail "nothing dirty after the age write"
 all_clean() { [ "$(dm_status_field pc 4)" -eq 0 ]; }
 wait_until 11 1 "dirty blocks remain 10 s after writing" all_clean
-log "dirty blocks written back by age within $waited s"
+# On the origin itself, not only by the counters.
+# shellcheck disable=SC2086
+fio $age_job --filename="$ORIGIN" --verify_only=1 >/tmp/fio.out 2>&1 ||
+	{ cat /tmp/fio.out; fail "the blocks written back by age are not on the origin"; }
+log "dirty blocks written back by age within $waited s, on the origin"
 # A block rewritten every 0.2 s, faster than the age ticks (every 1 s):
 # still written back, each new copy keeping the age of the first.
 wb0=$(dm_status_field pc 9)
+ow0=$(awk '{ print $5 }' "/sys/block/$(basename "$(readlink -f "$ORIGIN")")/stat")
 fio --name=hot --filename=/dev/mapper/pc --direct=1 --rw=write --bs=4k --size=4k \
     --offset=600M --rate_iops=5 --runtime=8 --time_based >/dev/null &
 fpid=$!
 sleep 5
 wb1=$(dm_status_field pc 9)
 wait $fpid || fail "hot write"
+ow1=$(awk '{ print $5 }' "/sys/block/$(basename "$(readlink -f "$ORIGIN")")/stat")
 [ "$wb1" -gt "$wb0" ] ||
 	fail "a block rewritten every 0.2 s was not written back in 5 s (writebacks $wb0 -> $wb1)"
+# The origin's own count of writes (its stat's 5th field) saw them.
+[ "$ow1" -gt "$ow0" ] || fail "no write reached the origin ($ow0 -> $ow1 writes)"
 log "a block rewritten 5 times a second went to the origin by age too"
 dm_remove pc
 log "ok"

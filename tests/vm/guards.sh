@@ -165,15 +165,15 @@ log "a cache device left clean keeps no copy that could go stale"
 dmsetup reload pc --table "$table_pb" && dmsetup resume pc || fail "move to pb, all clean"
 # Checksums, not fio's verify: that passes on another job's blocks at the
 # same offsets (it checks each block's header and crc, not whose it is).
-sum_old=$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)
+sum_old=$(sum_of if=/dev/mapper/pc bs=1M count=2)
 fio --name=w6 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M \
     --randseed=4242 >/dev/null || fail "write through pb"
 dmsetup message pc 0 flush
-sum_pb=$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)
+sum_pb=$(sum_of if=/dev/mapper/pc bs=1M count=2)
 [ "$sum_pb" != "$sum_old" ] || fail "the writes through pb changed nothing"
 dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_table)" &&
 	dmsetup resume pc || fail "back to pa"
-assert_eq "$(dd if=/dev/mapper/pc bs=1M count=2 2>/dev/null | sha256sum)" "$sum_pb" \
+assert_eq "$(sum_of if=/dev/mapper/pc bs=1M count=2)" "$sum_pb" \
 	"pa served copies older than the origin: the data"
 log "a table refused over dirty blocks of its own cache device hands them on"
 # Loaded over pa clean; the live table dirties pa meanwhile; the resume is
@@ -186,14 +186,16 @@ dmsetup reload pc --table "$(CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa 
 fio --name=w7 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M \
     --offset=40M >/dev/null || fail "write under the loaded table"
 [ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty"
-sum_w7=$(dd if=/dev/mapper/pc bs=1M skip=40 count=1 2>/dev/null | sha256sum)
+sum_w7=$(sum_of if=/dev/mapper/pc bs=1M skip=40 count=1)
 resume_refused "passthrough resumed over dirty blocks" "pmcache: .*before passthrough"
 dmesg -c >/dev/null
 if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev/null; then
 	fail "a table on pb resumed, the dirty blocks a refused table found left in pa"
 fi
+dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
+	{ dmesg | tail -3; fail "the table on pb was refused, but not for the blocks left in pa"; }
 dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
-assert_eq "$(dd if=/dev/mapper/pc bs=1M skip=40 count=1 2>/dev/null | sha256sum)" "$sum_w7" \
+assert_eq "$(sum_of if=/dev/mapper/pc bs=1M skip=40 count=1)" "$sum_w7" \
 	"the blocks written under the refused table"
 dmsetup message pc 0 flush
 # Another origin, another cache device: fine.
@@ -239,6 +241,8 @@ dmesg -c >/dev/null
 if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev/null; then
 	fail "a table on pb resumed, the dirty blocks of the table dropped with the failed resume left in pa"
 fi
+dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
+	{ dmesg | tail -3; fail "the table on pb was refused, but not for the blocks left in pa"; }
 dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
 fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
 dmsetup message pc 0 flush
@@ -259,16 +263,16 @@ fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
 dmsetup message pc 0 flush
 # Now clean copies in pa: the move to pb after such a failed resume must
 # leave pa blank, or a move back would serve them after pb's writes.
-sum_old=$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)
+sum_old=$(sum_of if=/dev/mapper/pc bs=1M skip=48 count=1)
 pa_first_resume_fails
 dmsetup reload pc --table "$table_pb" && dmsetup resume pc || fail "move to pb, pa clean"
 fio --name=w10 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=1M \
     --offset=48M --randseed=777 >/dev/null || fail "write through pb"
 dmsetup message pc 0 flush
-sum_pb=$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)
+sum_pb=$(sum_of if=/dev/mapper/pc bs=1M skip=48 count=1)
 [ "$sum_pb" != "$sum_old" ] || fail "the writes through pb changed nothing"
 dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
-assert_eq "$(dd if=/dev/mapper/pc bs=1M skip=48 count=1 2>/dev/null | sha256sum)" "$sum_pb" \
+assert_eq "$(sum_of if=/dev/mapper/pc bs=1M skip=48 count=1)" "$sum_pb" \
 	"pa served copies older than the origin after a move that followed a failed resume: the data"
 dm_remove pc
 dm_remove pa; dm_remove pb
@@ -344,7 +348,7 @@ if dmsetup message pc 0 flush 2>/dev/null; then
 fi
 sleep 1
 assert_eq "$(blocks_of pc 4)" 64 "dirty blocks after A was written back and B failed (B's)"
-assert_eq "$(dd if="$ORIGIN" bs=4096 skip=100 count=64 iflag=direct 2>/dev/null | sha256sum)" \
+assert_eq "$(sum_of if="$ORIGIN" bs=4096 skip=100 count=64 iflag=direct)" \
 	"$(sha256sum < /tmp/wbA)" "the origin's copy of A"
 [ "$(dm_status_field pc 11)" -gt "$errs" ] ||
 	fail "writeback's failures are not in errors: $(dmsetup status pc)"
@@ -355,7 +359,7 @@ dmsetup reload of --table "0 $half linear $ORIGIN 0"
 dmsetup resume of
 dmsetup message pc 0 flush || fail "message flush with the origin healed"
 assert_eq "$(blocks_of pc 4)" 0 "dirty blocks after the flush"
-assert_eq "$(dd if="$ORIGIN" bs=4096 skip=20000 count=64 iflag=direct 2>/dev/null | sha256sum)" \
+assert_eq "$(sum_of if="$ORIGIN" bs=4096 skip=20000 count=64 iflag=direct)" \
 	"$(sha256sum < /tmp/wbB)" "the origin's copy of B"
 dm_remove pc
 dmsetup remove of
@@ -420,7 +424,7 @@ dmesg | grep -q "pmcache: no free block, writeback fails: failing a write" ||
 log "status: $(dmsetup status pc)"
 [ "$(dm_status_field pc 12)" = degraded ] || fail "health: $(dmsetup status pc)"
 # The first 64 MiB, dirty in the cache (the origin has none of it).
-sum_dirty=$(dd if=/dev/mapper/pc bs=1M count=64 2>/dev/null | sha256sum)
+sum_dirty=$(sum_of if=/dev/mapper/pc bs=1M count=64)
 dm_remove pc
 # The origin heals: the dirty blocks go to it.
 dmsetup suspend oe
@@ -431,7 +435,7 @@ ORIGIN_DEV=/dev/mapper/oe pmcache_create pc sequential_cutoff 0
 dmsetup message pc 0 flush || fail "flush after the origin healed"
 assert_eq "$(blocks_of pc 4)" 0 "dirty after flush"
 dm_remove pc
-assert_eq "$(dd if="$ORIGIN" bs=1M count=64 2>/dev/null | sha256sum)" "$sum_dirty" \
+assert_eq "$(sum_of if="$ORIGIN" bs=1M count=64 iflag=direct)" "$sum_dirty" \
 	"the healed origin's data after the flush"
 dm_remove oe; dm_remove oa; dm_remove ob
 log "ok"

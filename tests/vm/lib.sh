@@ -16,6 +16,17 @@ set -eu
 # --- reporting ---------------------------------------------------------------
 fail() { echo "FAIL: $*" >&2; exit 1; }
 log() { echo "== $*"; }
+# sum_of DD-ARG...: sha256sum's line for what dd reads; for a read that
+# fails or reads nothing, a line no other read prints (two failed reads
+# must not compare equal)
+sum_of() {
+	if dd "$@" of=/tmp/sum_of.$$ 2>/dev/null && [ -s /tmp/sum_of.$$ ]; then
+		sha256sum < /tmp/sum_of.$$
+	else
+		echo "unreadable-$(cat /proc/sys/kernel/random/uuid)  dd $*"
+	fi
+	rm -f /tmp/sum_of.$$
+}
 
 # --- assertions --------------------------------------------------------------
 assert_blockdev() { # NAME or /path: the device node must exist as a block device
@@ -41,6 +52,9 @@ pmcache_create() { # NAME [ARG...]: create, assert the node exists
 	n=$1; shift
 	dmsetup create "$n" --table "$(pmcache_table "$@")" || fail "dmsetup create $n failed"
 	assert_blockdev "$n"
+}
+dev_t_of() { # DEVICE: its major:minor, as dmsetup table prints it
+	cat "/sys/class/block/$(basename "$(readlink -f "$1")")/dev"
 }
 dm_remove() { # NAME: remove, retrying while the device is busy
 	i=0

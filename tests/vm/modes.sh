@@ -35,13 +35,13 @@ wait $fpid || { cat /tmp/fio.out; fail "fio across mode switches"; }
 # Its last loop's verify has just checked the data. A verify_only after the
 # re-create would also pass over blocks of the earlier loops (same offsets,
 # valid headers): compare sums.
-sum=$(dd if=/dev/mapper/pc bs=1M count=96 2>/dev/null | sha256sum)
+sum=$(sum_of if=/dev/mapper/pc bs=1M count=96)
 [ "$(dm_status_field pc 3)" -gt 0 ] || fail "no cached blocks left"
 fio --name=pre --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=32M --offset=1G \
     --verify=crc32c --verify_only=1 >/dev/null || fail "pre-switch data"
 dm_remove pc
 pmcache_create pc
 fio $job --verify_only=1 >/tmp/fio.out || { cat /tmp/fio.out; fail "verify after re-create"; }
-assert_eq "$(dd if=/dev/mapper/pc bs=1M count=96 2>/dev/null | sha256sum)" "$sum" "the data after re-create"
+assert_eq "$(sum_of if=/dev/mapper/pc bs=1M count=96)" "$sum" "the data after re-create"
 dm_remove pc
 log "ok"

@@ -22,17 +22,17 @@ expect_refusal() { # what, pattern, table: dmsetup fails, the kernel log says wh
 
 # Foreign data in the first 4 KiB.
 printf 'XFSB this is some other file system' | dd of="$PMEM" conv=notrunc 2>/dev/null
-sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
+sum_before=$(sum_of if="$PMEM" bs=1M count=8)
 expect_refusal "foreign cache device" "not a pmcache device" "$(pmcache_table)"
-assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" "refused device changed"
+assert_eq "$(sum_of if="$PMEM" bs=1M count=8)" "$sum_before" "refused device changed"
 
 # A btrfs file system: its first 64 KiB are zero, then its superblock.
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 conv=notrunc 2>/dev/null
 printf '_BHRfS_M' | dd of="$PMEM" bs=1 seek=65600 conv=notrunc 2>/dev/null
-sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
+sum_before=$(sum_of if="$PMEM" bs=1M count=8)
 expect_refusal "btrfs cache device" "not a pmcache device: it holds a btrfs file system" \
 	"$(pmcache_table)"
-assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" \
+assert_eq "$(sum_of if="$PMEM" bs=1M count=8)" "$sum_before" \
 	"refused btrfs device changed"
 
 # format overrides.
@@ -57,14 +57,14 @@ dd if=/tmp/sb of="$PMEM" bs=4096 count=2 conv=notrunc 2>/dev/null
 
 # A read-only table: its first resume could still write pmem, its
 # writeback the origin.
-sum_before=$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)
+sum_before=$(sum_of if="$PMEM" bs=1M count=8)
 dmesg -c >/dev/null
 dmsetup create --readonly pc --table "$(pmcache_table)" 2>/dev/null &&
 	{ dm_remove pc; fail "a read-only table was accepted"; }
 dmesg | grep -q "pmcache: read-only tables are not supported" ||
 	{ dmesg | tail -5; fail "a read-only table: no reason given"; }
 [ ! -e /dev/mapper/pc ] || fail "a read-only table: device left behind"
-assert_eq "$(dd if="$PMEM" bs=1M count=8 2>/dev/null | sha256sum)" "$sum_before" \
+assert_eq "$(sum_of if="$PMEM" bs=1M count=8)" "$sum_before" \
 	"the cache device after a refused read-only table"
 
 # Bad arguments.

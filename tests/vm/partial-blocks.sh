@@ -32,10 +32,10 @@ fv clean512 --rw=randwrite --bs=512 --size=8M --offset=16M \
 	--verify=pattern --verify_pattern=0x5a5a5a5a%o
 [ "$(dm_status_field pc 7)" -gt 0 ] || fail "no partial write hit the cache"
 # 4. The device and the origin agree after flush + remove.
-sum_dev=$(dd if=$dev bs=1M count=40 2>/dev/null | sha256sum)
+sum_dev=$(sum_of if=$dev bs=1M count=40)
 dmsetup message pc 0 flush
 dm_remove pc
-sum_org=$(dd if="$ORIGIN" bs=1M count=40 2>/dev/null | sha256sum)
+sum_org=$(sum_of if="$ORIGIN" bs=1M count=40 iflag=direct)
 assert_eq "$sum_org" "$sum_dev" "origin vs cache device checksum"
 
 # The smallest cache block: 512 bytes, so no write is partial.
@@ -71,8 +71,8 @@ assert_eq "$(dm_status_field pc 4)" 1 "the whole-block write is cached dirty"
 kill -0 $slow 2>/dev/null || fail "the partial write was not held (no io.max?)"
 dmsetup message pc 0 flush
 wait $slow || fail "the partial write failed"
-sum_dev=$(dd if=$dev bs=4096 skip=$b count=1 2>/dev/null | sha256sum)
+sum_dev=$(sum_of if=$dev bs=4096 skip=$b count=1)
 dm_remove pc
-sum_org=$(dd if="$ORIGIN" bs=4096 skip=$b count=1 2>/dev/null | sha256sum)
+sum_org=$(sum_of if="$ORIGIN" bs=4096 skip=$b count=1 iflag=direct)
 assert_eq "$sum_org" "$sum_dev" "the block on the origin vs its clean copy in the cache"
 log "ok"

@@ -38,14 +38,14 @@ promotions=$(dm_status_field pc 14)
 log "$promotions blocks promoted; comparing the cache with the origin"
 # Page cache reads of the dm device: every block is a hit now.
 hits=$(dm_status_field pc 5)
-sum_dev=$(dd if=/dev/mapper/pc bs=1M count=8 2>/dev/null | sha256sum)
+sum_dev=$(sum_of if=/dev/mapper/pc bs=1M count=8)
 [ "$(dm_status_field pc 5)" -gt "$hits" ] || fail "the check did not read from the cache"
-sum_org=$(dd if="$ORIGIN" bs=1M count=8 2>/dev/null | sha256sum)
+sum_org=$(sum_of if="$ORIGIN" bs=1M count=8 iflag=direct)
 if [ "$sum_dev" != "$sum_org" ]; then
 	n=0 b=0
 	while [ $b -lt 2048 ]; do
-		x=$(dd if=/dev/mapper/pc bs=4096 skip=$b count=1 2>/dev/null | sha256sum)
-		y=$(dd if="$ORIGIN" bs=4096 skip=$b count=1 2>/dev/null | sha256sum)
+		x=$(sum_of if=/dev/mapper/pc bs=4096 skip=$b count=1)
+		y=$(sum_of if="$ORIGIN" bs=4096 skip=$b count=1 iflag=direct)
 		[ "$x" = "$y" ] || n=$((n + 1))
 		b=$((b + 1))
 	done
@@ -66,10 +66,10 @@ wait $scribbler 2>/dev/null || true
 promotions=$(dm_status_field pc 14)
 [ "$promotions" -ge 1024 ] || fail "only $promotions clean copies of 2048 writes"
 hits=$(dm_status_field pc 5)
-sum_dev=$(dd if=/dev/mapper/pc bs=1M skip=16 count=8 2>/dev/null | sha256sum)
+sum_dev=$(sum_of if=/dev/mapper/pc bs=1M skip=16 count=8)
 [ "$(dm_status_field pc 5)" -gt "$hits" ] || fail "the check did not read from the cache"
 dm_remove pc
-sum_org=$(dd if="$ORIGIN" bs=1M skip=16 count=8 2>/dev/null | sha256sum)
+sum_org=$(sum_of if="$ORIGIN" bs=1M skip=16 count=8 iflag=direct)
 assert_eq "$sum_dev" "$sum_org" "the clean copies vs the origin after writes from a changing buffer"
 losetup -d "$ee"
 log "ok"

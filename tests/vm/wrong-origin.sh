@@ -52,14 +52,17 @@ ORIGIN_DEV=/dev/mapper/og pmcache_create pc
 assert_eq "$(dm_status_field pc 4)" "$dirty" "dirty blocks after the origin grew"
 dmesg | grep -q "pmcache: origin dm:og grew from 131072 to 262144 sectors: recorded" ||
 	{ dmesg | tail -3; fail "the new size is not in the kernel log"; }
-assert_eq "$(dd if=/dev/mapper/pc bs=1M count=8 2>/dev/null | sha256sum)" "$(sha256sum < /tmp/g)" \
+assert_eq "$(sum_of if=/dev/mapper/pc bs=1M count=8)" "$(sha256sum < /tmp/g)" \
 	"the data after the origin grew"
 dm_remove pc
 log "and shrunk back, it is another origin: refused over the dirty blocks"
 dmsetup reload og --table "0 131072 linear $ORIGIN 0" && dmsetup resume og || fail "shrink og"
+dmesg -c >/dev/null
 if ORIGIN_DEV=/dev/mapper/og pmcache_table | dmsetup create pc 2>/dev/null; then
 	fail "a shrunk origin accepted over dirty blocks"
 fi
+dmesg | grep -q "pmcache: .*cache holds dirty data of another origin" ||
+	{ dmesg | tail -3; fail "the refusal of the shrunk origin does not say why"; }
 dmsetup reload og --table "0 262144 linear $ORIGIN 0" && dmsetup resume og || fail "grow og again"
 ORIGIN_DEV=/dev/mapper/og pmcache_create pc
 dmsetup message pc 0 flush

@@ -79,10 +79,10 @@ fio --name=q --filename=$dev --direct=1 --rw=write --bs=512 --size=512 \
 assert_eq "$(cat $knob)" 0 "injected error not met"
 assert_eq "$(dm_status_field pc 3)" $((used - 1)) "blocks cached (the copy dropped)"
 want=$({ bytes 17 1024; bytes 51 512; bytes 17 2560; } | sha256sum | cut -d' ' -f1)
-got=$(dd if="$ORIGIN" bs=4096 skip=$blk count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+got=$(sum_of if="$ORIGIN" bs=4096 skip=$blk count=1 iflag=direct | cut -d' ' -f1)
 assert_eq "$got" "$want" "the origin's block after the partial write"
 sync; echo 3 > /proc/sys/vm/drop_caches
-got=$(dd if=$dev bs=4096 skip=$blk count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+got=$(sum_of if=$dev bs=4096 skip=$blk count=1 | cut -d' ' -f1)
 assert_eq "$got" "$want" "the block read through the cache"
 
 log "a dirty copy with a media error: kept, the read fails"
@@ -110,7 +110,7 @@ fio --name=e --filename=$dev $job --rw=write --size=4k --offset=8M --verify_only
 
 log "writeback of a dirty copy with a media error: nothing written, the block stays dirty, the flush fails"
 # Writeback reads each block before the origin gets its pmem pages.
-before=$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+before=$(sum_of if="$ORIGIN" bs=4096 skip=2048 count=1 iflag=direct | cut -d' ' -f1)
 errors=$(dm_status_field pc 11)
 # Every read fails, as with real poison: writeback tries the block again
 # (the flush's own retries, then later ones), and none may write it.
@@ -124,7 +124,7 @@ sleep 1
 [ "$(cat $knob)" -lt 1000 ] || fail "writeback did not read the block"
 assert_eq "$(dm_status_field pc 4)" 1 "dirty blocks after the failed writeback"
 [ "$(dm_status_field pc 11)" -gt "$errors" ] || fail "errors: $(dmsetup status pc)"
-assert_eq "$(dd if="$ORIGIN" bs=4096 skip=2048 count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+assert_eq "$(sum_of if="$ORIGIN" bs=4096 skip=2048 count=1 iflag=direct | cut -d' ' -f1)" \
 	"$before" "the origin's block after the failed writeback"
 dmesg | grep -q "media error in dirty block 2048: not written, stays dirty" ||
 	{ dmesg | tail -n 20; fail "no kernel log line for the writeback of block 2048"; }

@@ -10,5 +10,7 @@ dmsetup message pc 0 flush
 dm_remove pc
 # And the origin alone holds it all after the flush.
 JOB_RAND=$(echo "$JOB_RAND" | sed "s|/dev/mapper/pc|$ORIGIN|")
-fio $JOB_RAND --verify_only=1 >/dev/null || fail "origin after flush"
+JOB_SEQ=$(echo "$JOB_SEQ" | sed "s|/dev/mapper/pc|$ORIGIN|")
+fio $JOB_RAND --verify_only=1 >/dev/null || fail "origin after flush (random blocks)"
+fio $JOB_SEQ --verify_only=1 >/dev/null || fail "origin after flush (sequential blocks)"
 log "ok"

@@ -18,7 +18,7 @@ blkdiscard -o 0 -l $((16 * 1024 * 1024)) $dev || fail "blkdiscard"
 assert_eq "$(dm_status_field pc 3)" 4096 "used blocks after discarding 16 MiB"
 assert_eq "$(dm_status_field pc 4)" 4096 "dirty blocks after discarding 16 MiB"
 # A discard that covers only parts of blocks drops none of them.
-pc_discards() { awk '{ print $12 }' "/sys/block/$(basename "$(readlink -f $dev)")/stat"; }
+pc_discards() { awk '{ print $12 }' "/sys/block/dm-$(dmsetup info -c --noheadings -o minor pc)/stat"; }
 d0=$(pc_discards)
 blkdiscard -o $((16 * 1024 * 1024 + 512)) -l 3072 $dev || fail "partial blkdiscard"
 [ "$(pc_discards)" -gt "$d0" ] || fail "the partial discard never reached pc"

@@ -71,6 +71,8 @@ verify_previous() {
 	[ "$n" = 2 ] || fail "round $prev left $n fio verify state files, not 2 (did the trigger fire?)"
 	job=$(cat "$PC_STATE/job")
 	table=$(cat "$PC_STATE/table")
+	# Verified all the same, but it was not the round its kind says.
+	[ ! -s "$PC_STATE/uncut" ] || fail "round $prev was cut without its condition: $(cat "$PC_STATE/uncut")"
 	log "round $prev: verify after the power cut; table: ${table:-(defaults)}"
 
 	# shellcheck disable=SC2086 # the feature args are words
@@ -118,15 +120,22 @@ wait_until() { # WHAT TEST...: poll every 0.05 s, at most 120 s (by the clock:
 	what=$1; shift
 	t_end=$(($(date +%s) + 120))
 	until "$@"; do
-		[ "$(date +%s)" -lt $t_end ] || { log "WARN: $what not reached in 120 s, cutting anyway"; return 0; }
+		if [ "$(date +%s)" -ge $t_end ]; then
+			log "$what not reached in 120 s, cutting anyway (the next boot fails the round)"
+			echo "$what not reached in 120 s" > "$PC_STATE/uncut"
+			sync
+			return 0
+		fi
 		sleep 0.05
 	done
 }
 writes_ge() { [ $(($(dm_status_field pc 7) + $(dm_status_field pc 8))) -ge "$1" ]; }
 writeback_running() { status_ge 10 1; }
+# Every block used, 80% or more dirty: writeback (high_watermark 95) takes
+# the dirty count down to the low watermark, 90%, and its batches below it.
 cache_full() {
 	t=$(dm_status_field pc 2)
-	status_ge 3 "$t" && [ $(($(dm_status_field pc 4) * 100)) -ge $((t * 90)) ]
+	status_ge 3 "$t" && [ $(($(dm_status_field pc 4) * 100)) -ge $((t * 80)) ]
 }
 
 write_round() {
@@ -135,7 +144,7 @@ write_round() {
 	job="--name=pc --filename=$dev --direct=1 --sync=1 --ioengine=psync --rw=randwrite"
 	job="$job --bs=$BS --size=$JOB_SIZE --offset=$JOB_OFF --numjobs=2 --offset_increment=$JOB_SIZE"
 	job="$job --randseed=$FIO_SEED --verify=crc32c --verify_fatal=1"
-	rm -rf "$PC_STATE/fio"
+	rm -rf "$PC_STATE/fio" "$PC_STATE/uncut"
 	mkdir -p "$PC_STATE/fio"
 	echo "$table" > "$PC_STATE/table"
 	echo "$job" > "$PC_STATE/job"
@@ -166,7 +175,8 @@ write_round() {
 	    --output-format=terse > /tmp/write.out 2>&1 || { cat /tmp/write.out; fail "fio write"; }
 	# Only if fio wrote its whole region before the trigger (it then saved
 	# its state at exit): cut the power here.
-	log "WARN: fio finished before the cut ($(fio_terse_kb /tmp/write.out 47) KiB written)"
+	log "fio finished before the cut ($(fio_terse_kb /tmp/write.out 47) KiB written): the next boot fails the round"
+	echo "fio finished before the cut ($KIND)" > "$PC_STATE/uncut"
 	sync
 	power_cut
 }

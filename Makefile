@@ -8,6 +8,8 @@
 #   make test-systemd [KERNEL=]  the boot-time unit under systemd (not in check)
 #   make bench [QUICK=1] [KERNEL=]  the fio suite against the peers (tests/fio/)
 #   make tools           tools/pmcache-tool
+#   make install [KDIR=] [DESTDIR=]  the module (for KDIR's kernel), the tools, the unit
+#   make install-tools   the tools and the unit alone (the module from DKMS)
 KDIR ?= /lib/modules/$(shell uname -r)/build
 TOP := $(CURDIR)
 BUILD := $(TOP)/build
@@ -16,12 +18,28 @@ T ?=
 ROUNDS ?=
 QUICK ?=
 
-.PHONY: all module modules clean deps check demo test-unit test-vm test-systemd crashtest bench microbench sparse tools
+SBINDIR ?= /usr/local/sbin
+UNITDIR ?= /etc/systemd/system
+
+.PHONY: all module modules install install-tools clean deps check demo test-unit test-vm test-systemd crashtest bench microbench sparse tools
 
 all: module
 
 module modules:
 	$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache modules
+
+# The module into /lib/modules/<KDIR's release>/updates (depmod'ed: modprobe
+# finds it), pmcache-tool and pmcache-assemble into SBINDIR, the boot unit
+# into UNITDIR (enable it yourself). The unit runs SBINDIR's default.
+# install-tools: those last three alone (the module from DKMS).
+install: module install-tools
+	$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache INSTALL_MOD_PATH=$(DESTDIR) modules_install
+	depmod $(if $(DESTDIR),-b $(DESTDIR)) -a $(shell cat $(KDIR)/include/config/kernel.release)
+
+install-tools: tools
+	install -D -m 755 tools/pmcache-tool $(DESTDIR)$(SBINDIR)/pmcache-tool
+	install -D -m 755 tools/pmcache-assemble $(DESTDIR)$(SBINDIR)/pmcache-assemble
+	install -D -m 644 tools/pmcache-assemble.service $(DESTDIR)$(UNITDIR)/pmcache-assemble.service
 
 # Build the module for one of the test kernels into build/module-<ver>/.
 build/module-%/dm-pmcache.ko: FORCE
@@ -36,7 +54,7 @@ sparse:
 deps:
 	@scripts/deps
 
-# Offline tools (userspace): tools/pmcache-tool check|dump|rescue|wipe|belongs.
+# Offline tools (userspace): tools/pmcache-tool check|dump|rescue|wipe|repair|belongs.
 tools:
 	@$(MAKE) -s -C tools
 

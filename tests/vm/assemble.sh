@@ -54,7 +54,7 @@ dmsetup create otherorigin --table "0 $half linear $ORIGIN $half" || fail "creat
 echo "moved $PMEM /dev/mapper/otherorigin" > /tmp/tab2
 rc=0; pmcache-assemble -f /tmp/tab2 -w 1 >/tmp/out 2>&1 || rc=$?
 cat /tmp/out
-assert_eq "$rc" 1 "exit status over another origin's cache"
+assert_eq "$rc" 3 "exit status over another origin's cache (its only line)"
 grep -q "/tmp/tab2:1: moved: not created: .* holds the cache of" /tmp/out ||
 	fail "the cache of another origin is not named"
 dmsetup info moved >/dev/null 2>&1 && fail "moved was created over another origin's cache"
@@ -81,15 +81,19 @@ dm_remove lateorigin
 log "a device that never appears"
 echo "never $PMEM /dev/mapper/nothing" > "$tab"
 rc=0; pmcache-assemble -f "$tab" -w 2 >/tmp/out 2>&1 || rc=$?
-assert_eq "$rc" 1 "exit status with a missing device"
+assert_eq "$rc" 3 "exit status with a missing device (no device at all)"
 grep -q "no block device /dev/mapper/nothing after 2 s" /tmp/out || { cat /tmp/out; fail "missing device not named"; }
+
+log "-w with a leading zero (the shell would read it as octal): refused"
+rc=0; pmcache-assemble -f "$tab" -w 08 >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 2 "exit status of -w 08"
 
 log "two lines whose devices never appear: one deadline for both"
 printf 'never1 %s /dev/mapper/nothing1\nnever2 %s /dev/mapper/nothing2\n' "$PMEM" "$PMEM" > "$tab"
 t0=$(date +%s)
 rc=0; pmcache-assemble -f "$tab" -w 4 >/tmp/out 2>&1 || rc=$?
 took=$(($(date +%s) - t0))
-assert_eq "$rc" 1 "exit status with two missing devices"
+assert_eq "$rc" 3 "exit status with two missing devices"
 [ "$took" -lt 7 ] || { cat /tmp/out; fail "each line waited on its own: $took s for two lines at -w 4"; }
 
 log "a file with CRLF line ends; a quoted field; a device of that name that is not pmcache"

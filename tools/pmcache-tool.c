@@ -89,6 +89,16 @@ static int open_dev_or_file(const char *path, int flags)
 	return open(path, flags);
 }
 
+/* An open that failed: why, and for a device in use, what to do. */
+static void open_failed(const char *path)
+{
+	if (errno == EBUSY)
+		fprintf(stderr, "%s: in use (a live dm table holds it: dmsetup remove that device first)\n",
+			path);
+	else
+		perror(path);
+}
+
 /* Open @path as a cache device or image; a clear message and -1 if not. */
 static int open_dev(const char *path, int flags, u64 *size)
 {
@@ -98,7 +108,7 @@ static int open_dev(const char *path, int flags, u64 *size)
 	if (fd < 0 && errno == EINVAL)
 		return -1;
 	if (fd < 0) {
-		perror(path);
+		open_failed(path);
 		return -1;
 	}
 	if (fstat(fd, &s) || (!S_ISBLK(s.st_mode) && !S_ISREG(s.st_mode))) {
@@ -453,7 +463,7 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 	fd = open_dev_or_file(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
 	if (fd < 0) {
 		if (errno != EINVAL)
-			perror(origin);
+			open_failed(origin);
 		return 2;
 	}
 	if (fstat(fd, &os)) {
@@ -829,45 +839,85 @@ static int usage(FILE *to, int status)
 	return status;
 }
 
+/* What each command takes: its devices, and the options it knows. */
+static const struct command {
+	const char *name;
+	int devices;
+	const char *options[2];
+} commands[] = {
+	{ "check", 1, { NULL } },
+	{ "dump", 1, { "--records" } },
+	{ "rescue", 2, { "--dry-run", "--force" } },
+	{ "repair", 1, { "--force" } },
+	{ "belongs", 2, { NULL } },
+	{ "wipe", 1, { "--force" } },
+};
+
+/* The bit of @opt among @c's options, or 0. */
+static unsigned int command_option(const struct command *c, const char *opt)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(c->options) && c->options[i]; i++)
+		if (!strcmp(opt, c->options[i]))
+			return 1u << i;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	const struct command *c = NULL;
+	const char *dev[2] = { NULL, NULL };
+	unsigned int opts = 0, bit, i;
+	int ndev = 0, a;
+
 	/* A media error in the mapped device: -EIO from the reads, not a crash. */
 	pmc_pmem_catch_media_errors();
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-			  !strcmp(argv[1], "help")))
+	if (argc < 2)
+		return usage(stderr, 2);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
 		return usage(stdout, 0);
-	if (argc == 3 && !strcmp(argv[1], "check"))
-		return cmd_check(argv[2]);
-	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dump")) {
-		if (argc == 4 && strcmp(argv[3], "--records"))
-			return usage(stderr, 2);
-		return cmd_dump(argv[2], argc == 4);
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			c = &commands[i];
+	if (!c) {
+		fprintf(stderr, "pmcache-tool: no command %s (--help)\n", argv[1]);
+		return 2;
 	}
-	if (argc >= 4 && argc <= 6 && !strcmp(argv[1], "rescue")) {
-		bool dry_run = false, force = false;
-		int i;
-
-		for (i = 4; i < argc; i++) {
-			if (!strcmp(argv[i], "--dry-run") && !dry_run)
-				dry_run = true;
-			else if (!strcmp(argv[i], "--force") && !force)
-				force = true;
-			else
-				return usage(stderr, 2);
+	/* Options anywhere after the command, each once. */
+	for (a = 2; a < argc; a++) {
+		if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h"))
+			return usage(stdout, 0);
+		if (argv[a][0] == '-' && argv[a][1] == '-') {
+			bit = command_option(c, argv[a]);
+			if (!bit || (opts & bit)) {
+				fprintf(stderr, "pmcache-tool %s: %s %s (--help)\n", c->name,
+					bit ? "twice:" : "no option", argv[a]);
+				return 2;
+			}
+			opts |= bit;
+		} else if (ndev < c->devices) {
+			dev[ndev++] = argv[a];
+		} else {
+			fprintf(stderr, "pmcache-tool %s: one device too many: %s (--help)\n",
+				c->name, argv[a]);
+			return 2;
 		}
-		return cmd_rescue(argv[2], argv[3], dry_run, force);
 	}
-	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "repair")) {
-		if (argc == 4 && strcmp(argv[3], "--force"))
-			return usage(stderr, 2);
-		return cmd_repair(argv[2], argc == 4);
+	if (ndev < c->devices) {
+		fprintf(stderr, "pmcache-tool %s: wants %s (--help)\n", c->name,
+			c->devices == 1 ? "a cache device" : "a cache device and an origin");
+		return 2;
 	}
-	if (argc == 4 && !strcmp(argv[1], "belongs"))
-		return cmd_belongs(argv[2], argv[3]);
-	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wipe")) {
-		if (argc == 4 && strcmp(argv[3], "--force"))
-			return usage(stderr, 2);
-		return cmd_wipe(argv[2], argc == 4);
-	}
-	return usage(stderr, 2);
+	if (!strcmp(c->name, "check"))
+		return cmd_check(dev[0]);
+	if (!strcmp(c->name, "dump"))
+		return cmd_dump(dev[0], opts & 1);
+	if (!strcmp(c->name, "rescue"))
+		return cmd_rescue(dev[0], dev[1], opts & 1, opts & 2);
+	if (!strcmp(c->name, "repair"))
+		return cmd_repair(dev[0], opts & 1);
+	if (!strcmp(c->name, "belongs"))
+		return cmd_belongs(dev[0], dev[1]);
+	return cmd_wipe(dev[0], opts & 1);
 }

@@ -251,6 +251,13 @@ int main(void)
 	   run(TOOL " wipe %s --forse >/dev/null 2>&1", img) == 2,
 	   "a misspelt option is bad usage, not ignored");
 	ok(run(TOOL " --help | grep -q 'Exit status'") == 0, "--help: usage on stdout, exit 0");
+	ok(run(TOOL " rescue --dry-run %s %s >/dev/null 2>&1", img, org) == 0 &&
+	   run(TOOL " dump --records %s | grep -q '^3 12 5 dirty$'", img) == 0,
+	   "options before the devices are taken as after them");
+	ok(run(TOOL " wipe --force 2>&1 | grep -q 'wants a cache device'") == 0 &&
+	   run(TOOL " check %s %s 2>&1 | grep -q 'one device too many'", img, img) == 0 &&
+	   run(TOOL " dump %s --records --records 2>&1 | grep -q 'twice'", img) == 0,
+	   "bad usage says what is wrong");
 	ok(run(TOOL " belongs %s %s 2>&1 | grep -q 'not a block device'", img, org) == 0 &&
 	   run(TOOL " belongs %s %s >/dev/null 2>&1", img, org) == 2,
 	   "belongs: an origin that is no block device exits 2, named (the VM tests the rest)");

@@ -2385,12 +2385,12 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	c->block_shift = ilog2(c->block_size);
 	c->sect_shift = c->block_shift - SECTOR_SHIFT;
+	/*
+	 * Whole blocks: a partial block at the origin's end (a partition of
+	 * an odd size) is never cached, as a partial block that is not
+	 * cached is not: its I/O goes to the origin.
+	 */
 	c->origin_blocks = c->origin_sectors >> c->sect_shift;
-	if (c->origin_sectors & ((1u << c->sect_shift) - 1)) {
-		ti->error = "origin size must be a multiple of block_size";
-		r = -EINVAL;
-		goto bad;
-	}
 	/* A record's key holds the block number in PMC_OBLOCK_BITS bits. */
 	if (c->origin_blocks > PMC_OBLOCK_MASK + 1) {
 		ti->error = "origin too large: at most 2^48 blocks";

@@ -2,7 +2,8 @@
 # vm-run: --pmem-size 128M --origin-iops 0
 # partial-blocks: writes smaller than a cache block at any 512-byte alignment,
 # to blocks that are uncached, cached dirty and cached clean; every read
-# returns the right data, in the cache and on the origin after a flush.
+# returns the right data, in the cache and on the origin after a flush. An
+# origin whose size is no multiple of the block size is cached whole.
 . "$SCRIPTDIR/lib.sh"
 
 dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
@@ -75,4 +76,24 @@ sum_dev=$(sum_of if=$dev bs=4096 skip=$b count=1)
 dm_remove pc
 sum_org=$(sum_of if="$ORIGIN" bs=4096 skip=$b count=1 iflag=direct)
 assert_eq "$sum_org" "$sum_dev" "the block on the origin vs its clean copy in the cache"
+
+log "an origin whose size is no multiple of the block size: the whole of it, its last partial block too"
+# 8 MiB and 3 sectors (a partition of an odd size): the table covers all of it.
+odd=$((8 * 2048 + 3))
+dmsetup create oddorigin --table "0 $odd linear $ORIGIN $((64 * 2048))" || fail "create oddorigin"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oddorigin pmcache_create pc sequential_cutoff 0
+assert_eq "$(sectors $dev)" "$odd" "sectors of the cached device"
+# 512 B to 8 KiB at any 512-byte alignment over all of it, its end too
+fv odd --rw=randwrite --bsrange=512-8k --blockalign=512 --size=$((odd * 512)) --offset=0 \
+	--norandommap --number_ios=6000
+fio --name=tail --filename=$dev --direct=1 --rw=write --bs=512 --size=3584 \
+	--offset=$(((odd - 7) * 512)) --verify=crc32c --verify_fatal=1 >/dev/null ||
+	fail "the last 3.5 KiB, the partial block and the one before"
+dmsetup message pc 0 flush || fail "flush"
+sum_dev=$(sum_of if=$dev bs=512 count=$odd)
+dm_remove pc
+assert_eq "$(sum_of if=/dev/mapper/oddorigin bs=512 count=$odd iflag=direct)" "$sum_dev" \
+	"the odd-sized origin after the flush vs what the cache read"
+dm_remove oddorigin
 log "ok"

@@ -414,20 +414,21 @@ static bool pmc_slot_available(struct pmc_cache *c)
 	return pmc_alloc_nr_free(&c->alloc) || pmc_nr_used(c) > pmc_nr_dirty(c);
 }
 
-/* How long a write waits for a free slot while writeback fails. */
+/* How long a write waits for a free slot while writeback fails, and no write of it lands. */
 #define PMC_FAILING_WAIT	HZ
 
 /*
  * A free slot for a write; waits for writeback when the cache is all dirty.
  * PMC_NO_SLOT when writeback to the origin keeps failing and nothing could
- * be freed for a second: the write fails rather than hang (and with it
- * suspend and remove, which wait for it).
+ * be freed, nor written to the origin, for a second: the write fails rather
+ * than hang (and with it suspend and remove, which wait for it).
  */
 static u32 pmc_get_slot(struct pmc_cache *c)
 {
 	unsigned int cpu = raw_smp_processor_id();
 	u32 slot = pmc_alloc_take_spare(&c->alloc, cpu);
 	unsigned long give_up = 0;
+	int writes_seen = 0;
 
 	while (slot == PMC_NO_SLOT) {
 		slot = pmc_alloc_get(&c->alloc, cpu);
@@ -449,10 +450,17 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 			atomic_dec(&c->free_waiters);
 			break;
 		}
+		/*
+		 * Failing writeback (its last landing had an error) fails the
+		 * write once no writeback write has reached the origin for
+		 * PMC_FAILING_WAIT: one that does is an origin working again,
+		 * whose batch will land (it clears the flag), only later.
+		 */
 		if (!READ_ONCE(c->wb_failing)) {
 			give_up = 0;
-		} else if (!give_up) {
+		} else if (!give_up || atomic_read(&c->wb_writes_ok) != writes_seen) {
 			give_up = jiffies + PMC_FAILING_WAIT;
+			writes_seen = atomic_read(&c->wb_writes_ok);
 		} else if (time_after(jiffies, give_up)) {
 			atomic_dec(&c->free_waiters);
 			DMERR_LIMIT("no free block, writeback fails: failing a write");
@@ -2290,6 +2298,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	atomic_set(&c->free_waiters, 0);
 	atomic_set(&c->flush_requests, 0);
 	atomic_set(&c->wb_errors, 0);
+	atomic_set(&c->wb_writes_ok, 0);
 	init_waitqueue_head(&c->free_wait);
 	init_waitqueue_head(&c->clean_wait);
 	mutex_init(&c->wb_mutex);

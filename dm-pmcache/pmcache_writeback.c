@@ -45,6 +45,7 @@ struct pmc_wb_batch {
 	unsigned int n;
 	unsigned int bios;
 	atomic_t pending;
+	atomic_t *writes_ok;	/* the cache's wb_writes_ok */
 	struct completion done;
 	blk_status_t status;
 	bool written;		/* its writes completed, with @err */
@@ -120,8 +121,10 @@ int pmc_wb_init(struct pmc_cache *c)
 	items = kvmalloc_array(PMC_WB_BATCHES * c->wb_jobs, sizeof(*items), GFP_KERNEL);
 	if (!items)
 		return -ENOMEM;
-	for (i = 0; i < PMC_WB_BATCHES; i++)
+	for (i = 0; i < PMC_WB_BATCHES; i++) {
 		c->wb_batches[i].items = items + i * c->wb_jobs;
+		c->wb_batches[i].writes_ok = &c->wb_writes_ok;
+	}
 	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 }
 
@@ -246,6 +249,8 @@ static void pmc_wb_endio(struct bio *bio)
 
 	if (bio->bi_status)
 		WRITE_ONCE(b->status, bio->bi_status);
+	else
+		atomic_inc(b->writes_ok);
 	bio_put(bio);
 	if (atomic_dec_and_test(&b->pending))
 		complete(&b->done);

@@ -19,6 +19,7 @@
 #   (writethrough): the origin is flushed before the copy is committed;
 # - an origin that fails every write while the cache is all dirty: writes
 #   fail with EIO instead of hanging, and the device can still be removed;
+#   once it works again, slowly, writers that wait for a block do not fail;
 # - health and the error count (I/O errors, and records found corrupt at
 #   load): a table reload does not reset them, clear_stats does.
 . "$SCRIPTDIR/lib.sh"
@@ -437,5 +438,31 @@ assert_eq "$(blocks_of pc 4)" 0 "dirty after flush"
 dm_remove pc
 assert_eq "$(sum_of if="$ORIGIN" bs=1M count=64 iflag=direct)" "$sum_dirty" \
 	"the healed origin's data after the flush"
+
+log "an origin that failed and works again, slowly: writers waiting for a block get no EIO"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/oe pmcache_create pc sequential_cutoff 0
+fio --name=some --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k --size=1M >/dev/null ||
+	fail "write before the failure"
+dmsetup suspend oe
+dmsetup reload oe --table "0 $half error"
+dmsetup resume oe
+if dmsetup message pc 0 flush 2>/dev/null; then
+	fail "a flush succeeded over a failing origin"
+fi
+# Works again, each I/O 800 ms late: a batch lands (its writes, then its
+# flush) long after a writer waiting for a block would give up on a
+# writeback still taken for failing; its writes reach the origin sooner.
+dmsetup suspend oe
+dmsetup reload oe --table "0 $half delay $ORIGIN 0 800"
+dmsetup resume oe
+dmesg -c >/dev/null
+t0=$(date +%s)
+timeout 300 fio --name=fill2 --filename=/dev/mapper/pc --direct=1 --rw=write --bs=64k \
+	--size=$(( $(sectors "$PMEM") * 512 * 3 / 2 )) >/tmp/fio.out 2>&1 ||
+	{ grep -i "error" /tmp/fio.out | head -3; fail "writes failed over an origin that works again"; }
+log "1.5 times the cache written in $(($(date +%s) - t0)) s, no write failed"
+dmesg | grep -q "no free block, writeback fails" && fail "a write was failed over an origin that works again"
+dm_remove pc
 dm_remove oe; dm_remove oa; dm_remove ob
 log "ok"

@@ -328,17 +328,16 @@ peer_drain() { # SYS [NAME]
 		# The message returns once every block is clean, on the origin
 		# and flushed there. Not polled meanwhile: the polls' execs
 		# would compete for the two vCPUs with the message's own
-		# start, which the other systems' polls follow.
-		# Its return is the report that every block is clean: the
-		# status read that checks it is the caller's, after its timer
-		# (a read of the others' status is their report, and costs
-		# bcache no exec).
+		# start. Its return is the report that every block is clean:
+		# the status read that checks it is the caller's, after its
+		# timer (bcache's report is a read of its sysfs, no exec).
 		dmsetup message "$n" 0 flush || fail "pmcache flush" ;;
 	writecache)
-		dmsetup message "$n" 0 flush || fail "writecache flush"
-		# the message returns once writeback was issued; wait until every
-		# block is back on the free list
-		until peer_clean writecache "$n"; do sleep 0.01; done ;;
+		# As dm-pmcache's: its message returns once writeback is done
+		# (process_flush_mesg waits for the writeback work, which with
+		# writeback_all waits for every write, FUA, to complete): its
+		# return is the report; the caller checks it clean after its timer.
+		dmsetup message "$n" 0 flush || fail "writecache flush" ;;
 	bcache)
 		# full speed (no rate control), and wake the writeback thread
 		d=$(bcache_dev)/bcache

@@ -166,7 +166,7 @@ drain_one() { # SYS LAYOUT
 	kill $tp; wait $tp 2>/dev/null || true
 	peer_clean "$s" || fail "drain: $s reported clean with $PEER_DIRTY dirty blocks"
 	# shellcheck disable=SC2046 # two numbers
-	set -- $(awk -v t0="$t0" 'NR == 1 { w = $2 } $2 != w && first == "" { first = int($1 * 1000) - t0 }
+	set -- $(awk -v t0="$t0" -v w0="$w0" 'NR == 1 { w = w0 } $2 != w && first == "" { first = int($1 * 1000) - t0 }
 		$2 != w { last = int($1 * 1000) - t0 } { w = $2 }
 		END { print (first == "" ? "-" : first), (last == "" ? "-" : last) }' /tmp/trace)
 	first=$1 last=$2

@@ -47,8 +47,8 @@ int pmc_index_init(struct pmc_index *idx, u32 nr_slots)
 	idx->hash_shift = 64 - ilog2(nr_buckets);
 	idx->stripe_mask = nr_stripes - 1;
 	idx->bypass_mask = nr_bypass - 1;
-	idx->buckets = kvmalloc_array(nr_buckets, sizeof(u32), GFP_KERNEL);
-	idx->slots = kvcalloc(nr_slots, sizeof(*idx->slots), GFP_KERNEL);
+	idx->buckets = pmc_array_zalloc(nr_buckets, sizeof(u32));
+	idx->slots = pmc_array_zalloc(nr_slots, sizeof(*idx->slots));
 	idx->stripes = kvcalloc(nr_stripes, sizeof(struct pmc_stripe), GFP_KERNEL);
 	idx->bypass = kvcalloc(nr_bypass, sizeof(atomic_t), GFP_KERNEL);
 	if (!idx->buckets || !idx->slots || !idx->stripes || !idx->bypass) {

@@ -31,6 +31,19 @@
 #ifdef CONFIG_X86_64
 #include <asm/cpufeature.h>
 #endif
+#include <linux/vmalloc.h>
+
+/*
+ * A zeroed array of @n elements of @size bytes, freed with kvfree: the
+ * per-slot arrays of a cache of 2^27 blocks or more pass INT_MAX bytes,
+ * which kvmalloc refuses (with a WARN); vmalloc takes them.
+ */
+static inline void *pmc_array_zalloc(size_t n, size_t size)
+{
+	if (size && n > INT_MAX / size)
+		return vcalloc(n, size);
+	return kvcalloc(n, size, GFP_KERNEL);
+}
 
 #else /* userspace */
 

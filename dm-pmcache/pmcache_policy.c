@@ -306,8 +306,8 @@ static struct pmc_policy *pmc_create(u32 nr_slots)
 	p->sketch_every = max_t(u32, 1, nr_slots / nr_words);
 
 	/* Whole groups: evict_candidate() skips 8 empty slots at a time. */
-	p->slot = kvcalloc(ALIGN(nr_slots, 8), sizeof(*p->slot), GFP_KERNEL);
-	p->sketch = kvcalloc(nr_words, sizeof(*p->sketch), GFP_KERNEL);
+	p->slot = pmc_array_zalloc(ALIGN(nr_slots, 8), sizeof(*p->slot));
+	p->sketch = pmc_array_zalloc(nr_words, sizeof(*p->sketch));
 	if (!p->slot || !p->sketch) {
 		pmc_destroy(p);
 		return NULL;

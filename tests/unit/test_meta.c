@@ -1109,6 +1109,22 @@ static void test_index(void)
 
 /* ---- allocator ---- */
 
+/*
+ * An index of 2^27 slots: its slot array (16 bytes a slot) passes INT_MAX
+ * bytes, which the kernel's kvmalloc refuses (pmcache_user.h's refuses as
+ * it does): a 2 GiB table of such a cache could not be loaded. 2 GiB of
+ * memory, touched by pmc_index_reset, for about a second.
+ */
+static void test_index_large(void)
+{
+	struct pmc_index idx;
+	u32 nr = 1u << 27;
+
+	check(!pmc_index_init(&idx, nr) && idx.slots[nr - 1].link == PMC_NO_SLOT,
+	      "index: 2^27 slots, more than INT_MAX bytes of them");
+	pmc_index_exit(&idx);
+}
+
 static void test_alloc(void)
 {
 	struct pmc_index idx;
@@ -1230,6 +1246,7 @@ int main(void)
 	test_count_unreadable();
 	test_rebind_drops();
 	test_index();
+	test_index_large();
 	test_slot_marks();
 	test_alloc();
 	test_recover_into_alloc();

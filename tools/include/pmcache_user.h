@@ -8,6 +8,7 @@
 #ifndef PMCACHE_USER_H
 #define PMCACHE_USER_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -107,7 +108,8 @@ static inline void *kvcalloc(size_t n, size_t size, int gfp)
 	void *p;
 
 	(void)gfp;
-	if (size && n > SIZE_MAX / size)
+	/* As the kernel's kvmalloc, which refuses more than INT_MAX bytes. */
+	if (size && n > INT_MAX / size)
 		return NULL;
 	len = ALIGN(max_t(size_t, n * size, 1), (size_t)64);
 	p = aligned_alloc(len >= (2u << 20) ? (2u << 20) : 64, len);
@@ -122,6 +124,14 @@ static inline void *kvcalloc(size_t n, size_t size, int gfp)
 static inline void *kvmalloc_array(size_t n, size_t size, int gfp)
 {
 	return kvcalloc(n, size, gfp);
+}
+
+/* pmcache_os.h's, for arrays beyond kvmalloc's INT_MAX bytes. */
+static inline void *pmc_array_zalloc(size_t n, size_t size)
+{
+	if (size && n > INT_MAX / size)
+		return n > SIZE_MAX / size ? NULL : calloc(n, size);
+	return kvcalloc(n, size, 0);
 }
 
 static inline void *kzalloc(size_t size, int gfp)

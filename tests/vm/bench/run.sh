@@ -235,6 +235,8 @@ for e in $EXTRA; do
 			done
 		done ;;
 	resume)
+		# dm-cache with its defaults, whatever workload ran last.
+		DMCACHE_ARGS=
 		for s in writecache dmcache bcache pmcache; do
 			case " $SYSTEMS " in *" $s "*) resume_one "$s" ;; esac
 		done ;;

@@ -83,9 +83,14 @@ static inline bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu,
 	return cmpxchg(&a->spares[cpu].slot, PMC_NO_SLOT, slot) == PMC_NO_SLOT;
 }
 
+/*
+ * A put counts its slot after pushing it, a get after popping one: two gets
+ * may pop a slot pushed and not yet counted, and the count is -1 for a
+ * moment. Read as 0 then, not as 4 billion free slots.
+ */
 static inline u32 pmc_alloc_nr_free(struct pmc_alloc *a)
 {
-	return (u32)atomic_read(&a->nr_free);
+	return (u32)max(atomic_read(&a->nr_free), 0);
 }
 
 #endif /* PMCACHE_ALLOC_H */

@@ -1170,6 +1170,12 @@ again:
 		/* Under the lock: the copy, once replaced, is freed under it. */
 		if (err && !dropped)
 			pmc_slot_poisoned(c, slot);
+		/*
+		 * Under it too: evicted and reused meanwhile, the slot would
+		 * give this block's frequency to the next one.
+		 */
+		if (!err)
+			c->pops->hit(c->policy, slot);
 		spin_unlock(&st->lock);
 		if (dropped) {
 			/* Uncached now: read from the origin below, or by the rest. */
@@ -1182,7 +1188,6 @@ again:
 			DMERR_LIMIT("media error reading dirty block %llu", ch.oblock);
 			return pmc_complete_prefix(bio, off + ch.len, err);
 		}
-		c->pops->hit(c->policy, slot);
 		PMC_STAT_INC(c, read_hits);
 		off += ch.len;
 	}

@@ -1405,6 +1405,13 @@ static u32 pmc_try_get_slot(struct pmc_cache *c, struct pmc_stripe **victim)
 	u32 slot = pmc_alloc_get(&c->alloc, raw_smp_processor_id());
 
 	*victim = NULL;
+	/*
+	 * A CPU's spare before a cached block: only writers take spares, and
+	 * with none (writethrough, writearound) a freed slot parked as one
+	 * would sit unused while promotions evict.
+	 */
+	if (slot == PMC_NO_SLOT)
+		slot = pmc_alloc_take_any_spare(&c->alloc);
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_evict_one(c, victim);
 	if (slot != PMC_NO_SLOT)

@@ -153,7 +153,7 @@ write_round() {
 
 	# The cut: once KIND's condition holds, wait CUT_DELAY, touch the trigger.
 	out=$(readlink /proc/$$/fd/1)
-	rm -f /tmp/pc.trigger
+	rm -f /tmp/pc.trigger /tmp/pc.cond
 	(
 		wait_until "256 verified writes" writes_ge 256
 		# Unverified sub-block and multi-block writes elsewhere, rate-limited
@@ -165,6 +165,7 @@ write_round() {
 		writeback) wait_until "writeback" writeback_running ;;
 		full) wait_until "a full cache" cache_full ;;
 		esac
+		touch /tmp/pc.cond
 		sleep "$CUT_DELAY"
 		log "cut now: $(dmsetup status pc)"
 		touch /tmp/pc.trigger
@@ -175,8 +176,14 @@ write_round() {
 	    --output-format=terse > /tmp/write.out 2>&1 || { cat /tmp/write.out; fail "fio write"; }
 	# Only if fio wrote its whole region before the trigger (it then saved
 	# its state at exit): cut the power here.
-	log "fio finished before the cut ($(fio_terse_kb /tmp/write.out 47) KiB written): the next boot fails the round"
-	echo "fio finished before the cut ($KIND)" > "$PC_STATE/uncut"
+	# The condition held, and the cut came after the writes (CUT_DELAY):
+	# still a cut of its kind, of a cache at rest. Else the round was not.
+	if [ -e /tmp/pc.cond ]; then
+		log "fio finished before the cut ($(fio_terse_kb /tmp/write.out 47) KiB written), after its condition held"
+	else
+		log "fio finished before the cut ($(fio_terse_kb /tmp/write.out 47) KiB written) and its condition: the next boot fails the round"
+		echo "fio finished before the cut and its condition ($KIND)" > "$PC_STATE/uncut"
+	fi
 	sync
 	power_cut
 }

@@ -79,14 +79,14 @@ log "dirty blocks written back by age within $waited s, on the origin"
 # A block rewritten every 0.2 s, faster than the age ticks (every 1 s):
 # still written back, each new copy keeping the age of the first.
 wb0=$(dm_status_field pc 9)
-ow0=$(awk '{ print $5 }' "/sys/block/$(basename "$(readlink -f "$ORIGIN")")/stat")
+ow0=$(origin_stat 5)
 fio --name=hot --filename=/dev/mapper/pc --direct=1 --rw=write --bs=4k --size=4k \
     --offset=600M --rate_iops=5 --runtime=8 --time_based >/dev/null &
 fpid=$!
 sleep 5
 wb1=$(dm_status_field pc 9)
 wait $fpid || fail "hot write"
-ow1=$(awk '{ print $5 }' "/sys/block/$(basename "$(readlink -f "$ORIGIN")")/stat")
+ow1=$(origin_stat 5)
 [ "$wb1" -gt "$wb0" ] ||
 	fail "a block rewritten every 0.2 s was not written back in 5 s (writebacks $wb0 -> $wb1)"
 # The origin's own count of writes (its stat's 5th field) saw them.

@@ -56,6 +56,9 @@ pmcache_create() { # NAME [ARG...]: create, assert the node exists
 dev_t_of() { # DEVICE: its major:minor, as dmsetup table prints it
 	cat "/sys/class/block/$(basename "$(readlink -f "$1")")/dev"
 }
+origin_stat() { # N: field N of the origin disk's own stat (1 reads, 5 writes completed)
+	awk -v n="$1" '{ print $n }' "/sys/block/$(basename "$(readlink -f "$ORIGIN")")/stat"
+}
 dm_remove() { # NAME: remove, retrying while the device is busy
 	i=0
 	until dmsetup remove "$1" 2>/dev/null; do

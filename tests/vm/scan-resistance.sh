@@ -10,7 +10,6 @@ hot() { # name: random 4 KiB reads over the 16 MiB hot set, each block once
 	fio --name="$1" --filename=/dev/mapper/pc --direct=1 --ioengine=psync --rw=randread \
 	    --bs=4k --size=16M --offset=256M --output-format=terse >/dev/null || fail "fio $1"
 }
-origin_reads() { awk '{ print $1 }' "/sys/block/$(basename "$(readlink -f "$ORIGIN")")/stat"; }
 for cutoff in 0 4194304; do
 	dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
 	pmcache_create pc sequential_cutoff $cutoff
@@ -22,12 +21,12 @@ for cutoff in 0 4194304; do
 	sleep 1
 	log "after scan: $(dmsetup status pc)"
 	dmsetup message pc 0 clear_stats
-	r0=$(origin_reads)
+	r0=$(origin_stat 1)
 	hot after
 	hits=$(dm_status_field pc 5) misses=$(dm_status_field pc 6)
 	ratio=$((hits * 100 / (hits + misses)))
 	# The origin's own count: 4096 reads of the hot set, under 20% of them there.
-	oreads=$(($(origin_reads) - r0))
+	oreads=$(($(origin_stat 1) - r0))
 	log "hot set after the scan: hits $hits, misses $misses ($ratio%); origin reads $oreads"
 	[ "$ratio" -gt 80 ] || fail "hot-set hit ratio $ratio% <= 80% (sequential_cutoff $cutoff)"
 	[ "$oreads" -lt 820 ] || fail "the hot set read the origin $oreads times of 4096 (sequential_cutoff $cutoff)"

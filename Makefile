@@ -30,7 +30,8 @@ module modules:
 
 # The module into /lib/modules/<KDIR's release>/updates (depmod'ed: modprobe
 # finds it), pmcache-tool and pmcache-assemble into SBINDIR, the boot unit
-# into UNITDIR (enable it yourself). The unit runs SBINDIR's default.
+# into UNITDIR (enable it yourself), running them from SBINDIR. With /usr/local
+# on a file system of its own, mounted after the unit runs: SBINDIR=/usr/sbin.
 # install-tools: those last three alone (the module from DKMS).
 install: module install-tools
 	$(MAKE) -C $(KDIR) M=$(TOP)/dm-pmcache INSTALL_MOD_PATH=$(DESTDIR) modules_install
@@ -39,7 +40,10 @@ install: module install-tools
 install-tools: tools
 	install -D -m 755 tools/pmcache-tool $(DESTDIR)$(SBINDIR)/pmcache-tool
 	install -D -m 755 tools/pmcache-assemble $(DESTDIR)$(SBINDIR)/pmcache-assemble
-	install -D -m 644 tools/pmcache-assemble.service $(DESTDIR)$(UNITDIR)/pmcache-assemble.service
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/sbin|$(SBINDIR)|g' tools/pmcache-assemble.service \
+		> $(DESTDIR)$(UNITDIR)/pmcache-assemble.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/pmcache-assemble.service
 
 # Build the module for one of the test kernels into build/module-<ver>/.
 build/module-%/dm-pmcache.ko: FORCE

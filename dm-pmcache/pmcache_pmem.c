@@ -219,7 +219,9 @@ void pmc_pmem_fence(void)
 }
 
 /* Where a SIGBUS returns to: the one reading thread (pmcache-tool has one). */
-static sigjmp_buf *media_error_jmp;
+/* volatile: else the store before the copy is dead to the compiler, the handler unseen. */
+static sigjmp_buf *volatile media_error_jmp;
+static int (*media_error_retry)(void *dst, const void *src, size_t len);
 
 static void on_sigbus(int sig)
 {
@@ -235,7 +237,7 @@ static int catching_read(void *dst, const void *src, size_t len)
 
 	if (sigsetjmp(jb, 1)) {
 		media_error_jmp = NULL;
-		return -EIO;
+		return media_error_retry ? media_error_retry(dst, src, len) : -EIO;
 	}
 	media_error_jmp = &jb;
 	memcpy(dst, src, len);
@@ -243,11 +245,12 @@ static int catching_read(void *dst, const void *src, size_t len)
 	return 0;
 }
 
-void pmc_pmem_catch_media_errors(void)
+void pmc_pmem_catch_media_errors(int (*retry)(void *dst, const void *src, size_t len))
 {
 	static const struct pmc_pmem_hooks hooks = { .read = catching_read };
 	struct sigaction sa = { .sa_handler = on_sigbus };
 
+	media_error_retry = retry;
 	sigaction(SIGBUS, &sa, NULL);
 	pmc_pmem_set_hooks(&hooks);
 }

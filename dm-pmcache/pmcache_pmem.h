@@ -84,10 +84,12 @@ void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks);
 /*
  * For pmcache-tool, which reads a device through a mapping: a media error
  * there is a SIGBUS. After this call pmc_pmem_read returns -EIO for it, as
- * the kernel's copy_mc does, and the reader goes on. Installs the read hook
- * (and a SIGBUS handler): not for use with other hooks.
+ * the kernel's copy_mc does, and the reader goes on; or, with @retry, what
+ * @retry returns for that read: the mapping fails a whole page for one bad
+ * sector, and @retry may read the sectors around it another way. Installs
+ * the read hook (and a SIGBUS handler): not for use with other hooks.
  */
-void pmc_pmem_catch_media_errors(void);
+void pmc_pmem_catch_media_errors(int (*retry)(void *dst, const void *src, size_t len));
 #endif
 
 #endif /* PMCACHE_PMEM_H */

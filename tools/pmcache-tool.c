@@ -25,6 +25,7 @@
  * device or bad usage.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -59,7 +60,39 @@ struct cache_view {
 	struct pmc_index idx;
 	struct pmc_recovery_stats st;
 	u64 nr_free;
+	dev_t rdev;		/* the cache's block device; 0: an image file */
 };
+
+/* The mapped cache device, read again around a media error (retry_read). */
+static int retry_fd = -1;
+static const u8 *retry_base;
+static u64 retry_size;
+
+/*
+ * A bad sector fails the mapping's whole page, which the block device
+ * reads at once: read the 512-byte sectors under [@src, @src + @len) one
+ * at a time with O_DIRECT instead, so that only a bad one fails. A record
+ * is 16 bytes: a page of them lost for one bad sector would be 256 dirty
+ * blocks that rescue cannot find, where 32 share that sector.
+ */
+static int retry_read(void *dst, const void *src, size_t len)
+{
+	static u8 sector[512] __aligned(4096);
+	const u8 *p = src;
+	u64 off, at, from, to;
+
+	if (retry_fd < 0 || p < retry_base || p + len > retry_base + retry_size)
+		return -EIO;
+	off = p - retry_base;
+	for (at = off & ~511ULL; at < off + len; at += 512) {
+		if (pread(retry_fd, sector, 512, (off_t)at) != 512)
+			return -EIO;
+		from = at > off ? at : off;
+		to = at + 512 < off + len ? at + 512 : off + len;
+		memcpy((u8 *)dst + (from - off), sector + (from - at), to - from);
+	}
+	return 0;
+}
 
 static u64 dev_size(int fd)
 {
@@ -159,8 +192,10 @@ static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 	 * cache, where an earlier read may have left pages (kept while a dm
 	 * table holds the device open): drop them, or the mapping shows them.
 	 */
-	if (!fstat(fd, &s) && S_ISBLK(s.st_mode))
+	if (!fstat(fd, &s) && S_ISBLK(s.st_mode)) {
 		ioctl(fd, BLKFLSBUF, 0);
+		v->rdev = s.st_rdev;
+	}
 	/*
 	 * Private: recovery may clear records, in this process only.
 	 * NORESERVE: only the pages it touches are copied, so a cache larger
@@ -171,6 +206,11 @@ static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 	if (v->map == MAP_FAILED) {
 		perror("mmap");
 		return 2;
+	}
+	if (v->rdev && retry_fd < 0) {
+		retry_fd = open(path, O_RDONLY | O_DIRECT);
+		retry_base = v->map;
+		retry_size = v->size;
 	}
 	/*
 	 * Features that forbid writing do not stop reading: check, dump and
@@ -213,6 +253,70 @@ static int load(const char *path, struct cache_view *v, bool quiet_blank)
 	return r ? r : recover(v);
 }
 
+/* @dir/@file of sysfs, its first line without the newline; false if none. */
+static bool sysfs_line(const char *dir, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)len, f);
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = 0;
+	return ok && *buf;
+}
+
+/*
+ * Print the bad sectors the kernel lists in the cache device (a partition:
+ * those of its disk, shifted by its start); how many ranges. DAX refuses to
+ * map a range holding one, and the module maps the whole device: it cannot
+ * load the cache until they are cleared, which loses what they held.
+ */
+static unsigned int print_bad_sectors(const struct cache_view *v)
+{
+	char dir[PATH_MAX], line[128], *rest;
+	u64 start = 0, first, last, end;
+	unsigned int ranges = 0;
+	FILE *f;
+
+	if (!v->rdev)
+		return 0;
+	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u", major(v->rdev), minor(v->rdev));
+	if (sysfs_line(dir, "partition", line, sizeof(line))) {
+		if (!sysfs_line(dir, "start", line, sizeof(line)))
+			return 0;
+		start = strtoull(line, NULL, 10);
+		/* The kernel follows the link before it takes "..": the disk. */
+		strncat(dir, "/..", sizeof(dir) - strlen(dir) - 1);
+	}
+	strncat(dir, "/badblocks", sizeof(dir) - strlen(dir) - 1);
+	f = fopen(dir, "r");
+	if (!f)
+		return 0;
+	/* Lines of "<first sector> <count>", of the disk; the cache's, printed. */
+	end = start + (v->size >> 9);
+	while (fgets(line, sizeof(line), f)) {
+		first = strtoull(line, &rest, 10);
+		last = first + strtoull(rest, NULL, 10);
+		first = first > start ? first : start;
+		last = last < end ? last : end;
+		if (first >= last)
+			continue;
+		printf("bad sectors:   %" PRIu64 " at sector %" PRIu64,
+		       last - first, first - start);
+		printf(" of the cache (bytes %" PRIu64 "-%" PRIu64 ")\n", (first - start) << 9,
+		       ((last - start) << 9) - 1);
+		ranges++;
+	}
+	fclose(f);
+	return ranges;
+}
+
 static void print_summary(const char *path, const struct cache_view *v)
 {
 	const struct pmc_meta *m = &v->meta;
@@ -235,16 +339,102 @@ static void print_summary(const char *path, const struct cache_view *v)
 	       " older duplicates\n", v->st.corrupt, v->st.out_of_range, v->st.duplicates);
 }
 
+enum pmc_copy0_zero {
+	PMC_COPY0_NOT_ZERO,
+	PMC_COPY0_ZERO_BLANK,		/* and no sound copy 1: a blank device */
+	PMC_COPY0_ZERO_CACHE,		/* a sound copy 1 behind it, loaded */
+	PMC_COPY0_ZERO_UNREADABLE,	/* copy 1 unreadable */
+};
+
+/*
+ * Copy 0 zero is blank to the probe (or foreign, when cached data happens
+ * to hold another format's signature), and the next dmsetup create
+ * formats the device; a wipe interrupted, or a media error cleared with
+ * zeros, leaves a cache behind it in copy 1. That copy is looked at as
+ * copy 0, in this process's private mapping, and loaded into @v; @sb gets
+ * it. @v: mapped by map_probe.
+ */
+static enum pmc_copy0_zero load_behind_zero_copy0(struct cache_view *v, u8 *sb)
+{
+	static const u8 zero[PMC_SB_SIZE];
+	const char *why;
+
+	if (pmc_pmem_read(sb, v->map, PMC_SB_SIZE) || memcmp(sb, zero, PMC_SB_SIZE))
+		return PMC_COPY0_NOT_ZERO;
+	if (pmc_pmem_read(sb, v->map + PMC_SB_SIZE, PMC_SB_SIZE))
+		return PMC_COPY0_ZERO_UNREADABLE;
+	memcpy(v->map, sb, PMC_SB_SIZE);
+	if (pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why) != PMC_PROBE_VALID ||
+	    recover(v))
+		return PMC_COPY0_ZERO_BLANK;
+	return PMC_COPY0_ZERO_CACHE;
+}
+
+/*
+ * A device blank or foreign to the probe: print the cache behind a zero
+ * copy 0, if any; true if it holds dirty blocks, which a dmsetup create
+ * would drop when it formats the device.
+ */
+static bool print_behind_zero_copy0(const char *path, struct cache_view *v)
+{
+	u8 sb[PMC_SB_SIZE];
+
+	if (!v->probed || (v->probe != PMC_PROBE_BLANK && v->probe != PMC_PROBE_FOREIGN) ||
+	    load_behind_zero_copy0(v, sb) != PMC_COPY0_ZERO_CACHE)
+		return false;
+	fprintf(stderr, "%s: superblock copy 0 is zero, but copy 1 holds the cache of %s (%" PRIu64
+		" blocks used, %" PRIu64 " dirty): a dmsetup create formats the device;\n"
+		"pmcache-tool repair --force brings the cache back (a wipe interrupted, or a\n"
+		"media error cleared with zeros?), wipe --force drops it\n", path,
+		v->meta.origin_name, v->st.used, v->st.dirty);
+	return v->st.dirty;
+}
+
+/*
+ * What stops the module from loading a cache that reads well here, printed;
+ * true if anything does. A superblock copy behind the other is noted only:
+ * the module rewrites it at load.
+ */
+static bool print_load_problems(const char *path, struct cache_view *v)
+{
+	struct pmc_meta probed;
+	const char *why;
+	bool refused = false;
+
+	if (pmc_meta_probe(&probed, v->map, v->size, &why) == PMC_PROBE_UNSUPPORTED) {
+		printf("refused:       this version of the module refuses to load it (%s)\n", why);
+		refused = true;
+	}
+	if (print_bad_sectors(v)) {
+		printf("refused:       DAX cannot map %s with bad sectors: the module cannot load\n"
+		       "               it (pmcache-tool rescue, then clear them)\n", path);
+		refused = true;
+	}
+	if (!v->meta.sb_copies_same)
+		printf("note:          superblock copy %u is damaged or behind copy %u (a torn\n"
+		       "               update): the module rewrites it at load, or pmcache-tool repair\n",
+		       !v->meta.sb_copy, v->meta.sb_copy);
+	return refused;
+}
+
 static int cmd_check(const char *path)
 {
 	struct cache_view v;
 	int r = load(path, &v, false);
+	bool refused;
 
-	if (r)
+	if (r) {
+		print_behind_zero_copy0(path, &v);
 		return r;
+	}
 	print_summary(path, &v);
+	refused = print_load_problems(path, &v);
 	if (v.st.corrupt || v.st.out_of_range) {
 		printf("result:        PROBLEMS (the module drops these records at load)\n");
+		return 1;
+	}
+	if (refused) {
+		printf("result:        PROBLEMS (%" PRIu64 " dirty blocks)\n", v.st.dirty);
 		return 1;
 	}
 	if (v.st.dirty)
@@ -260,12 +450,14 @@ static int cmd_dump(const char *path, bool records)
 	struct cache_view v;
 	u32 slot;
 	int r = load(path, &v, false);
+	bool refused;
 
 	if (r)
 		return r;
 	print_summary(path, &v);
+	refused = print_load_problems(path, &v);
 	if (!records)
-		return v.st.corrupt || v.st.out_of_range ? 1 : 0;
+		return v.st.corrupt || v.st.out_of_range || refused ? 1 : 0;
 	printf("slot oblock gen state\n");
 	for (slot = 0; slot < v.idx.nr_slots; slot++) {
 		u8 kind = pmc_slot_kind(&v.idx, slot);
@@ -276,25 +468,7 @@ static int cmd_dump(const char *path, bool records)
 		       pmc_key_gen(v.idx.slots[slot].key), kind == PMC_S_DIRTY ? "dirty" : "clean");
 	}
 	/* The exit status of check: the listing leaves out what failed to load. */
-	return v.st.corrupt || v.st.out_of_range ? 1 : 0;
-}
-
-/* @dir/@file of sysfs, its first line without the newline; false if none. */
-static bool sysfs_line(const char *dir, const char *file, char *buf, size_t len)
-{
-	char path[PATH_MAX];
-	FILE *f;
-	bool ok;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	ok = fgets(buf, (int)len, f);
-	fclose(f);
-	if (ok)
-		buf[strcspn(buf, "\n")] = 0;
-	return ok && *buf;
+	return v.st.corrupt || v.st.out_of_range || refused ? 1 : 0;
 }
 
 /* Does @hex (lower-case hex digits) spell the @len bytes of @id? */
@@ -424,26 +598,25 @@ static bool origin_is(const struct pmc_meta *m, const struct stat *os, char *wha
  */
 static bool backs_loop_device(const struct stat *fs, char *what, size_t len)
 {
-	char path[64], file[PATH_MAX];
+	char path[PATH_MAX], file[PATH_MAX];
+	struct dirent *e;
 	struct stat bs;
-	unsigned int n;
-	FILE *f;
+	DIR *d = opendir("/sys/block");
 	bool found = false;
 
-	for (n = 0; n < 256 && !found; n++) {
-		snprintf(path, sizeof(path), "/sys/block/loop%u/loop/backing_file", n);
-		f = fopen(path, "r");
-		if (!f)
+	/* Every loop device, not only loop0-255: losetup makes more on demand. */
+	while (d && !found && (e = readdir(d))) {
+		if (strncmp(e->d_name, "loop", 4))
 			continue;
-		if (fgets(file, sizeof(file), f)) {
-			file[strcspn(file, "\n")] = 0;
-			found = !stat(file, &bs) && bs.st_dev == fs->st_dev &&
-				bs.st_ino == fs->st_ino;
-		}
-		fclose(f);
+		snprintf(path, sizeof(path), "/sys/block/%s/loop", e->d_name);
+		if (!sysfs_line(path, "backing_file", file, sizeof(file)))
+			continue;
+		found = !stat(file, &bs) && bs.st_dev == fs->st_dev && bs.st_ino == fs->st_ino;
 		if (found)
-			snprintf(what, len, "/dev/loop%u", n);
+			snprintf(what, len, "/dev/%s", e->d_name);
 	}
+	if (d)
+		closedir(d);
 	return found;
 }
 
@@ -582,8 +755,12 @@ static int cmd_belongs(const char *cache, const char *origin)
 	u64 osize;
 	int fd, r = map_probe(cache, &v, true);
 
-	if (r)
+	/* Blank is anyone's, unless it hides dirty blocks the create would drop. */
+	if (r) {
+		if (print_behind_zero_copy0(cache, &v))
+			return 1;
 		return v.probed && v.probe == PMC_PROBE_BLANK ? 0 : r;
+	}
 	fd = open_dev_or_file(origin, O_RDONLY);
 	if (fd < 0) {
 		if (errno != EINVAL)
@@ -713,11 +890,10 @@ out:
  */
 static int cmd_repair(const char *cache, bool force)
 {
-	static const u8 zero[PMC_SB_SIZE];
 	u8 sb[PMC_SB_SIZE];
 	struct cache_view v;
+	enum pmc_copy0_zero behind;
 	unsigned int good;
-	const char *why;
 	ssize_t n;
 	u64 size;
 	int fd, r;
@@ -731,31 +907,18 @@ static int cmd_repair(const char *cache, bool force)
 		r = 2;
 		goto out;
 	}
-	/*
-	 * Copy 0 zero: blank to the probe, or foreign when cached data
-	 * happens to hold another format's signature. Is there a cache
-	 * behind it? Copy 1 is looked at as copy 0, in this process's
-	 * private mapping.
-	 */
-	if (!pmc_pmem_read(sb, v.map, PMC_SB_SIZE) && !memcmp(sb, zero, sizeof(sb))) {
-		if (pmc_pmem_read(sb, v.map + PMC_SB_SIZE, PMC_SB_SIZE)) {
-			fprintf(stderr,
-				"%s: superblock copy 0 zero, copy 1 unreadable: nothing to repair from\n",
-				cache);
-			r = 2;
-			goto out;
-		}
-		memcpy(v.map, sb, sizeof(sb));
-		if (pmc_meta_probe_read_only(&v.meta, v.map, v.size, &why) != PMC_PROBE_VALID) {
-			printf("%s is blank (copy 0 zero, no sound copy 1): nothing to repair\n",
-			       cache);
-			r = 0;
-			goto out;
-		}
+	behind = load_behind_zero_copy0(&v, sb);
+	if (behind == PMC_COPY0_ZERO_UNREADABLE) {
+		fprintf(stderr, "%s: superblock copy 0 zero, copy 1 unreadable: %s\n", cache,
+			"nothing to repair from");
+		r = 2;
+		goto out;
+	} else if (behind == PMC_COPY0_ZERO_BLANK) {
+		printf("%s is blank (copy 0 zero, no sound copy 1): nothing to repair\n", cache);
+		r = 0;
+		goto out;
+	} else if (behind == PMC_COPY0_ZERO_CACHE) {
 		good = 1;
-		r = recover(&v);
-		if (r)
-			goto out;
 		printf("%s: superblock copy 0 is zero; copy 1 is the cache of %s (%" PRIu64
 		       " blocks used, %" PRIu64 " dirty)\n", cache, v.meta.origin_name,
 		       v.st.used, v.st.dirty);
@@ -814,7 +977,9 @@ static int usage(FILE *to, int status)
 		"       pmcache-tool belongs <cache dev> <origin dev>\n"
 		"\n"
 		"Offline: not on a cache a live dm table uses.\n"
-		"  check   load the cache as the module would and report what it holds\n"
+		"  check   load the cache as the module would and report what it holds,\n"
+		"          and what would stop the module loading it (bad sectors the\n"
+		"          kernel lists in the device, features it does not know)\n"
 		"  dump    the same summary; --records lists every cached block\n"
 		"  rescue  write the newest copy of every dirty block to the origin\n"
 		"          (--dry-run: read and count them, write nothing, naming the\n"
@@ -832,7 +997,9 @@ static int usage(FILE *to, int status)
 		"          error there was cleared with zeros\n"
 		"  belongs exit 0 if the cache is bound to that origin (as the module\n"
 		"          decides: its disk id or name, and a size not smaller) or\n"
-		"          blank, 1 if bound to another (named), 2 if not a cache\n"
+		"          blank, 1 if bound to another (named) or if a zero copy 0\n"
+		"          hides a cache with dirty blocks (the create would format it),\n"
+		"          2 if not a cache\n"
 		"\n"
 		"Exit status: 0 sound or done, 1 problems found or dirty blocks in the way,\n"
 		"2 not a usable pmcache device, or wrong arguments.\n");
@@ -872,7 +1039,7 @@ int main(int argc, char **argv)
 	int ndev = 0, a;
 
 	/* A media error in the mapped device: -EIO from the reads, not a crash. */
-	pmc_pmem_catch_media_errors();
+	pmc_pmem_catch_media_errors(retry_read);
 	if (argc < 2)
 		return usage(stderr, 2);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))

@@ -38,7 +38,7 @@ static int run(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
 {
-	char cmd[512];
+	char cmd[1024];
 	va_list ap;
 	int st;
 
@@ -191,6 +191,131 @@ static void test_nvme_ids(const char *dir)
 	run("losetup -d %s", lo);
 }
 
+/*
+ * check names the bad sectors the kernel lists in the cache device, whose
+ * mapping DAX refuses: the module cannot load it. A loop device of the
+ * image stands for the pmem, a sysfs of its own lists them: as a disk, then
+ * as a partition starting at sector 2048 of a disk whose list is shifted.
+ */
+static void test_bad_sectors(const char *dir)
+{
+	/* LAYOUT CHECK-ARGS: check the loop device under that sysfs. */
+	static const char *const check_as =
+		"unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs none /sys/dev/block &&"
+		" d=%s/sys.$$ && mkdir -p $d/part && %s &&"
+		" ln -s $d/%s /sys/dev/block/$((0x$(stat -c %%t %s))):$((0x$(stat -c %%T %s))) &&"
+		" " TOOL " check %s' %s";
+	struct pmc_origin_id oid = { .sectors = ORIGIN_SECTORS, .name = "vdb" };
+	char img[160], lo[64] = "", cmd[256];
+	u8 uuid[16] = { 7 };
+	struct pmc_meta m;
+	FILE *p;
+	u8 *map;
+
+	if (geteuid() || run("unshare -m true") != 0) {
+		printf("ok # skip bad sectors: not root, or no mount namespace here\n");
+		return;
+	}
+	snprintf(img, sizeof(img), "%s/bad-sectors.img", dir);
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		exit(2);
+	put(&m, 0, 10, 0, 3, true);
+	munmap(map, PMEM_SIZE);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", img);
+	p = popen(cmd, "r");
+	if (!p || !fgets(lo, sizeof(lo), p)) {
+		printf("ok # skip bad sectors: no loop device here\n");
+		if (p)
+			pclose(p);
+		return;
+	}
+	pclose(p);
+	lo[strcspn(lo, "\n")] = 0;
+	ok(run(check_as, dir, "echo > $d/badblocks", "", lo, lo, lo, "| grep -q 'result: *sound'")
+	   == 0, "check: a cache device with an empty bad-sector list is sound");
+	ok(run(check_as, dir, "echo 4096 8 > $d/badblocks", "", lo, lo, lo, ">/dev/null") == 1 &&
+	   run(check_as, dir, "echo 4096 8 > $d/badblocks", "", lo, lo, lo,
+	       "| grep -q '8 at sector 4096 of the cache (bytes 2097152-2101247)'") == 0,
+	   "check: bad sectors in the cache device are named, exit 1 (the module cannot map it)");
+	ok(run(check_as, dir,
+	       "printf \"100 8\\n2040 10\\n\" > $d/badblocks && echo 1 > $d/part/partition &&"
+	       " echo 2048 > $d/part/start", "part", lo, lo, lo,
+	       "| grep -c '^bad sectors' | grep -qx 1") == 0 &&
+	   run(check_as, dir,
+	       "printf \"100 8\\n2040 10\\n\" > $d/badblocks && echo 1 > $d/part/partition &&"
+	       " echo 2048 > $d/part/start", "part", lo, lo, lo,
+	       "| grep -q '2 at sector 0 of the cache (bytes 0-1023)'") == 0,
+	   "check: a partition's bad sectors are its disk's, shifted by its start, cut at it");
+	run("losetup -d %s", lo);
+}
+
+/*
+ * A sector that fails every read, as a media error does (dm's error target
+ * over it, a loop device of the image around it): the mapping fails its
+ * whole page, and the tool reads the page's other sectors on their own.
+ * A bad sector among the records loses its 32 records, not the page's 256;
+ * one in superblock copy 1 leaves copy 0 in use.
+ */
+static void test_unreadable_sector(const char *dir)
+{
+	struct pmc_origin_id oid = { .sectors = ORIGIN_SECTORS, .name = "vdb" };
+	char img[160], org[160], lo[64] = "", cmd[256];
+	u8 uuid[16] = { 8 };
+	struct pmc_meta m;
+	unsigned int i;
+	FILE *p;
+	u8 *map;
+	int fd;
+
+	if (geteuid() || run("dmsetup version >/dev/null 2>&1") != 0) {
+		printf("ok # skip unreadable sector: not root, or no dmsetup here\n");
+		return;
+	}
+	snprintf(img, sizeof(img), "%s/bad-sector.img", dir);
+	snprintf(org, sizeof(org), "%s/bad-sector-origin.img", dir);
+	map = make_image(img);
+	if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
+		exit(2);
+	/* Slots 0-39: records in sectors 16 and 17, of page 2 (sectors 16-23). */
+	for (i = 0; i < 40; i++)
+		put(&m, i, 100 + i, 0, 1, true);
+	munmap(map, PMEM_SIZE);
+	fd = open(org, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 512ull))
+		exit(2);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", img);
+	p = popen(cmd, "r");
+	if (!p || !fgets(lo, sizeof(lo), p)) {
+		printf("ok # skip unreadable sector: no loop device here\n");
+		if (p)
+			pclose(p);
+		return;
+	}
+	pclose(p);
+	lo[strcspn(lo, "\n")] = 0;
+	/* BAD: the sector that fails. */
+	static const char *const table =
+		"printf '0 %u linear %s 0\\n%u 1 error\\n%u %u linear %s %u\\n' |"
+		" dmsetup create pmcache-tool-bad";
+	run("dmsetup remove pmcache-tool-bad 2>/dev/null");
+	ok(run(table, 18, lo, 18, 19, PMEM_SIZE / 512 - 19, lo, 19) == 0 &&
+	   run(TOOL " rescue /dev/mapper/pmcache-tool-bad %s 2>&1 | grep -q '^wrote 40 dirty'",
+	       org) == 0 &&
+	   run(TOOL " rescue /dev/mapper/pmcache-tool-bad %s >/dev/null 2>&1", org) == 1 &&
+	   origin_block_is(org, 100, 1) && origin_block_is(org, 139, 1),
+	   "rescue: a bad sector among the records loses those 32 records, not their page's");
+	run("dmsetup remove pmcache-tool-bad");
+	ok(run(table, 8, lo, 8, 9, PMEM_SIZE / 512 - 9, lo, 9) == 0 &&
+	   run(TOOL " check /dev/mapper/pmcache-tool-bad 2>&1 | grep -q '40 dirty blocks not on'")
+	   == 0 &&
+	   run(TOOL " check /dev/mapper/pmcache-tool-bad 2>&1 | grep -q 'copy 1 is damaged'") == 0,
+	   "check: a bad sector in superblock copy 1 leaves copy 0 in use, noted");
+	run("dmsetup remove pmcache-tool-bad");
+	run("losetup -d %s", lo);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/pmcache-tool-test.XXXXXX", img[128], org[128], bad[128];
@@ -333,6 +458,13 @@ int main(void)
 			ok(run(TOOL " rescue %s %s 2>&1 | grep -q 'backs %s'", img, org, lo) == 0,
 			   "rescue: refuses an image file a loop device uses, naming the device");
 			run("losetup -d %s", lo);
+			/* losetup makes loop devices past 255 on demand. */
+			if (run("losetup /dev/loop300 %s", org) == 0) {
+				ok(run(TOOL " rescue %s %s 2>&1 | grep -q 'backs /dev/loop300'",
+				       img, org) == 0,
+				   "rescue: refuses an image file that loop300 uses");
+				run("losetup -d /dev/loop300");
+			}
 		} else {
 			printf("# skipped: no loop device for the backing-file check\n");
 		}
@@ -376,6 +508,11 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
 	   "check: a zeroed superblock copy 0 reads as blank (a reset)");
+	ok(run(TOOL " check %s 2>&1 | grep -q 'copy 1 holds the cache of vdb (1 blocks used, 1 dirty)'",
+	       bad) == 0, "check: names the cache a zeroed copy 0 hides");
+	ok(run(TOOL " belongs %s /dev/null 2>&1 | grep -q 'a dmsetup create formats'", bad) == 0 &&
+	   run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 1,
+	   "belongs: a zeroed copy 0 hiding dirty blocks exits 1 (a create would format them away)");
 	ok(run(TOOL " repair %s 2>&1 | grep -q '1 dirty)'", bad) == 0 &&
 	   run(TOOL " repair %s >/dev/null 2>&1", bad) == 1 &&
 	   run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
@@ -388,12 +525,21 @@ int main(void)
 	   "repair: the two copies are the same again");
 	ok(run(TOOL " repair %s | grep -q 'both superblock copies are sound'", bad) == 0,
 	   "repair: two sound copies are nothing to do, exit 0");
+	map = make_image(bad);
+	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
+	put(&m, 0, 10, 0, 1, false);
+	memset(map, 0, 512);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 0,
+	   "belongs: a zeroed copy 0 hiding clean blocks only is blank (exit 0)");
 	/* Copy 1 with a bad checksum: rewritten from copy 0. */
 	map = make_image(bad);
 	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);
 	put(&m, 0, 10, 0, 1, true);
 	map[PMC_SB_SIZE + 16] ^= 1;
 	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " check %s | grep -q 'copy 1 is damaged or behind copy 0'", bad) == 0,
+	   "check: a superblock copy that fails its checksum is noted, exit 0");
 	ok(run(TOOL " repair %s | grep -q 'copy 1 rewritten from copy 0'", bad) == 0 &&
 	   run("cmp -n %u %s %s -i 0:%u", PMC_SB_SIZE, bad, bad, PMC_SB_SIZE) == 0,
 	   "repair: a copy failing its checksum is rewritten from the other");
@@ -453,8 +599,10 @@ int main(void)
 		   "probe: an unknown ro_compat feature refuses a writer, not a reader");
 	}
 	munmap(map, PMEM_SIZE);
-	ok(run(TOOL " check %s | grep -q '1 dirty blocks not on the origin'", bad) == 0,
-	   "check: reads a cache with an unknown ro_compat feature");
+	ok(run(TOOL " check %s >/dev/null", bad) == 1 &&
+	   run(TOOL " check %s | grep -q 'PROBLEMS (1 dirty blocks)'", bad) == 0 &&
+	   run(TOOL " check %s | grep -q 'module refuses to load it (unsupported'", bad) == 0,
+	   "check: reads a cache with an unknown ro_compat feature, exit 1: the module refuses it");
 
 	/* Something else altogether. */
 	map = make_image(bad);
@@ -493,7 +641,7 @@ int main(void)
 	{
 		u8 buf[64];
 
-		pmc_pmem_catch_media_errors();
+		pmc_pmem_catch_media_errors(NULL);
 		ok(pmc_pmem_read(buf, map, sizeof(buf)) == 0 &&
 		   pmc_pmem_read(buf, map + 4096, sizeof(buf)) == -EIO &&
 		   pmc_pmem_read(buf, map, sizeof(buf)) == 0,
@@ -516,6 +664,8 @@ int main(void)
 	   "check and rescue: a FIFO is refused at once");
 
 	test_nvme_ids(dir);
+	test_bad_sectors(dir);
+	test_unreadable_sector(dir);
 
 	run("rm -rf %s", dir);
 	printf("# test_tools: %d failed\n", failures);

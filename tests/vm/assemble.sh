@@ -4,14 +4,16 @@
 # creates what the file lists (feature args counted), reports a bad line by
 # its number and still creates the others, leaves existing devices alone
 # (a second run changes nothing) but names a device of a listed name that
-# is not pmcache (--stop leaves it too), takes CRLF line ends, refuses
-# quotes, waits for a device that appears late, refuses "format" and a
-# cache device holding another origin's cache, and --stop removes the
+# is not pmcache (--stop leaves it too) or a pmcache device over other
+# devices, takes CRLF line ends, refuses
+# quotes, waits for a device that appears late, refuses "format", a
+# cache device holding another origin's cache and one whose zeroed
+# superblock copy 0 hides dirty blocks (a create would format it), and --stop removes the
 # devices; created again, the cache holds every block written before (fio
 # verify).
 . "$SCRIPTDIR/lib.sh"
 
-dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+dd if=/dev/zero of="$PMEM" bs=4096 count=2 2>/dev/null
 tab=/tmp/pmcachetab
 cat > "$tab" <<EOT
 # name   cache   origin   feature args
@@ -37,10 +39,27 @@ pmcache-assemble -f "$tab" -w 1 >/tmp/out 2>&1 || { cat /tmp/out; fail "second r
 grep -q "fast exists already" /tmp/out || { cat /tmp/out; fail "second run did not leave fast alone"; }
 assert_eq "$(dmsetup status fast)" "$before" "status after a second run"
 
+log "a line naming other devices than the pmcache device of its name has: left alone, named"
+echo "fast $ORIGIN $PMEM" > /tmp/tab2
+rc=0; pmcache-assemble -f /tmp/tab2 -w 1 >/tmp/out 2>&1 || rc=$?
+cat /tmp/out
+assert_eq "$rc" 3 "exit status of a line whose devices the device of its name does not use"
+grep -q "/tmp/tab2:1: a pmcache device fast exists over $(dev_t_of "$PMEM") and $(dev_t_of "$ORIGIN")" /tmp/out ||
+	fail "a pmcache device over other devices passed for the line's"
+assert_eq "$(dmsetup status fast)" "$before" "status after the mismatched line"
+
 log "--stop, then assemble again: the cache comes back with its blocks"
 pmcache-assemble -f "$tab" --stop || fail "--stop"
 dmsetup info fast >/dev/null 2>&1 && fail "fast still there after --stop"
-pmcache-assemble -f "$tab" -w 1 >/dev/null || fail "assemble after --stop"
+log "superblock copy 0 zeroed (a media error cleared so), dirty blocks behind it: not formatted at boot"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 oflag=direct 2>/dev/null || fail "zeroing copy 0"
+rc=0; pmcache-assemble -f "$tab" -w 1 >/tmp/out 2>&1 || rc=$?
+cat /tmp/out
+assert_eq "$rc" 3 "exit status over a zero copy 0 hiding dirty blocks"
+grep -q "copy 1 holds the cache of" /tmp/out || fail "the cache behind copy 0 is not named"
+dmsetup info fast >/dev/null 2>&1 && fail "fast created over a zero copy 0 hiding dirty blocks"
+pmcache-tool repair "$PMEM" --force >/dev/null || fail "repair --force"
+pmcache-assemble -f "$tab" -w 1 >/dev/null || fail "assemble after --stop and the repair"
 [ "$(dm_status_field fast 4)" -gt 0 ] || fail "the dirty blocks did not come back"
 fio $job --verify_only=1 >/dev/null || fail "data after --stop and assemble"
 
@@ -62,7 +81,7 @@ assert_eq "$(pmcache-tool check "$PMEM" | awk '/^blocks:/ { print $4 }')" "$used
 dm_remove otherorigin
 
 log "an origin that appears 3 s late; format (in any case, as the kernel reads it) refused"
-dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+dd if=/dev/zero of="$PMEM" bs=4096 count=2 2>/dev/null
 cat > "$tab" <<EOT
 late $PMEM /dev/mapper/lateorigin
 fmt $PMEM $ORIGIN Format
@@ -97,7 +116,7 @@ assert_eq "$rc" 3 "exit status with two missing devices"
 [ "$took" -lt 7 ] || { cat /tmp/out; fail "each line waited on its own: $took s for two lines at -w 4"; }
 
 log "a file with CRLF line ends; a quoted field; a device of that name that is not pmcache"
-dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+dd if=/dev/zero of="$PMEM" bs=4096 count=2 2>/dev/null
 dmsetup create other --table "0 $half linear $ORIGIN 0" || fail "create other"
 printf 'crlf %s %s mode writeback\r\nquoted "%s" %s\nother %s %s\n' \
 	"$PMEM" "$ORIGIN" "$PMEM" "$ORIGIN" "$PMEM" "$ORIGIN" > "$tab"

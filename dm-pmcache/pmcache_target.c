@@ -14,6 +14,7 @@
 #include <linux/module.h>
 #include <linux/init.h>
 #include <linux/bio.h>
+#include <linux/badblocks.h>
 #include <linux/blkdev.h>
 #include <linux/dax.h>
 #include <linux/pfn_t.h>
@@ -334,7 +335,17 @@ static int pmc_map_pmem(struct pmc_cache *c, char **error)
 				DAX_ACCESS, &kaddr, &pfn);
 	dax_read_unlock(id);
 	if (got < 0) {
-		*error = "cannot map the cache device (dax_direct_access failed)";
+		/*
+		 * pmem refuses to map a range that holds a bad block: the cache
+		 * cannot be loaded until the blocks are cleared, which loses
+		 * what they held (dm-writecache is refused alike).
+		 */
+		struct badblocks *bb = bdev->bd_disk->bb;
+
+		if (bb && READ_ONCE(bb->count))
+			*error = "cache device has bad blocks, which DAX does not map";
+		else
+			*error = "cannot map the cache device (dax_direct_access failed)";
 		return got;
 	}
 	if (got < pages) {
@@ -2117,6 +2128,22 @@ static int pmc_register(struct pmc_cache *c, char **error)
 		return -EBUSY;
 	}
 	list_for_each_entry(o, &pmc_devices, devices_node) {
+		/*
+		 * One table's cache device, another's origin: writes to the
+		 * origin would land in the cache under it. Its own device's
+		 * too: a reload onto another cache device blanks the one it
+		 * leaves (pmc_drop_replaced_cache), here the new origin.
+		 */
+		if (o->cache_dev->bdev == c->origin_dev->bdev) {
+			*error = "the origin is the cache device of a pmcache device";
+			r = -EBUSY;
+			break;
+		}
+		if (o->origin_dev->bdev == c->cache_dev->bdev) {
+			*error = "the cache device is the origin of a pmcache device";
+			r = -EBUSY;
+			break;
+		}
 		if (dm_table_get_md(o->ti->table) == md)
 			continue;
 		if (o->cache_dev->bdev == c->cache_dev->bdev) {
@@ -2759,7 +2786,6 @@ static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
 		pmc_sum_stats(c, &c->stats_base);
 		c->inherited_errors = 0;
 		c->load_corrupt = 0;
-		c->load_unreadable = 0;
 		mutex_unlock(&pmc_devices_lock);
 		return 0;
 	}

@@ -127,6 +127,23 @@ if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/oa pmcache_table | dmsetup cr
 fi
 dmesg | grep -q "pmcache: the origin is cached by another pmcache device" ||
 	{ dmesg | tail -3; fail "no reason given"; }
+log "one device's cache device, another's origin: refused"
+dmesg -c >/dev/null
+if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa pmcache_table | dmsetup create pc2 2>/dev/null; then
+	fail "a device whose origin is another's cache device"
+fi
+dmesg | grep -q "pmcache: the origin is the cache device of a pmcache device" ||
+	{ dmesg | tail -3; fail "no reason given for an origin that is a cache device"; }
+[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+log "a reload whose origin is the device's own cache device: refused, the cache kept"
+dmesg -c >/dev/null
+table=$(dmsetup table pc)
+CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa pmcache_table | dmsetup load pc 2>/dev/null &&
+	fail "a reload onto the old cache device as its origin"
+dmesg | grep -q "pmcache: the origin is the cache device of a pmcache device" ||
+	{ dmesg | tail -3; fail "no reason given for the reload"; }
+dmsetup suspend pc && dmsetup resume pc || fail "suspend/resume after the refused reload"
+assert_eq "$(dmsetup table pc)" "$table" "the table after the refused reload"
 log "a reload onto another cache device leaves no dirty block behind"
 job4="--name=w4 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --verify=crc32c --verify_fatal=1"
 job5="--name=w5 --filename=/dev/mapper/pc --direct=1 --rw=randwrite --bs=4k --size=2M --offset=8M --verify=crc32c --verify_fatal=1"

@@ -192,10 +192,7 @@ struct pmc_cache {
 	/*
 	 * Under pmc_devices_lock: records dropped at load (corrupt or beyond
 	 * the origin), counted as errors; of them, the unreadable ones, which
-	 * stay where they are and so are counted again by the next load: the
-	 * hand-over to it takes them off. clear_stats zeroes the first, not
-	 * the second: after it, the heir's count is taken off all the same
-	 * (its inherited_errors wraps below 0, its sum comes back to 0).
+	 * stay where they are and so are counted again by the next load.
 	 */
 	u64 load_corrupt;
 	u64 load_unreadable;

@@ -2786,6 +2786,7 @@ static int pmc_message(struct dm_target *ti, unsigned int argc, char **argv,
 		pmc_sum_stats(c, &c->stats_base);
 		c->inherited_errors = 0;
 		c->load_corrupt = 0;
+		c->load_unreadable = 0;
 		mutex_unlock(&pmc_devices_lock);
 		return 0;
 	}

@@ -508,7 +508,7 @@ static int meta_scan(struct pmc_meta *m, struct pmc_index *idx, u64 origin_block
 
 		if (!(slot % PMC_RESCHED_EVERY))
 			cond_resched();
-		if (pmc_pmem_read(&rec, &m->recs[slot], sizeof(rec))) {
+		if (pmc_pmem_read_record(&rec, &m->recs[slot], sizeof(rec))) {
 			/* Unreadable record: the slot is lost, not reused. */
 			st->corrupt++;
 			st->unreadable++;

@@ -56,8 +56,22 @@ static bool pmc_fail_this_read(void)
 {
 	return pmc_fault_take(&fail_reads);
 }
+
+static int fail_record_reads;
+module_param(fail_record_reads, int, 0600);
+MODULE_PARM_DESC(fail_record_reads, "test build: fail this many of the next record reads at load");
+
+static bool pmc_fail_this_record_read(void)
+{
+	return pmc_fault_take(&fail_record_reads);
+}
 #else
 static inline bool pmc_fail_this_read(void)
+{
+	return false;
+}
+
+static inline bool pmc_fail_this_record_read(void)
 {
 	return false;
 }
@@ -71,6 +85,13 @@ int pmc_pmem_read(void *dst, const void *src, size_t len)
 	if (pmc_fail_this_read())
 		return -EIO;
 	return copy_mc_to_kernel(dst, src, len) ? -EIO : 0;
+}
+
+int pmc_pmem_read_record(void *dst, const void *src, size_t len)
+{
+	if (pmc_fail_this_record_read())
+		return -EIO;
+	return pmc_pmem_read(dst, src, len);
 }
 
 /*
@@ -218,8 +239,11 @@ void pmc_pmem_fence(void)
 		_mm_sfence();
 }
 
-/* Where a SIGBUS returns to: the one reading thread (pmcache-tool has one). */
-/* volatile: else the store before the copy is dead to the compiler, the handler unseen. */
+/*
+ * Where a SIGBUS returns to: the one thread (pmcache-tool has one).
+ * volatile, and fenced against the accesses it guards: else the store
+ * arming it is dead to the compiler, which sees nothing read it.
+ */
 static sigjmp_buf *volatile media_error_jmp;
 static int (*media_error_retry)(void *dst, const void *src, size_t len);
 
@@ -231,6 +255,18 @@ static void on_sigbus(int sig)
 	raise(sig);
 }
 
+static void arm_media_error(sigjmp_buf *jb)
+{
+	media_error_jmp = jb;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static void disarm_media_error(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	media_error_jmp = NULL;
+}
+
 static int catching_read(void *dst, const void *src, size_t len)
 {
 	sigjmp_buf jb;
@@ -239,15 +275,56 @@ static int catching_read(void *dst, const void *src, size_t len)
 		media_error_jmp = NULL;
 		return media_error_retry ? media_error_retry(dst, src, len) : -EIO;
 	}
-	media_error_jmp = &jb;
+	arm_media_error(&jb);
 	memcpy(dst, src, len);
-	media_error_jmp = NULL;
+	disarm_media_error();
 	return 0;
+}
+
+/*
+ * The tool's stores go to its private mapping (recovery clears records
+ * there): a page the device cannot read cannot be copied for them either.
+ * Such a store is dropped; the device is never written through the map.
+ */
+static void catching_copy(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		media_error_jmp = NULL;
+		return;
+	}
+	arm_media_error(&jb);
+	memcpy(dst, src, len);
+	disarm_media_error();
+}
+
+static void catching_zero(void *dst, size_t len)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		media_error_jmp = NULL;
+		return;
+	}
+	arm_media_error(&jb);
+	memset(dst, 0, len);
+	disarm_media_error();
+}
+
+static void catching_store64(__le64 *dst, __le64 val)
+{
+	catching_copy(dst, &val, sizeof(val));
 }
 
 void pmc_pmem_catch_media_errors(int (*retry)(void *dst, const void *src, size_t len))
 {
-	static const struct pmc_pmem_hooks hooks = { .read = catching_read };
+	static const struct pmc_pmem_hooks hooks = {
+		.read = catching_read,
+		.copy = catching_copy,
+		.zero = catching_zero,
+		.store64 = catching_store64,
+	};
 	struct sigaction sa = { .sa_handler = on_sigbus };
 
 	media_error_retry = retry;
@@ -261,6 +338,11 @@ int pmc_pmem_read(void *dst, const void *src, size_t len)
 		return pmc_hooks->read(dst, src, len);
 	memcpy(dst, src, len);
 	return 0;
+}
+
+int pmc_pmem_read_record(void *dst, const void *src, size_t len)
+{
+	return pmc_pmem_read(dst, src, len);
 }
 
 #endif /* __KERNEL__ */

@@ -20,6 +20,12 @@
 void pmc_pmem_zero(void *dst, size_t len);
 /* Read from pmem; -EIO on a media error instead of a machine check. */
 int pmc_pmem_read(void *dst, const void *src, size_t len);
+/*
+ * The same, for a record read at load: test builds of the module fail the
+ * next fail_record_reads of them (tests/vm/media-error), a record that a
+ * media error makes unreadable.
+ */
+int pmc_pmem_read_record(void *dst, const void *src, size_t len);
 
 #ifdef __KERNEL__
 /*
@@ -86,8 +92,9 @@ void pmc_pmem_set_hooks(const struct pmc_pmem_hooks *hooks);
  * there is a SIGBUS. After this call pmc_pmem_read returns -EIO for it, as
  * the kernel's copy_mc does, and the reader goes on; or, with @retry, what
  * @retry returns for that read: the mapping fails a whole page for one bad
- * sector, and @retry may read the sectors around it another way. Installs
- * the read hook (and a SIGBUS handler): not for use with other hooks.
+ * sector, and @retry may read the sectors around it another way. Stores
+ * into such a page (the mapping is private) are dropped. Installs the
+ * hooks (and a SIGBUS handler): not for use with other hooks.
  */
 void pmc_pmem_catch_media_errors(int (*retry)(void *dst, const void *src, size_t len));
 #endif

@@ -343,7 +343,7 @@ enum pmc_copy0_zero {
 	PMC_COPY0_NOT_ZERO,
 	PMC_COPY0_ZERO_BLANK,		/* and no sound copy 1: a blank device */
 	PMC_COPY0_ZERO_CACHE,		/* a sound copy 1 behind it, loaded */
-	PMC_COPY0_ZERO_UNREADABLE,	/* copy 1 unreadable */
+	PMC_COPY0_ZERO_UNREADABLE,	/* copy 1 unreadable, or no memory to load it */
 };
 
 /*
@@ -363,11 +363,11 @@ static enum pmc_copy0_zero load_behind_zero_copy0(struct cache_view *v, u8 *sb)
 		return PMC_COPY0_NOT_ZERO;
 	if (pmc_pmem_read(sb, v->map + PMC_SB_SIZE, PMC_SB_SIZE))
 		return PMC_COPY0_ZERO_UNREADABLE;
-	memcpy(v->map, sb, PMC_SB_SIZE);
-	if (pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why) != PMC_PROBE_VALID ||
-	    recover(v))
+	pmc_pmem_copy(v->map, sb, PMC_SB_SIZE);
+	if (pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why) != PMC_PROBE_VALID)
 		return PMC_COPY0_ZERO_BLANK;
-	return PMC_COPY0_ZERO_CACHE;
+	/* Out of memory: what copy 1 holds is not known, as when unreadable. */
+	return recover(v) ? PMC_COPY0_ZERO_UNREADABLE : PMC_COPY0_ZERO_CACHE;
 }
 
 /*
@@ -828,9 +828,15 @@ static int cmd_wipe(const char *cache, bool force)
 		goto out;
 	}
 	if (v.probe == PMC_PROBE_BLANK) {
-		printf("%s is blank already: the next dmsetup create formats it\n", cache);
+		u8 sb[PMC_SB_SIZE];
+
+		/* A cache behind a zero copy 0 is wiped as any: its dirty blocks need --force. */
+		if (load_behind_zero_copy0(&v, sb) != PMC_COPY0_ZERO_CACHE) {
+			printf("%s is blank already: the next dmsetup create formats it\n", cache);
+			r = 0;
+			goto out;
+		}
 		r = 0;
-		goto out;
 	}
 	if (r == 2 && !force) {
 		/* load() said what it found: another format, or a damaged cache. */

@@ -513,6 +513,9 @@ int main(void)
 	ok(run(TOOL " belongs %s /dev/null 2>&1 | grep -q 'a dmsetup create formats'", bad) == 0 &&
 	   run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 1,
 	   "belongs: a zeroed copy 0 hiding dirty blocks exits 1 (a create would format them away)");
+	ok(run(TOOL " wipe %s 2>&1 | grep -q '1 dirty blocks: rescue them first'", bad) == 0 &&
+	   run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 1,
+	   "wipe: dirty blocks behind a zeroed copy 0 need --force, nothing written without");
 	ok(run(TOOL " repair %s 2>&1 | grep -q '1 dirty)'", bad) == 0 &&
 	   run(TOOL " repair %s >/dev/null 2>&1", bad) == 1 &&
 	   run(TOOL " check %s 2>&1 | grep -q blank", bad) == 0,
@@ -532,6 +535,12 @@ int main(void)
 	munmap(map, PMEM_SIZE);
 	ok(run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 0,
 	   "belongs: a zeroed copy 0 hiding clean blocks only is blank (exit 0)");
+	map = image_with_sector0_zeroed(bad, &m, &oid, uuid);
+	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " wipe %s --force >/dev/null 2>&1", bad) == 0 &&
+	   run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 0 &&
+	   run(TOOL " repair %s --force 2>&1 | grep -q 'is blank'", bad) == 0,
+	   "wipe --force: a cache behind a zeroed copy 0 is wiped too (blank, nothing to repair)");
 	/* Copy 1 with a bad checksum: rewritten from copy 0. */
 	map = make_image(bad);
 	pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0);

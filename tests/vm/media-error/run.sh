@@ -16,6 +16,9 @@
 #    error is counted, the flush fails; then all of it is written back.
 #    In writethrough, with nothing else to kick it, a drain that a failed
 #    origin flush stopped starts again by itself.
+#  - fail_record_reads=N fails the next N record reads at load: such a
+#    record may be a dirty block's, so a reload onto another cache device
+#    is refused, and the cache device keeps it.
 . "$SCRIPTDIR/lib.sh"
 
 knob=/sys/module/dm_pmcache/parameters/fail_reads
@@ -202,4 +205,41 @@ assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "retry: errors"
 fio --name=retry --filename="$ORIGIN" $job --rw=write --size=40k --offset=48M \
 	--verify_only=1 >/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "retry: the origin's blocks"; }
 dm_remove pc
+
+log "a record unreadable at load counts as dirty: a move to another cache device is refused, the cache kept"
+rknob=/sys/module/dm_pmcache/parameters/fail_record_reads
+pm=$(sectors "$PMEM")
+dmsetup create pa --table "0 $((pm / 2)) linear $PMEM 0" || fail "move: create pa"
+dmsetup create pb --table "0 $((pm / 2)) linear $PMEM $((pm / 2))" || fail "move: create pb"
+dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=2 2>/dev/null
+dd if=/dev/zero of=/dev/mapper/pb bs=4096 count=2 2>/dev/null
+CACHE_DEV=/dev/mapper/pa pmcache_create pc sequential_cutoff 0
+fio --name=mv --filename=$dev $job --rw=write --size=1M --offset=0 --do_verify=0 >/dev/null ||
+	fail "move: write"
+dmsetup message pc 0 flush || fail "move: flush"
+dm_remove pc
+echo 1 > "$rknob"
+dmesg -c >/dev/null
+CACHE_DEV=/dev/mapper/pa pmcache_create pc sequential_cutoff 0
+assert_eq "$(cat "$rknob")" 0 "move: the record read that was to fail"
+assert_eq "$(dm_status_field pc 4)" 0 "move: dirty blocks"
+[ "$(dm_status_field pc 11)" -ge 1 ] || fail "move: the unreadable record is no error: $(dmsetup status pc)"
+used=$(dm_status_field pc 3)
+dmesg -c >/dev/null
+if CACHE_DEV=/dev/mapper/pb pmcache_table sequential_cutoff 0 | dmsetup reload pc 2>/dev/null; then
+	fail "move: a reload onto another cache device accepted over an unreadable record"
+fi
+dmesg | grep -q "1 unreadable records count as dirty" ||
+	{ dmesg | tail -3; fail "move: the refusal does not name the unreadable record"; }
+dm_remove pc
+# Read well now: the cache holds every block it held, the one behind that
+# record (slot 0's, the first read) too, if it held one.
+pmcache-tool check /dev/mapper/pa >/tmp/out 2>&1 || { cat /tmp/out; fail "move: check of the kept cache"; }
+want=$used
+pmcache-tool dump /dev/mapper/pa --records | grep -q '^0 ' && want=$((used + 1))
+grep -q "^blocks: .* $want used" /tmp/out || { cat /tmp/out; fail "move: not $want blocks kept"; }
+fio --name=mv --filename="$ORIGIN" $job --rw=write --size=1M --offset=0 --verify_only=1 \
+	>/dev/null || fail "move: the origin's blocks"
+dm_remove pa
+dm_remove pb
 log "ok"

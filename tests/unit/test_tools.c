@@ -79,6 +79,35 @@ static u8 *make_image(const char *path)
 	return map == MAP_FAILED ? NULL : map;
 }
 
+/* An origin image of @sectors, all zero. */
+static void make_origin(const char *path, u64 sectors)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || ftruncate(fd, (off_t)(sectors * 512)))
+		exit(2);
+	close(fd);
+}
+
+/* Attach @path to a free loop device, named into @lo; false if none. */
+static bool loop_attach(const char *path, char *lo, size_t len)
+{
+	char cmd[256];
+	bool got;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", path);
+	p = popen(cmd, "r");
+	if (!p)
+		return false;
+	got = fgets(lo, (int)len, p);
+	pclose(p);
+	if (!got)
+		return false;
+	lo[strcspn(lo, "\n")] = 0;
+	return *lo;
+}
+
 /*
  * A cache image holding one dirty block (10), its first sector zeroed: a
  * media error there cleared with a write of zeros. Still mapped.
@@ -135,9 +164,7 @@ static void test_nvme_ids(const char *dir)
 	char img[160], org[160], lo[64] = "";
 	u8 uuid[16] = { 4, 5, 6 };
 	struct pmc_meta m;
-	FILE *p;
 	u8 *map;
-	int fd;
 
 	if (geteuid() || run("unshare -m true && losetup -f >/dev/null") != 0) {
 		printf("ok # skip NVMe ids: not root, or no mount namespace or loop device here\n");
@@ -150,23 +177,10 @@ static void test_nvme_ids(const char *dir)
 		exit(2);
 	put(&m, 0, 10, 0, 3, true);
 	munmap(map, PMEM_SIZE);
-	fd = open(org, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 512ull))
-		exit(2);
-	close(fd);
-	{
-		char cmd[256];
-
-		snprintf(cmd, sizeof(cmd), "losetup -f --show %s", org);
-		p = popen(cmd, "r");
-		if (!p || !fgets(lo, sizeof(lo), p)) {
-			ok(false, "NVMe ids: losetup");
-			if (p)
-				pclose(p);
-			return;
-		}
-		pclose(p);
-		lo[strcspn(lo, "\n")] = 0;
+	make_origin(org, ORIGIN_SECTORS);
+	if (!loop_attach(org, lo, sizeof(lo))) {
+		ok(false, "NVMe ids: losetup");
+		return;
 	}
 	ok(run(rescue_as, dir, "nvme0n1", "00112233-4455-6677-8899-aabbccddeef0", "nguid", lo, lo,
 	       img, lo) == 2 && origin_block_is(org, 10, -1),
@@ -206,10 +220,9 @@ static void test_bad_sectors(const char *dir)
 		" ln -s $d/%s /sys/dev/block/$((0x$(stat -c %%t %s))):$((0x$(stat -c %%T %s))) &&"
 		" " TOOL " check %s' %s";
 	struct pmc_origin_id oid = { .sectors = ORIGIN_SECTORS, .name = "vdb" };
-	char img[160], lo[64] = "", cmd[256];
+	char img[160], lo[64] = "";
 	u8 uuid[16] = { 7 };
 	struct pmc_meta m;
-	FILE *p;
 	u8 *map;
 
 	if (geteuid() || run("unshare -m true") != 0) {
@@ -222,16 +235,10 @@ static void test_bad_sectors(const char *dir)
 		exit(2);
 	put(&m, 0, 10, 0, 3, true);
 	munmap(map, PMEM_SIZE);
-	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", img);
-	p = popen(cmd, "r");
-	if (!p || !fgets(lo, sizeof(lo), p)) {
+	if (!loop_attach(img, lo, sizeof(lo))) {
 		printf("ok # skip bad sectors: no loop device here\n");
-		if (p)
-			pclose(p);
 		return;
 	}
-	pclose(p);
-	lo[strcspn(lo, "\n")] = 0;
 	ok(run(check_as, dir, "echo > $d/badblocks", "", lo, lo, lo, "| grep -q 'result: *sound'")
 	   == 0, "check: a cache device with an empty bad-sector list is sound");
 	ok(run(check_as, dir, "echo 4096 8 > $d/badblocks", "", lo, lo, lo, ">/dev/null") == 1 &&
@@ -259,14 +266,16 @@ static void test_bad_sectors(const char *dir)
  */
 static void test_unreadable_sector(const char *dir)
 {
+	/* The image's loop device, but for one sector that fails every read. */
+	static const char *const table =
+		"printf '0 %u linear %s 0\\n%u 1 error\\n%u %u linear %s %u\\n' |"
+		" dmsetup create pmcache-tool-bad";
 	struct pmc_origin_id oid = { .sectors = ORIGIN_SECTORS, .name = "vdb" };
-	char img[160], org[160], lo[64] = "", cmd[256];
+	char img[160], org[160], lo[64] = "";
 	u8 uuid[16] = { 8 };
 	struct pmc_meta m;
 	unsigned int i;
-	FILE *p;
 	u8 *map;
-	int fd;
 
 	if (geteuid() || run("dmsetup version >/dev/null 2>&1") != 0) {
 		printf("ok # skip unreadable sector: not root, or no dmsetup here\n");
@@ -281,24 +290,11 @@ static void test_unreadable_sector(const char *dir)
 	for (i = 0; i < 40; i++)
 		put(&m, i, 100 + i, 0, 1, true);
 	munmap(map, PMEM_SIZE);
-	fd = open(org, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 512ull))
-		exit(2);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", img);
-	p = popen(cmd, "r");
-	if (!p || !fgets(lo, sizeof(lo), p)) {
+	make_origin(org, ORIGIN_SECTORS);
+	if (!loop_attach(img, lo, sizeof(lo))) {
 		printf("ok # skip unreadable sector: no loop device here\n");
-		if (p)
-			pclose(p);
 		return;
 	}
-	pclose(p);
-	lo[strcspn(lo, "\n")] = 0;
-	/* BAD: the sector that fails. */
-	static const char *const table =
-		"printf '0 %u linear %s 0\\n%u 1 error\\n%u %u linear %s %u\\n' |"
-		" dmsetup create pmcache-tool-bad";
 	run("dmsetup remove pmcache-tool-bad 2>/dev/null");
 	ok(run(table, 18, lo, 18, 19, PMEM_SIZE / 512 - 19, lo, 19) == 0 &&
 	   run(TOOL " rescue /dev/mapper/pmcache-tool-bad %s 2>&1 | grep -q '^wrote 40 dirty'",
@@ -341,14 +337,8 @@ int main(void)
 	put(&m, 4, 13, 0, 1, true);		/* block 13, dirty */
 	munmap(map, PMEM_SIZE);
 
-	fd = open(org, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 512ull))
-		return 2;
-	close(fd);
-	fd = open(bad, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, ORIGIN_SECTORS * 256ull))
-		return 2;
-	close(fd);
+	make_origin(org, ORIGIN_SECTORS);
+	make_origin(bad, ORIGIN_SECTORS / 2);
 
 	ok(run(TOOL " check %s >/dev/null", img) == 0, "check: a clean cache exits 0");
 	ok(run(TOOL " dump %s --records | grep -q '^3 12 5 dirty$'", img) == 0,
@@ -440,16 +430,9 @@ int main(void)
 
 	/* An image file behind a loop device: O_EXCL cannot guard it. */
 	{
-		char cmd[256], lo[64] = "";
-		FILE *f;
+		char lo[64] = "";
 
-		snprintf(cmd, sizeof(cmd), "losetup -f --show %s", org);
-		f = popen(cmd, "r");
-		if (f && fgets(lo, sizeof(lo), f))
-			lo[strcspn(lo, "\n")] = 0;
-		if (f)
-			pclose(f);
-		if (*lo) {
+		if (loop_attach(org, lo, sizeof(lo))) {
 			map = make_image(img);
 			if (!map || pmc_meta_format(&m, map, PMEM_SIZE, BS, &oid, uuid, 0))
 				return 2;

@@ -177,8 +177,8 @@ struct pmc_cache {
 	 * (writeback's check, pmc_pmem_probe): freed meanwhile, one is never
 	 * handed out again while this table is loaded, as a dropped clean
 	 * copy's slot is not (it stays BUSY). A write does not clear a media
-	 * error. A clean copy, which eviction hands on, is in a slot whose
-	 * every line read (writeback cleaned it) or that no read failed.
+	 * error. Eviction hands on a clean copy's slot: one marked here (a
+	 * read failed after writeback checked the block) it parks instead.
 	 */
 	unsigned long *poisoned;
 	atomic_t nr_poisoned;
@@ -294,6 +294,8 @@ static inline void pmc_slot_free(struct pmc_cache *c, u32 slot)
 	    pmc_alloc_keep_spare(&c->alloc, raw_smp_processor_id(), slot))
 		return;
 	pmc_alloc_put(&c->alloc, slot);
+	/* The free count before the waiters' (pmc_get_slot counts, then looks). */
+	smp_mb__after_atomic();
 	if (atomic_read(&c->free_waiters))
 		wake_up(&c->free_wait);
 }

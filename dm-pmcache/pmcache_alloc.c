@@ -33,7 +33,7 @@ int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions,
 		spin_lock_init(&a->regions[i].lock);
 		a->regions[i].head = PMC_NO_SLOT;
 	}
-	atomic_set(&a->nr_free, 0);
+	atomic64_set(&a->nr_free, 0);
 	return 0;
 }
 
@@ -76,7 +76,7 @@ u32 pmc_alloc_get(struct pmc_alloc *a, unsigned int cpu)
 			r -= a->nr_regions;
 		slot = region_pop(a, &a->regions[r]);
 		if (slot != PMC_NO_SLOT) {
-			atomic_dec(&a->nr_free);
+			atomic64_dec(&a->nr_free);
 			return slot;
 		}
 	}
@@ -92,5 +92,5 @@ void pmc_alloc_put(struct pmc_alloc *a, u32 slot)
 	r->head = slot;
 	r->count++;
 	spin_unlock(&r->lock);
-	atomic_inc(&a->nr_free);
+	atomic64_inc(&a->nr_free);
 }

@@ -35,7 +35,8 @@ struct pmc_alloc {
 	struct pmc_slot_entry *slots;	/* the index's: their links */
 	struct pmc_region *regions;
 	struct pmc_spare *spares;	/* one per CPU */
-	atomic_t nr_free;
+	/* 64 bits: a cache of 2^31 slots, all free, would wrap an int. */
+	atomic64_t nr_free;
 };
 
 int pmc_alloc_init(struct pmc_alloc *a, struct pmc_index *idx, u32 nr_regions,
@@ -90,7 +91,7 @@ static inline bool pmc_alloc_keep_spare(struct pmc_alloc *a, unsigned int cpu,
  */
 static inline u32 pmc_alloc_nr_free(struct pmc_alloc *a)
 {
-	return (u32)max(atomic_read(&a->nr_free), 0);
+	return (u32)max_t(s64, atomic64_read(&a->nr_free), 0);
 }
 
 #endif /* PMCACHE_ALLOC_H */

@@ -408,6 +408,15 @@ static u32 pmc_evict_one(struct pmc_cache *c, struct pmc_stripe **victim)
 		pmc_count(c, -1, 0);
 		PMC_STAT_INC(c, evictions);
 		pmc_slot_free(c, stale);
+		/*
+		 * A read of this copy failed while it was dirty, after
+		 * writeback had checked it: clean now, its pmem is no place
+		 * for new data. Freed, it is parked out of use.
+		 */
+		if (unlikely(atomic_read(&c->nr_poisoned)) && test_bit(slot, c->poisoned)) {
+			pmc_slot_free(c, slot);
+			continue;
+		}
 		if (victim)
 			*victim = st;
 		return slot;
@@ -1654,9 +1663,15 @@ static int pmc_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error
 		/*
 		 * Errors of bios the target ended itself were counted in map.
 		 * Readahead may fail without anything being wrong (an origin
-		 * that is busy may drop it): no error of the cache's.
+		 * that is busy may drop it), and a discard the origin turned
+		 * off meanwhile (sd after a failed UNMAP) is refused: no
+		 * error of the cache's.
 		 */
-		if ((pb->flags & PMC_BIO_TO_ORIGIN) && !(bio->bi_opf & REQ_RAHEAD))
+		bool refused_discard = bio_op(bio) == REQ_OP_DISCARD &&
+				       (*error == BLK_STS_NOTSUPP || *error == BLK_STS_TARGET);
+
+		if ((pb->flags & PMC_BIO_TO_ORIGIN) && !(bio->bi_opf & REQ_RAHEAD) &&
+		    !refused_discard)
 			pmc_note_error(c);
 	} else if (pb->flags & PMC_BIO_FLUSH) {
 		pmc_origin_flushed(c, pb->first);

@@ -342,6 +342,8 @@ static unsigned int pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items
 	for (i = 0; i < n; i++)
 		if (items[i].free_slot)
 			pmc_slot_free(c, items[i].slot);
+	/* The dirty count before the waiters' (pmc_get_slot counts, then looks). */
+	smp_mb();
 	if (cleaned && atomic_read(&c->free_waiters))
 		wake_up(&c->free_wait);
 	return kept;

@@ -1179,6 +1179,12 @@ static void test_alloc(void)
 	      "alloc: no spare for a CPU beyond nr_cpus");
 	check(pmc_alloc_nr_free(&a) == nr - 1, "alloc: spares are not counted as free");
 	pmc_alloc_put(&a, slot);
+	/* 2^31 slots, the format's most, all free: the count must not wrap. */
+	slot = pmc_alloc_get(&a, 0);
+	atomic64_set(&a.nr_free, (s64)PMC_MAX_BLOCKS - 1);
+	pmc_alloc_put(&a, slot);
+	check(pmc_alloc_nr_free(&a) == PMC_MAX_BLOCKS && pmc_alloc_get(&a, 0) != PMC_NO_SLOT,
+	      "alloc: 2^31 free slots are counted, and handed out");
 	pmc_alloc_exit(&a);
 	pmc_index_exit(&idx);
 }

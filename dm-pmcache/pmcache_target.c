@@ -300,6 +300,25 @@ static int pmc_parse_features(struct pmc_cache *c, unsigned int argc, char **arg
 /* ---------------------------------------------------------------------------
  * Mapping the cache device.
  */
+
+/* Does the disk list a bad block within @bdev (a partition: its range)? */
+static bool pmc_has_bad_blocks(struct block_device *bdev)
+{
+	struct badblocks *bb = bdev->bd_disk->bb;
+	sector_t s = get_start_sect(bdev), left = bdev_nr_sectors(bdev), first_bad;
+	int len, bad_sectors;
+
+	if (!bb || !READ_ONCE(bb->count))
+		return false;
+	/* badblocks_check() takes an int count: 2^30 sectors at a time. */
+	for (; left; s += len, left -= len) {
+		len = (int)min_t(sector_t, left, 1 << 30);
+		if (badblocks_check(bb, s, len, &first_bad, &bad_sectors))
+			return true;
+	}
+	return false;
+}
+
 static int pmc_map_pmem(struct pmc_cache *c, char **error)
 {
 	struct block_device *bdev = c->cache_dev->bdev;
@@ -340,9 +359,7 @@ static int pmc_map_pmem(struct pmc_cache *c, char **error)
 		 * cannot be loaded until the blocks are cleared, which loses
 		 * what they held (dm-writecache is refused alike).
 		 */
-		struct badblocks *bb = bdev->bd_disk->bb;
-
-		if (bb && READ_ONCE(bb->count))
+		if (pmc_has_bad_blocks(bdev))
 			*error = "cache device has bad blocks, which DAX does not map";
 		else
 			*error = "cannot map the cache device (dax_direct_access failed)";

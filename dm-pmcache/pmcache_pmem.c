@@ -301,15 +301,13 @@ static void catching_copy(void *dst, const void *src, size_t len)
 
 static void catching_zero(void *dst, size_t len)
 {
-	sigjmp_buf jb;
+	static const u8 zero[4096];
+	size_t n;
 
-	if (sigsetjmp(jb, 1)) {
-		media_error_jmp = NULL;
-		return;
+	for (; len; dst = (u8 *)dst + n, len -= n) {
+		n = min_t(size_t, len, sizeof(zero));
+		catching_copy(dst, zero, n);
 	}
-	arm_media_error(&jb);
-	memset(dst, 0, len);
-	disarm_media_error();
 }
 
 static void catching_store64(__le64 *dst, __le64 val)

@@ -151,6 +151,7 @@ struct pmc_cache {
 	atomic64_t origin_writes_flushed;
 	atomic_t wb_errors;		/* writeback failures: a batch's writes, a flush, a copy */
 	atomic_t wb_writes_ok;		/* writeback bios the origin completed without error */
+	atomic_t wb_land_failures;	/* writeback landings that had an error */
 	/*
 	 * the batches writeback landed last had an error, or its last batch
 	 * had only dirty blocks it could not read

@@ -212,6 +212,58 @@ static int sb_check(const struct pmc_sb *sb, u64 size, bool read_only,
 	return 0;
 }
 
+const char pmc_why_copy0_overwritten[] =
+	"superblock copy 0 overwritten by other data, copy 1 holds a cache: pmcache-tool check it";
+
+/*
+ * Copy 0 readable, not zero, without pmcache's magic, copy 1 a sound
+ * superblock: is copy 0 a torn write of one? A format writes copy 1, then
+ * the same bytes over a zero copy 0; a reset zeroes copy 0 while it is the
+ * same as copy 1: torn, each of its words is zero or copy 1's. A copy 0
+ * that holds anything else was written over by another user of the device
+ * (mkswap, a partition table, mkfs), who owns it now: loaded from copy 1,
+ * the cache would write its records over that user's data, and serve
+ * clean copies stale since. A part that cannot be read is damage, not
+ * another user: copy 1 is taken, as for a copy 0 unreadable.
+ */
+static bool sb_copy0_torn(const u8 *base)
+{
+	__le64 w0[8], w1[8];
+	unsigned int at, i;
+
+	for (at = 0; at < PMC_SB_SIZE; at += sizeof(w0)) {
+		if (pmc_pmem_read(w0, base + at, sizeof(w0)) ||
+		    pmc_pmem_read(w1, base + PMC_SB_SIZE + at, sizeof(w1)))
+			return true;
+		for (i = 0; i < ARRAY_SIZE(w0); i++)
+			if (w0[i] && w0[i] != w1[i])
+				return false;
+	}
+	return true;
+}
+
+/*
+ * Copy 0 beyond its superblock is zero in every state a cache leaves it
+ * (a format zeroes both copies' 4 KiB, an update writes the superblock
+ * alone): anything there was written by another user of the device, a
+ * partition table (its last 66 bytes of sector 0), an LVM label (sector
+ * 1), a file system's superblock (at 1 KiB), over a copy 0 left whole.
+ */
+static bool sb_copy0_tail_zero(const u8 *base)
+{
+	u64 buf[8];
+	unsigned int at, i;
+
+	for (at = PMC_SB_STRUCT_SIZE; at < PMC_SB_SIZE; at += sizeof(buf)) {
+		if (pmc_pmem_read(buf, base + at, sizeof(buf)))
+			continue;
+		for (i = 0; i < ARRAY_SIZE(buf); i++)
+			if (buf[i])
+				return false;
+	}
+	return true;
+}
+
 static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 					bool read_only, const char **why)
 {
@@ -249,6 +301,11 @@ static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 			reason[i] = "media error in superblock";
 			continue;
 		}
+		if (!i && !sb_copy0_tail_zero(base)) {
+			res[i] = PMC_PROBE_FOREIGN;
+			reason[i] = "not a pmcache device; zero it or pass format";
+			continue;
+		}
 		if (sb_check(&sb, size, read_only, &g, &res[i], &reason[i])) {
 			if (res[i] == PMC_PROBE_UNSUPPORTED)
 				seq[i] = le64_to_cpu(sb.seq);
@@ -271,6 +328,10 @@ static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 			}
 		*why = "not a pmcache device; zero it or pass format";
 		return best_res;
+	}
+	if (best == 1 && res[0] == PMC_PROBE_FOREIGN && !sb_copy0_torn(base)) {
+		*why = pmc_why_copy0_overwritten;
+		return PMC_PROBE_FOREIGN;
 	}
 	/*
 	 * A newer copy of a version this code does not know (a later

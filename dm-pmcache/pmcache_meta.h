@@ -76,6 +76,13 @@ enum pmc_probe_result pmc_meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 				     const char **why);
 
 /*
+ * The *why of PMC_PROBE_FOREIGN for a device whose superblock copy 0 holds
+ * other data (a partition table, mkswap, a file system written over it)
+ * while copy 1 still holds a cache: the tool looks behind it.
+ */
+extern const char pmc_why_copy0_overwritten[];
+
+/*
  * pmc_meta_probe() for a reader that never writes the device (the tool's
  * check, dump and rescue): unknown read-only-compatible features are no
  * reason to refuse it, as they are for the module.

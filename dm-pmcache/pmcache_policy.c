@@ -361,10 +361,18 @@ static void pmc_remove(struct pmc_policy *p, u32 slot)
 static void pmc_replace(struct pmc_policy *p, u32 old, u32 slot)
 {
 	int delta;
+	u8 f;
 
 	if (unlikely(old >= p->nr_slots || slot >= p->nr_slots))
 		return;
-	WRITE_ONCE(p->slot[slot].freq, READ_ONCE(p->slot[old].freq));
+	/*
+	 * The write counts as a hit: a block only ever written (a log, a
+	 * sub-block write merged into its cached copy) would otherwise keep
+	 * the frequency it was first cached with, and once written back be
+	 * the first one evicted, however hot.
+	 */
+	f = READ_ONCE(p->slot[old].freq);
+	WRITE_ONCE(p->slot[slot].freq, f < PMC_FREQ_MAX ? f + 1 : f);
 	/* The new copy first: the block is never out of the policy. */
 	delta = pmc_set_resident(p, slot, 1);
 	delta += pmc_set_resident(p, old, 0);

@@ -36,7 +36,10 @@ struct pmc_policy_ops {
 	const char *name;
 	struct pmc_policy *(*create)(u32 nr_slots);
 	void (*destroy)(struct pmc_policy *p);
-	/* A read or write found @oblock cached in @slot. Lock-free. */
+	/*
+	 * A read found @oblock cached in @slot. Lock-free. (A write over a
+	 * cached block is a replace(): blocks are written out of place.)
+	 */
 	void (*hit)(struct pmc_policy *p, u32 slot);
 	/*
 	 * @oblock missed. Returns true when it should be admitted (promoted).
@@ -58,8 +61,9 @@ struct pmc_policy_ops {
 	/*
 	 * A write put a new copy of the block in @old into @slot (blocks are
 	 * written out of place): @slot inherits what was learnt about the
-	 * block, @old holds nothing. remove(@old) + insert(@slot) in effect,
-	 * without their cost on every overwrite. Lock-free.
+	 * block, and counts the write as a hit; @old holds nothing.
+	 * remove(@old) + insert(@slot) in effect, without their cost on
+	 * every overwrite. Lock-free.
 	 */
 	void (*replace)(struct pmc_policy *p, u32 old, u32 slot);
 	/*
@@ -68,9 +72,13 @@ struct pmc_policy_ops {
 	 */
 	u32 (*evict_candidate)(struct pmc_policy *p, pmc_evictable_fn evictable,
 			       void *ctx);
-	/* Periodic aging (called about once a second by the mechanism). */
+	/*
+	 * Periodic aging, for a policy that ages by time: the default one ages
+	 * by its own count of misses, and the mechanism calls no tick (the
+	 * policy tests do, for the reference policies).
+	 */
 	void (*tick)(struct pmc_policy *p);
-	/* DRAM bytes used, for the memory budget check. */
+	/* DRAM bytes used (the policy tests report them). */
 	size_t (*mem_bytes)(const struct pmc_policy *p);
 };
 

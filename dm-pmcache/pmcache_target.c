@@ -389,9 +389,10 @@ static bool pmc_evictable(void *ctx, u32 slot)
 
 /*
  * Evict one clean block; its slot, its record cleared and persistent, is
- * ours. @victim (if not NULL): the stripe whose write_seq it bumped.
+ * ours. @evicted (if not NULL): the block it held (whose stripe's
+ * write_seq it bumped).
  */
-static u32 pmc_evict_one(struct pmc_cache *c, struct pmc_stripe **victim)
+static u32 pmc_evict_one(struct pmc_cache *c, u64 *evicted)
 {
 	int tries;
 
@@ -434,8 +435,8 @@ static u32 pmc_evict_one(struct pmc_cache *c, struct pmc_stripe **victim)
 			pmc_slot_free(c, slot);
 			continue;
 		}
-		if (victim)
-			*victim = st;
+		if (evicted)
+			*evicted = oblock;
 		return slot;
 	}
 	return PMC_NO_SLOT;
@@ -465,7 +466,7 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 	unsigned int cpu = raw_smp_processor_id();
 	u32 slot = pmc_alloc_take_spare(&c->alloc, cpu);
 	unsigned long give_up = 0;
-	int writes_seen = 0;
+	int writes_seen = 0, fails_seen = 0;
 
 	while (slot == PMC_NO_SLOT) {
 		slot = pmc_alloc_get(&c->alloc, cpu);
@@ -491,13 +492,18 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		 * Failing writeback (its last landing had an error) fails the
 		 * write once no writeback write has reached the origin for
 		 * PMC_FAILING_WAIT: one that does is an origin working again,
-		 * whose batch will land (it clears the flag), only later.
+		 * whose batch will land (it clears the flag), only later. Not
+		 * once a landing failed since the wait last began: writes that
+		 * reach an origin whose flushes fail, or beside writes that
+		 * fail, are no such sign, and would hold the writer for ever.
 		 */
 		if (!READ_ONCE(c->wb_failing)) {
 			give_up = 0;
-		} else if (!give_up || atomic_read(&c->wb_writes_ok) != writes_seen) {
+		} else if (!give_up || (atomic_read(&c->wb_writes_ok) != writes_seen &&
+					atomic_read(&c->wb_land_failures) == fails_seen)) {
 			give_up = jiffies + PMC_FAILING_WAIT;
 			writes_seen = atomic_read(&c->wb_writes_ok);
+			fails_seen = atomic_read(&c->wb_land_failures);
 		} else if (time_after(jiffies, give_up)) {
 			atomic_dec(&c->free_waiters);
 			DMERR_LIMIT("no free block, writeback fails: failing a write");
@@ -1434,14 +1440,14 @@ static int pmc_map(struct dm_target *ti, struct bio *bio)
 }
 
 /*
- * A slot for a promotion: free or evicted, never waiting. @victim: as
- * pmc_evict_one's, NULL when the slot was free.
+ * A slot for a promotion: free or evicted, never waiting. @evicted: as
+ * pmc_evict_one's, U64_MAX when the slot was free.
  */
-static u32 pmc_try_get_slot(struct pmc_cache *c, struct pmc_stripe **victim)
+static u32 pmc_try_get_slot(struct pmc_cache *c, u64 *evicted)
 {
 	u32 slot = pmc_alloc_get(&c->alloc, raw_smp_processor_id());
 
-	*victim = NULL;
+	*evicted = U64_MAX;
 	/*
 	 * A CPU's spare before a cached block: only writers take spares, and
 	 * with none (writethrough, writearound) a freed slot parked as one
@@ -1450,7 +1456,7 @@ static u32 pmc_try_get_slot(struct pmc_cache *c, struct pmc_stripe **victim)
 	if (slot == PMC_NO_SLOT)
 		slot = pmc_alloc_take_any_spare(&c->alloc);
 	if (slot == PMC_NO_SLOT)
-		slot = pmc_evict_one(c, victim);
+		slot = pmc_evict_one(c, evicted);
 	if (slot != PMC_NO_SLOT)
 		c->idx.slots[slot].state = PMC_S_BUSY;
 	return slot;
@@ -1581,7 +1587,8 @@ static void pmc_promote_work(struct work_struct *w)
 	while (mask && READ_ONCE(c->running)) {
 		unsigned int i = __ffs(mask);
 		u64 oblock = p->first + i;
-		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock), *victim;
+		struct pmc_stripe *st = pmc_index_stripe(&c->idx, oblock);
+		u64 evicted;
 		u32 slot, to_free;
 		int bypassed;
 		/* Installed only when no copy exists: the first generation. */
@@ -1592,11 +1599,31 @@ static void pmc_promote_work(struct work_struct *w)
 		if (atomic_read(pmc_index_bypass(&c->idx, oblock)) ||
 		    atomic_read(&st->write_seq) != p->seq[i])
 			continue;
-		slot = pmc_try_get_slot(c, &victim);
+		/*
+		 * Nor when it is cached already (another read's promotion of
+		 * it, queued beside this one): an eviction would lose a
+		 * block for nothing.
+		 */
+		spin_lock(&st->lock);
+		slot = pmc_index_lookup(&c->idx, oblock);
+		spin_unlock(&st->lock);
+		if (slot != PMC_NO_SLOT)
+			continue;
+		slot = pmc_try_get_slot(c, &evicted);
 		if (slot == PMC_NO_SLOT)
 			break;
+		/*
+		 * A copy of this very block, evicted for it: written after
+		 * the read's lookup and before its write_seq snapshot, it may
+		 * be newer than what the origin returned, and its eviction's
+		 * bump is the one sign of it left.
+		 */
+		if (evicted == oblock) {
+			pmc_slot_free(c, slot);
+			continue;
+		}
 		/* Its own eviction's bump of this stripe is no racing write. */
-		if (victim == st)
+		if (evicted != U64_MAX && pmc_index_stripe(&c->idx, evicted) == st)
 			p->seq[i]++;
 		pmc_pmem_copy(pmc_block_data(&c->meta, slot), pmc_promotion_block(c, p, i),
 			      c->block_size);
@@ -2370,6 +2397,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	atomic_set(&c->flush_requests, 0);
 	atomic_set(&c->wb_errors, 0);
 	atomic_set(&c->wb_writes_ok, 0);
+	atomic_set(&c->wb_land_failures, 0);
 	init_waitqueue_head(&c->free_wait);
 	init_waitqueue_head(&c->clean_wait);
 	mutex_init(&c->wb_mutex);

@@ -28,6 +28,18 @@ struct pmc_wb_item {
 	u64 oblock;
 	u32 slot;
 	bool free_slot;		/* stale at the end: free it after the fence */
+	bool failed;		/* its write to the origin failed: it stays dirty */
+};
+
+/*
+ * A writeback bio and the items it carries (in its batch's array): a
+ * write that fails keeps only its own blocks dirty, not its whole batch's
+ * (an origin that fails some writes, a thin pool out of space).
+ */
+struct pmc_wb_bio {
+	struct pmc_wb_item *items;
+	unsigned int nr;
+	struct bio bio;		/* last: allocated behind the front_pad */
 };
 
 /*
@@ -45,7 +57,8 @@ struct pmc_wb_batch {
 	unsigned int n;
 	unsigned int bios;
 	atomic_t pending;
-	atomic_t *writes_ok;	/* the cache's wb_writes_ok */
+	atomic_t writes_ok;	/* its bios that completed without error */
+	atomic_t *all_writes_ok;	/* the cache's wb_writes_ok */
 	struct completion done;
 	blk_status_t status;
 	bool written;		/* its writes completed, with @err */
@@ -123,9 +136,10 @@ int pmc_wb_init(struct pmc_cache *c)
 		return -ENOMEM;
 	for (i = 0; i < PMC_WB_BATCHES; i++) {
 		c->wb_batches[i].items = items + i * c->wb_jobs;
-		c->wb_batches[i].writes_ok = &c->wb_writes_ok;
+		c->wb_batches[i].all_writes_ok = &c->wb_writes_ok;
 	}
-	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+	return bioset_init(&c->wb_bioset, BIO_POOL_SIZE, offsetof(struct pmc_wb_bio, bio),
+			   BIOSET_NEED_BVECS);
 }
 
 /* Also for a half-built target: bioset_exit takes a zeroed bio_set. */
@@ -179,6 +193,7 @@ static bool pmc_wb_take(struct pmc_cache *c, u64 oblock, u32 slot, u8 need,
 		item->oblock = oblock;
 		item->slot = slot;
 		item->free_slot = false;
+		item->failed = false;
 		taken = true;
 	}
 	spin_unlock(&st->lock);
@@ -245,12 +260,19 @@ static unsigned int pmc_wb_collect(struct pmc_cache *c, struct pmc_wb_item *item
 
 static void pmc_wb_endio(struct bio *bio)
 {
+	struct pmc_wb_bio *wb = container_of(bio, struct pmc_wb_bio, bio);
 	struct pmc_wb_batch *b = bio->bi_private;
+	unsigned int i;
 
-	if (bio->bi_status)
+	if (bio->bi_status) {
 		WRITE_ONCE(b->status, bio->bi_status);
-	else
-		atomic_inc(b->writes_ok);
+		/* Read once the batch's writes are waited for (pending's drop orders). */
+		for (i = 0; i < wb->nr; i++)
+			wb->items[i].failed = true;
+	} else {
+		atomic_inc(&b->writes_ok);
+		atomic_inc(b->all_writes_ok);
+	}
 	bio_put(bio);
 	if (atomic_dec_and_test(&b->pending))
 		complete(&b->done);
@@ -274,6 +296,13 @@ static int pmc_wb_wait_writes(struct pmc_wb_batch *b)
 		b->written = true;
 	}
 	return b->err;
+}
+
+/* Wait for the writes of the batch sent: true if any of them succeeded. */
+static bool pmc_wb_wait_written(struct pmc_wb_batch *b)
+{
+	pmc_wb_wait_writes(b);
+	return atomic_read(&b->writes_ok);
 }
 
 /* Its writes completed, without waiting: only the sender's count left. */
@@ -300,13 +329,14 @@ static void pmc_wb_issue_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
  */
 static void pmc_wb_start_flush(struct pmc_cache *c, struct pmc_wb_batch *b)
 {
-	if (!b->flushing && !pmc_wb_wait_writes(b))
+	if (!b->flushing && pmc_wb_wait_written(b))
 		pmc_wb_issue_flush(c, b);
 }
 
 /*
- * After the batch is durable on the origin: mark clean or free each block.
- * Returns how many stay dirty (none when @ok).
+ * After the batch is durable on the origin (@ok; its items whose own write
+ * failed are not): mark clean or free each block. Returns how many stay
+ * dirty.
  */
 static unsigned int pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items,
 				  unsigned int n, bool ok)
@@ -318,7 +348,7 @@ static unsigned int pmc_wb_finish(struct pmc_cache *c, struct pmc_wb_item *items
 
 		spin_lock(&st->lock);
 		switch (pmc_slot_wb_done(&c->idx, &c->meta, items[i].slot,
-					 items[i].oblock, ok)) {
+					 items[i].oblock, ok && !items[i].failed)) {
 		case PMC_WB_FREE:
 			/*
 			 * A discarded block's data may have landed on the
@@ -415,6 +445,7 @@ static unsigned int pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b,
 	unsigned int i = 0, good = 0, lost = 0, max_run = pmc_wb_max_run(c);
 
 	atomic_set(&b->pending, 1);
+	atomic_set(&b->writes_ok, 0);
 	init_completion(&b->done);
 	b->status = BLK_STS_OK;
 	b->bios = 0;
@@ -446,7 +477,10 @@ static unsigned int pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b,
 				bio->bi_iter.bi_sector = pmc_oblock_to_sector(c, item.oblock);
 				bio->bi_private = b;
 				bio->bi_end_io = pmc_wb_endio;
+				container_of(bio, struct pmc_wb_bio, bio)->items = &items[good];
+				container_of(bio, struct pmc_wb_bio, bio)->nr = 0;
 			}
+			container_of(bio, struct pmc_wb_bio, bio)->nr++;
 			__bio_add_page(bio, virt_to_page(data), c->block_size,
 				       offset_in_page(data));
 			items[good++] = item;
@@ -477,12 +511,14 @@ static unsigned int pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b,
 }
 
 /*
- * A batch's end, once its origin flush returned (@err 0: the batch is
- * durable on the origin) or its writes failed. @count: an error not
- * counted already (a flush that failed for several batches counts once).
+ * A batch's end, once its origin flush returned (@flushed: it succeeded,
+ * or none was needed, no write of the batch having succeeded) or its
+ * writes failed. @err: the batch's first error, of its writes or the
+ * flush. @count: an error not counted already (a flush that failed for
+ * several batches counts once).
  */
 static void pmc_wb_done(struct pmc_cache *c, struct pmc_wb_item *items,
-			unsigned int n, int err, bool count)
+			unsigned int n, int err, bool count, bool flushed)
 {
 	if (err) {
 		if (count) {
@@ -498,7 +534,7 @@ static void pmc_wb_done(struct pmc_cache *c, struct pmc_wb_item *items,
 		 */
 		atomic64_inc(&c->origin_writes_done);
 	}
-	pmc_wb_finish(c, items, n, !err);
+	pmc_wb_finish(c, items, n, flushed);
 	atomic_sub(n, &c->wb_inflight);
 	wake_up_all(&c->clean_wait);
 }
@@ -519,11 +555,12 @@ static struct pmc_wb_batch *pmc_wb_nth(struct pmc_cache *c, struct pmc_wb_ring *
 /*
  * Land the oldest batch in flight, and with it each next one whose writes
  * completed by then: one origin flush covers them all (unless the oldest's
- * own flush was issued already, pmc_wb_start_flush: it lands alone). A batch is clean
- * once its writes and then the flush succeeded; else it stays dirty, with
- * its writes' error or the flush's (which counts once). Writeback is
- * failing while the batches landed last had an error: writes alone
- * landing prove nothing on an origin that fails only its flushes.
+ * own flush was issued already, pmc_wb_start_flush: it lands alone). A block is
+ * clean once its write and then the flush succeeded; else it stays dirty,
+ * and its batch has its write's error or the flush's (which counts once).
+ * Writeback is failing while the batches landed last had an error: writes
+ * alone landing prove nothing on an origin that fails only its flushes, and
+ * each landing that failed is counted for the writers that wait on it.
  * Returns the first error.
  */
 static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
@@ -535,10 +572,10 @@ static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 
 	if (!b->flushing) {
 		/* No flush when every write of the group failed. */
-		bool any_ok = !pmc_wb_wait_writes(b);
+		bool any_ok = pmc_wb_wait_written(b);
 
 		while (group < r->nr && pmc_wb_writes_done(pmc_wb_nth(c, r, group)))
-			any_ok |= !pmc_wb_wait_writes(pmc_wb_nth(c, r, group++));
+			any_ok |= pmc_wb_wait_written(pmc_wb_nth(c, r, group++));
 		if (any_ok)
 			pmc_wb_issue_flush(c, b);
 	}
@@ -548,7 +585,7 @@ static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 		struct pmc_wb_batch *x = pmc_wb_nth(c, r, i);
 		int err = x->err ? x->err : flush_err;
 
-		pmc_wb_done(c, x->items, x->n, err, x->err || !flush_counted);
+		pmc_wb_done(c, x->items, x->n, err, x->err || !flush_counted, !flush_err);
 		if (!x->err && flush_err)
 			flush_counted = true;
 		if (!first)
@@ -558,6 +595,8 @@ static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 	}
 	r->head = (r->head + group) % PMC_WB_BATCHES;
 	r->nr -= group;
+	if (first)
+		atomic_inc(&c->wb_land_failures);
 	WRITE_ONCE(c->wb_failing, first != 0);
 	return first;
 }
@@ -586,6 +625,7 @@ void pmc_wb_work(struct work_struct *w)
 	struct request_queue *q = bdev_get_queue(c->origin_dev->bdev);
 	struct pmc_wb_ring ring = { 0 };
 	bool burst = false, unreadable = false, scanned_all = false, flush_taken = false;
+	bool failed = false;
 	u32 cursor;
 
 	mutex_lock(&c->wb_mutex);
@@ -608,8 +648,10 @@ void pmc_wb_work(struct work_struct *w)
 		 */
 		if (ring.nr && scanned_all) {
 			while (ring.nr)
-				if (pmc_wb_land_oldest(c, &ring))
+				if (pmc_wb_land_oldest(c, &ring)) {
+					failed = true;
 					goto out;
+				}
 			scanned_all = false;
 			continue;
 		}
@@ -672,16 +714,24 @@ void pmc_wb_work(struct work_struct *w)
 		ring.queued += cur->bios;
 		if ((ring.nr == PMC_WB_BATCHES || oldest->written ||
 		     (atomic_read(&c->free_waiters) && pmc_wb_writes_done(oldest))) &&
-		    pmc_wb_land_oldest(c, &ring))
+		    pmc_wb_land_oldest(c, &ring)) {
 			/* Retry later rather than spin on a failing origin. */
+			failed = true;
 			break;
+		}
 		cond_resched();
 	}
 out:
 	/* Each with its own outcome, whatever the one before met. */
 	while (ring.nr)
-		pmc_wb_land_oldest(c, &ring);
-	if (unreadable)
+		if (pmc_wb_land_oldest(c, &ring))
+			failed = true;
+	/*
+	 * Failing, though batches landed after the error: the blocks the
+	 * error kept need the retry below, and writers waiting for a block
+	 * go by it (pmc_get_slot).
+	 */
+	if (failed || unreadable)
 		WRITE_ONCE(c->wb_failing, true);
 	c->wb_cursor = cursor;
 	/*

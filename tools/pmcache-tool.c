@@ -56,6 +56,7 @@ struct cache_view {
 	u64 size;
 	enum pmc_probe_result probe;	/* meaningful once @probed */
 	bool probed;
+	bool copy0_overwritten;	/* other data in copy 0, a cache in copy 1 */
 	struct pmc_meta meta;
 	struct pmc_index idx;
 	struct pmc_recovery_stats st;
@@ -218,6 +219,7 @@ static int map_probe(const char *path, struct cache_view *v, bool quiet_blank)
 	 */
 	v->probe = pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why);
 	v->probed = true;
+	v->copy0_overwritten = v->probe == PMC_PROBE_FOREIGN && why == pmc_why_copy0_overwritten;
 	switch (v->probe) {
 	case PMC_PROBE_VALID:
 		break;
@@ -339,54 +341,64 @@ static void print_summary(const char *path, const struct cache_view *v)
 	       " older duplicates\n", v->st.corrupt, v->st.out_of_range, v->st.duplicates);
 }
 
-enum pmc_copy0_zero {
-	PMC_COPY0_NOT_ZERO,
-	PMC_COPY0_ZERO_BLANK,		/* and no sound copy 1: a blank device */
-	PMC_COPY0_ZERO_CACHE,		/* a sound copy 1 behind it, loaded */
-	PMC_COPY0_ZERO_UNREADABLE,	/* copy 1 unreadable, or no memory to load it */
+enum pmc_copy0 {
+	PMC_COPY0_SOUND,		/* neither zero nor overwritten */
+	PMC_COPY0_HIDES_NOTHING,	/* zero, and no sound copy 1: a blank device */
+	PMC_COPY0_HIDES_CACHE,		/* a sound copy 1 behind it, loaded */
+	PMC_COPY0_HIDES_UNREADABLE,	/* copy 1 unreadable, or no memory to load it */
 };
 
 /*
  * Copy 0 zero is blank to the probe (or foreign, when cached data happens
  * to hold another format's signature), and the next dmsetup create
  * formats the device; a wipe interrupted, or a media error cleared with
- * zeros, leaves a cache behind it in copy 1. That copy is looked at as
- * copy 0, in this process's private mapping, and loaded into @v; @sb gets
- * it. @v: mapped by map_probe.
+ * zeros, leaves a cache behind it in copy 1. Copy 0 overwritten by other
+ * data is foreign to the probe, a cache behind it too. That copy is
+ * looked at as copy 0, in this process's private mapping, and loaded into
+ * @v; @sb gets it. @v: mapped by map_probe.
  */
-static enum pmc_copy0_zero load_behind_zero_copy0(struct cache_view *v, u8 *sb)
+static enum pmc_copy0 load_behind_copy0(struct cache_view *v, u8 *sb)
 {
 	static const u8 zero[PMC_SB_SIZE];
 	const char *why;
 
-	if (pmc_pmem_read(sb, v->map, PMC_SB_SIZE) || memcmp(sb, zero, PMC_SB_SIZE))
-		return PMC_COPY0_NOT_ZERO;
+	if (!v->copy0_overwritten &&
+	    (pmc_pmem_read(sb, v->map, PMC_SB_SIZE) || memcmp(sb, zero, PMC_SB_SIZE)))
+		return PMC_COPY0_SOUND;
 	if (pmc_pmem_read(sb, v->map + PMC_SB_SIZE, PMC_SB_SIZE))
-		return PMC_COPY0_ZERO_UNREADABLE;
+		return PMC_COPY0_HIDES_UNREADABLE;
 	pmc_pmem_copy(v->map, sb, PMC_SB_SIZE);
 	if (pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why) != PMC_PROBE_VALID)
-		return PMC_COPY0_ZERO_BLANK;
+		return PMC_COPY0_HIDES_NOTHING;
 	/* Out of memory: what copy 1 holds is not known, as when unreadable. */
-	return recover(v) ? PMC_COPY0_ZERO_UNREADABLE : PMC_COPY0_ZERO_CACHE;
+	return recover(v) ? PMC_COPY0_HIDES_UNREADABLE : PMC_COPY0_HIDES_CACHE;
+}
+
+static const char *copy0_state(const struct cache_view *v)
+{
+	return v->copy0_overwritten ? "is overwritten by other data" : "is zero";
 }
 
 /*
- * A device blank or foreign to the probe: print the cache behind a zero
- * copy 0, if any; true if it holds dirty blocks, which a dmsetup create
- * would drop when it formats the device.
+ * A device blank or foreign to the probe: print the cache behind copy 0,
+ * if any; true if it holds dirty blocks, which a dmsetup create would drop
+ * (formatting the device) or refuse.
  */
-static bool print_behind_zero_copy0(const char *path, struct cache_view *v)
+static bool print_behind_copy0(const char *path, struct cache_view *v)
 {
 	u8 sb[PMC_SB_SIZE];
 
 	if (!v->probed || (v->probe != PMC_PROBE_BLANK && v->probe != PMC_PROBE_FOREIGN) ||
-	    load_behind_zero_copy0(v, sb) != PMC_COPY0_ZERO_CACHE)
+	    load_behind_copy0(v, sb) != PMC_COPY0_HIDES_CACHE)
 		return false;
-	fprintf(stderr, "%s: superblock copy 0 is zero, but copy 1 holds the cache of %s (%" PRIu64
-		" blocks used, %" PRIu64 " dirty): a dmsetup create formats the device;\n"
-		"pmcache-tool repair --force brings the cache back (a wipe interrupted, or a\n"
-		"media error cleared with zeros?), wipe --force drops it\n", path,
-		v->meta.origin_name, v->st.used, v->st.dirty);
+	fprintf(stderr, "%s: superblock copy 0 %s, but copy 1 holds the cache of %s (%" PRIu64
+		" blocks used, %" PRIu64 " dirty): %s;\n"
+		"pmcache-tool repair --force brings the cache back (%s), wipe --force drops it\n",
+		path, copy0_state(v), v->meta.origin_name, v->st.used, v->st.dirty,
+		v->copy0_overwritten ? "the module refuses the device" :
+		"a dmsetup create formats the device",
+		v->copy0_overwritten ? "and loses what was written over copy 0" :
+		"a wipe interrupted, or a media error cleared with zeros?");
 	return v->st.dirty;
 }
 
@@ -423,10 +435,9 @@ static int cmd_check(const char *path)
 	int r = load(path, &v, false);
 	bool refused;
 
-	if (r) {
-		print_behind_zero_copy0(path, &v);
-		return r;
-	}
+	/* A cache behind copy 0 is a problem: refused, or formatted over its dirty blocks. */
+	if (r)
+		return print_behind_copy0(path, &v) || v.copy0_overwritten ? 1 : r;
 	print_summary(path, &v);
 	refused = print_load_problems(path, &v);
 	if (v.st.corrupt || v.st.out_of_range) {
@@ -452,8 +463,10 @@ static int cmd_dump(const char *path, bool records)
 	int r = load(path, &v, false);
 	bool refused;
 
-	if (r)
+	if (r) {
+		print_behind_copy0(path, &v);
 		return r;
+	}
 	print_summary(path, &v);
 	refused = print_load_problems(path, &v);
 	if (!records)
@@ -630,8 +643,11 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 	char what[PATH_MAX], uid[PMC_ORIGIN_UID_STR_LEN];
 	struct stat cs, os;
 
-	if (r)
+	if (r) {
+		/* It says how to bring such a cache back to rescue it. */
+		print_behind_copy0(cache, &v);
 		return r;
+	}
 	/* O_EXCL: not under a live table (a block device in use is EBUSY). */
 	fd = open_dev_or_file(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
 	if (fd < 0) {
@@ -757,7 +773,7 @@ static int cmd_belongs(const char *cache, const char *origin)
 
 	/* Blank is anyone's, unless it hides dirty blocks the create would drop. */
 	if (r) {
-		if (print_behind_zero_copy0(cache, &v))
+		if (print_behind_copy0(cache, &v))
 			return 1;
 		return v.probed && v.probe == PMC_PROBE_BLANK ? 0 : r;
 	}
@@ -831,7 +847,7 @@ static int cmd_wipe(const char *cache, bool force)
 		u8 sb[PMC_SB_SIZE];
 
 		/* A cache behind a zero copy 0 is wiped as any: its dirty blocks need --force. */
-		if (load_behind_zero_copy0(&v, sb) != PMC_COPY0_ZERO_CACHE) {
+		if (load_behind_copy0(&v, sb) != PMC_COPY0_HIDES_CACHE) {
 			printf("%s is blank already: the next dmsetup create formats it\n", cache);
 			r = 0;
 			goto out;
@@ -898,7 +914,7 @@ static int cmd_repair(const char *cache, bool force)
 {
 	u8 sb[PMC_SB_SIZE];
 	struct cache_view v;
-	enum pmc_copy0_zero behind;
+	enum pmc_copy0 behind;
 	unsigned int good;
 	ssize_t n;
 	u64 size;
@@ -913,21 +929,30 @@ static int cmd_repair(const char *cache, bool force)
 		r = 2;
 		goto out;
 	}
-	behind = load_behind_zero_copy0(&v, sb);
-	if (behind == PMC_COPY0_ZERO_UNREADABLE) {
-		fprintf(stderr, "%s: superblock copy 0 zero, copy 1 unreadable: %s\n", cache,
-			"nothing to repair from");
+	behind = load_behind_copy0(&v, sb);
+	if (behind == PMC_COPY0_HIDES_UNREADABLE) {
+		fprintf(stderr, "%s: superblock copy 0 %s, copy 1 unreadable: %s\n", cache,
+			copy0_state(&v), "nothing to repair from");
 		r = 2;
 		goto out;
-	} else if (behind == PMC_COPY0_ZERO_BLANK) {
+	} else if (behind == PMC_COPY0_HIDES_NOTHING) {
 		printf("%s is blank (copy 0 zero, no sound copy 1): nothing to repair\n", cache);
 		r = 0;
 		goto out;
-	} else if (behind == PMC_COPY0_ZERO_CACHE) {
+	} else if (behind == PMC_COPY0_HIDES_CACHE) {
 		good = 1;
-		printf("%s: superblock copy 0 is zero; copy 1 is the cache of %s (%" PRIu64
-		       " blocks used, %" PRIu64 " dirty)\n", cache, v.meta.origin_name,
-		       v.st.used, v.st.dirty);
+		printf("%s: superblock copy 0 %s; copy 1 is the cache of %s (%" PRIu64
+		       " blocks used, %" PRIu64 " dirty)\n", cache, copy0_state(&v),
+		       v.meta.origin_name, v.st.used, v.st.dirty);
+		if (!force && v.copy0_overwritten) {
+			fprintf(stderr,
+				"%s: another user of the device wrote over copy 0 (a partition table,\n"
+				"mkswap, mkfs?) and may own it now; pass --force to bring the cache back\n"
+				"over what was written (not if the origin was written on its own since:\n"
+				"its copies are stale; rescue the dirty blocks instead)\n", cache);
+			r = 1;
+			goto out;
+		}
 		if (!force) {
 			fprintf(stderr,
 				"%s: a zero copy 0 resets the cache (the next dmsetup create formats it);\n"

@@ -477,6 +477,39 @@ static void test_two_copies(void)
 	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
 	check(ok && m.sb_seq == 3 && m.sb_copy == 1 && pmc_meta_origin_matches(&m, &origin_a),
 	      "probe: a damaged copy 0 leaves copy 1, the same superblock");
+	/* A torn write of copy 0 (each word zero or copy 1's): copy 1. */
+	*sb_at(0) = save;
+	sb_at(0)->magic = 0;
+	sb_at(0)->nr_blocks = 0;
+	ok = pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID;
+	check(ok && m.sb_copy == 1, "probe: a copy 0 torn over zeros leaves copy 1");
+	/* Another user's data over copy 0: foreign, whatever copy 1 holds. */
+	sb_at(0)->seq = cpu_to_le64(7);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_FOREIGN &&
+	      why == pmc_why_copy0_overwritten,
+	      "probe: a copy 0 without magic that is no torn copy 1 is foreign, named so");
+	memset(sb_at(0), 0, 1024);			/* mkswap's first 1 KiB */
+	memcpy((u8 *)sb_at(0) + 4086, "SWAPSPACE2", 10);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_FOREIGN &&
+	      why == pmc_why_copy0_overwritten,
+	      "probe: mkswap over copy 0 is foreign, though copy 1 holds a cache");
+	memset(sb_at(0), 0, PMC_SB_SIZE);
+	*sb_at(0) = save;
+	((u8 *)sb_at(0))[510] = 0x55;			/* an MBR's signature */
+	((u8 *)sb_at(0))[511] = 0xaa;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_FOREIGN &&
+	      why == pmc_why_copy0_overwritten,
+	      "probe: a partition table beside a whole copy 0 is foreign");
+	((u8 *)sb_at(0))[510] = 0;
+	((u8 *)sb_at(0))[511] = 0;
+	sb_at(1)->crc ^= cpu_to_le32(1);
+	((u8 *)sb_at(0))[1080] = 0x53;			/* ext4's magic */
+	((u8 *)sb_at(0))[1081] = 0xef;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) != PMC_PROBE_VALID,
+	      "probe: a file system's superblock beside copy 0, copy 1 damaged: refused");
+	memset(sb_at(0), 0, PMC_SB_SIZE);
+	*sb_at(0) = save;
+	sb_at(1)->crc ^= cpu_to_le32(1);
 	/* Zeroed, not damaged: the way to reset a cache, as documented. */
 	memset(sb_at(0), 0, PMC_SB_SIZE);
 	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_BLANK,

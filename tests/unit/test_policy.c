@@ -902,6 +902,21 @@ static void test_replace(void)
 	check(first == 1 && second == 2 && third == PMC_NO_SLOT,
 	      "replace: the new slot keeps the block's frequency, the old one is gone");
 	sim_fini(&s);
+
+	/*
+	 * A block only ever written (no miss, no read hit) against one read
+	 * never since: each write counts, so the written one stays.
+	 */
+	sim_init(&s, ops, 3, 100);
+	for (i = 0; i < 3; i++)
+		s.slot_block[i] = 10 + i;
+	ops->insert(s.p, 1, 10);
+	ops->insert(s.p, 2, 11);
+	/* Into slot 0, where the clock's hand starts. */
+	ops->replace(s.p, 1, 0);
+	first = ops->evict_candidate(s.p, sim_evictable, &s);
+	check(first == 2, "replace: a write counts as a hit, a block written over is kept");
+	sim_fini(&s);
 }
 
 static void test_admission_cold(void)

@@ -17,6 +17,7 @@
 #   blank, so that going back to it later serves no stale copy;
 # - a clean copy of data the origin may still hold in its volatile cache
 #   (writethrough): the origin is flushed before the copy is committed;
+# - a writeback batch some of whose writes fail: the others turn clean;
 # - an origin that fails every write while the cache is all dirty: writes
 #   fail with EIO instead of hanging, and the device can still be removed;
 #   once it works again, slowly, writers that wait for a block do not fail;
@@ -379,6 +380,45 @@ dmsetup message pc 0 flush || fail "message flush with the origin healed"
 assert_eq "$(blocks_of pc 4)" 0 "dirty blocks after the flush"
 assert_eq "$(sum_of if="$ORIGIN" bs=4096 skip=20000 count=64 iflag=direct)" \
 	"$(sha256sum < /tmp/wbB)" "the origin's copy of B"
+dm_remove pc
+dmsetup remove of
+
+log "writeback: a batch some of whose writes fail: only their blocks stay dirty"
+# One batch of 64 blocks, none adjacent (a bio each): 32 over the linear
+# part, 32 over the error part. The flush that follows the writes covers
+# the 32 that reached the origin: they turn clean.
+printf '0 %s linear %s 0\n%s %s error\n' $lin "$ORIGIN" $lin $((half - lin)) |
+	dmsetup create of || fail "create the half-failing origin"
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+ORIGIN_DEV=/dev/mapper/of pmcache_create pc writeback_jobs 128
+dmsetup message pc 0 writeback_pause 600000 || fail "writeback_pause"
+head -c $((64 * 4096)) /dev/urandom > /tmp/wbC
+for i in $(seq 0 2 62); do
+	dd if=/tmp/wbC of=/dev/mapper/pc bs=4096 skip=$i seek=$((1000 + i)) count=1 \
+		oflag=direct 2>/dev/null || fail "writing block $((1000 + i))"
+	dd if=/tmp/wbC of=/dev/mapper/pc bs=4096 skip=$((i + 1)) seek=$((20000 + i)) count=1 \
+		oflag=direct 2>/dev/null || fail "writing block $((20000 + i))"
+done
+assert_eq "$(blocks_of pc 4)" 64 "dirty blocks before the flush"
+if dmsetup message pc 0 flush 2>/dev/null; then
+	fail "message flush succeeded with half its writes failing"
+fi
+assert_eq "$(blocks_of pc 4)" 32 "dirty blocks after a batch half of whose writes failed"
+for i in $(seq 0 2 62); do
+	dd if="$ORIGIN" of=/tmp/got bs=4096 skip=$((1000 + i)) count=1 iflag=direct 2>/dev/null
+	dd if=/tmp/wbC of=/tmp/want bs=4096 skip=$i count=1 2>/dev/null
+	cmp -s /tmp/got /tmp/want || fail "the origin's block $((1000 + i)) after writeback"
+done
+dmsetup suspend of
+dmsetup reload of --table "0 $half linear $ORIGIN 0"
+dmsetup resume of
+dmsetup message pc 0 flush || fail "message flush with the origin healed"
+assert_eq "$(blocks_of pc 4)" 0 "dirty blocks after the flush"
+for i in $(seq 0 2 62); do
+	dd if="$ORIGIN" of=/tmp/got bs=4096 skip=$((20000 + i)) count=1 iflag=direct 2>/dev/null
+	dd if=/tmp/wbC of=/tmp/want bs=4096 skip=$((i + 1)) count=1 2>/dev/null
+	cmp -s /tmp/got /tmp/want || fail "the origin's block $((20000 + i)) after the healed flush"
+done
 dm_remove pc
 dmsetup remove of
 

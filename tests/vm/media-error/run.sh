@@ -15,7 +15,8 @@
 #    batches stay dirty (the one written beside the failed flush too), one
 #    error is counted, the flush fails; then all of it is written back.
 #    In writethrough, with nothing else to kick it, a drain that a failed
-#    origin flush stopped starts again by itself.
+#    origin flush stopped starts again by itself. A cache all dirty whose
+#    origin flushes all fail: a write waiting for a block fails, no hang.
 #  - fail_record_reads=N fails the next N record reads at load: such a
 #    record may be a dirty block's, so a reload onto another cache device
 #    is refused, and the cache device keeps it.
@@ -204,6 +205,31 @@ assert_eq "$(cat $fknob)" 0 "retry: the origin flush that was to fail"
 assert_eq "$(dm_status_field pc 11)" $((errors + 1)) "retry: errors"
 fio --name=retry --filename="$ORIGIN" $job --rw=write --size=40k --offset=48M \
 	--verify_only=1 >/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "retry: the origin's blocks"; }
+dm_remove pc
+
+log "a cache all dirty over an origin that takes writes and fails its flushes: writes fail, none hangs"
+# Writeback's writes reach the origin and its flushes fail: nothing turns
+# clean. A writer waiting for a block fails with EIO (a second after the
+# first failed landing it saw) rather than wait for ever, and suspend and
+# remove with it.
+dd if=/dev/zero of="$PMEM" bs=4096 count=1 2>/dev/null
+pmcache_create pc sequential_cutoff 0
+echo 100000000 > $fknob
+dmesg -c >/dev/null
+t0=$(date +%s)
+if timeout 120 fio --name=full --filename=$dev --direct=1 --ioengine=psync --rw=write \
+	--bs=64k --size=$(( $(sectors "$PMEM") * 512 * 3 / 2 )) >/tmp/fio.out 2>&1; then
+	fail "writes beyond the cache succeeded with every origin flush failing"
+fi
+t=$(( $(date +%s) - t0 ))
+echo 0 > $fknob
+log "failed after $t s: $(dmsetup status pc)"
+[ "$t" -lt 100 ] || fail "the writes took $t s (hung?)"
+grep -q "Input/output error" /tmp/fio.out || { tail -5 /tmp/fio.out; fail "fio did not see EIO"; }
+dmesg | grep -q "no free block, writeback fails: failing a write" ||
+	{ dmesg | tail; fail "the failed write is not in the kernel log"; }
+dmsetup message pc 0 flush || fail "flush once the origin flushes again"
+assert_eq "$(dm_status_field pc 4)" 0 "dirty blocks at the end"
 dm_remove pc
 
 log "a record unreadable at load counts as dirty: a move to another cache device is refused, the cache kept"

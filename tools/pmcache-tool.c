@@ -127,8 +127,8 @@ static int open_dev_or_file(const char *path, int flags)
 static void open_failed(const char *path)
 {
 	if (errno == EBUSY)
-		fprintf(stderr, "%s: in use (a live dm table holds it: dmsetup remove that device first)\n",
-			path);
+		fprintf(stderr, "%s: in use (held by a live dm table, dmsetup remove that device first;\n"
+			"or mounted, or open by another program)\n", path);
 	else
 		perror(path);
 }

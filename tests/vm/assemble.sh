@@ -8,7 +8,8 @@
 # devices, takes CRLF line ends, refuses
 # quotes, waits for a device that appears late, refuses "format", a
 # cache device holding another origin's cache and one whose zeroed
-# superblock copy 0 hides dirty blocks (a create would format it), and --stop removes the
+# superblock copy 0 hides dirty blocks (a create would format it), an
+# origin another device holds open (LVM on it), and --stop removes the
 # devices; created again, the cache holds every block written before (fio
 # verify).
 . "$SCRIPTDIR/lib.sh"
@@ -80,6 +81,18 @@ dmsetup info moved >/dev/null 2>&1 && fail "moved was created over another origi
 assert_eq "$(pmcache-tool check "$PMEM" | awk '/^blocks:/ { print $4 }')" "$used" "blocks held after the refusal"
 dm_remove otherorigin
 
+log "an origin another device holds (LVM activated on it): refused, named"
+dd if=/dev/zero of="$PMEM" bs=4096 count=2 2>/dev/null
+dmsetup create lv --table "0 $half linear $ORIGIN 0" || fail "create lv"
+echo "held $PMEM $ORIGIN" > /tmp/tab2
+rc=0; pmcache-assemble -f /tmp/tab2 -w 1 >/tmp/out 2>&1 || rc=$?
+cat /tmp/out
+assert_eq "$rc" 3 "exit status over an origin in use"
+grep -q "/tmp/tab2:1: held: not created: $ORIGIN is in use by lv" /tmp/out ||
+	fail "the origin's other user is not named"
+dmsetup info held >/dev/null 2>&1 && fail "held created over an origin in use"
+dm_remove lv
+
 log "an origin that appears 3 s late; format (in any case, as the kernel reads it) refused"
 dd if=/dev/zero of="$PMEM" bs=4096 count=2 2>/dev/null
 cat > "$tab" <<EOT
@@ -117,7 +130,8 @@ assert_eq "$rc" 3 "exit status with two missing devices"
 
 log "a file with CRLF line ends; a quoted field; a device of that name that is not pmcache"
 dd if=/dev/zero of="$PMEM" bs=4096 count=2 2>/dev/null
-dmsetup create other --table "0 $half linear $ORIGIN 0" || fail "create other"
+# Over no device: one over the origin would be another user of it.
+dmsetup create other --table "0 $half error" || fail "create other"
 printf 'crlf %s %s mode writeback\r\nquoted "%s" %s\nother %s %s\n' \
 	"$PMEM" "$ORIGIN" "$PMEM" "$ORIGIN" "$PMEM" "$ORIGIN" > "$tab"
 rc=0; pmcache-assemble -f "$tab" -w 2 >/tmp/out 2>&1 || rc=$?

@@ -6,6 +6,8 @@
 #   load that found none (the reload of `dmsetup table`, which prints
 #   `format` back, is the everyday way to get there);
 # - a format with another block_size, dirtied between its load and resume;
+# - a cache device another user wrote over (copy 0), a cache in copy 1:
+#   refused, named by pmcache-tool check, back after repair --force;
 # - a second dm device on the same cache device, or on the same origin;
 # - a table whose cache device changed between its load and its resume,
 #   and after its refusal the dirty blocks of the table dm dropped with it,
@@ -84,6 +86,33 @@ dmsetup reload pc --table "$(ORIGIN_DEV=/dev/mapper/oa pmcache_table)" || fail "
 dmsetup resume pc || fail "resume without format"
 fio $job --verify_only=1 >/dev/null || fail "first data lost"
 fio $job2 --verify_only=1 >/dev/null || fail "data written before the refused resume lost"
+
+log "a cache device another user wrote over (mkswap's marks): refused, the cache behind it kept"
+dm_remove pc
+# Dirty blocks in the cache, then what mkswap writes: its first 1 KiB
+# zeroed, its signature at the end of the first 4 KiB (copy 0); copy 1 is
+# the cache's.
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+fio $job --randseed=99 >/dev/null || fail "write"
+dirty=$(blocks_of pc 4)
+dm_remove pc
+dd if=/dev/zero of="$PMEM" bs=1024 count=1 conv=notrunc 2>/dev/null
+printf SWAPSPACE2 | dd of="$PMEM" bs=1 seek=4086 conv=notrunc 2>/dev/null
+dmesg -c >/dev/null
+if ORIGIN_DEV=/dev/mapper/oa pmcache_table | dmsetup create pc 2>/dev/null; then
+	fail "a cache device mkswap wrote over was loaded"
+fi
+dmesg | grep -q "superblock copy 0 overwritten by other data" ||
+	{ dmesg | tail -3; fail "the refusal does not say copy 0 was written over"; }
+rc=0; pmcache-tool check "$PMEM" >/tmp/out 2>&1 || rc=$?
+assert_eq "$rc" 1 "pmcache-tool check's exit over an overwritten copy 0"
+grep -q "overwritten by other data, but copy 1 holds the cache .* $dirty dirty" /tmp/out ||
+	{ cat /tmp/out; fail "check does not name the cache behind copy 0"; }
+pmcache-tool repair "$PMEM" --force >/dev/null || fail "repair --force"
+ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
+assert_eq "$(blocks_of pc 4)" "$dirty" "dirty blocks after repair --force"
+fio $job --randseed=99 --verify_only=1 >/dev/null || fail "data lost behind the overwritten copy 0"
+dmsetup message pc 0 flush
 
 log "format with another block_size, dirtied before its resume"
 # The recount at the resume must read the records by the geometry they were
@@ -269,8 +298,12 @@ dmsetup message pc 0 flush
 log "a table that never loaded: its cache device's dirty blocks hold, its clean copies go"
 # Left by a removed table: dirty blocks in pa. A new table on pa whose
 # first resume fails knows nothing of them; a table on pb after it must
-# still be refused.
-fio $job9 >/dev/null || fail "write through pc"
+# still be refused. Other data than job9's, which the origin holds now:
+# lost, the dirty blocks would not verify from there.
+job9b="$job9 --randseed=4242"
+fio $job9b >/dev/null || fail "write through pc"
+dirty=$(blocks_of pc 4)
+[ "$dirty" -gt 0 ] || fail "nothing dirty in pc"
 dm_remove pc
 dmsetup create pc --notable
 pa_first_resume_fails
@@ -278,7 +311,8 @@ dmsetup load pc --table "$table_pb" || fail "load on pb"
 resume_refused "a table on pb resumed, the dirty blocks in pa of a table that never loaded" \
 	"pmcache: .*flush them before changing the cache device"
 dmsetup load pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
-fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
+assert_eq "$(blocks_of pc 4)" "$dirty" "dirty blocks back on pa"
+fio $job9b --verify_only=1 >/dev/null || fail "dirty blocks lost"
 dmsetup message pc 0 flush
 # Now clean copies in pa: the move to pb after such a failed resume must
 # leave pa blank, or a move back would serve them after pb's writes.

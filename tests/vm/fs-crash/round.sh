@@ -31,7 +31,7 @@ check_health() { # WHEN
 	assert_eq "$(dm_status_field pc 12)" ok "health $1 ($s)"
 	assert_eq "$(dm_status_field pc 11)" 0 "errors $1 ($s)"
 }
-FS_ERRORS='EXT4-fs (error|warning)|XFS .*(Corruption|corruption|Internal error|I/O error|unmount and run xfs_repair)|Buffer I/O error|critical medium error'
+FS_ERRORS='EXT4-fs (error|warning)|XFS .*(Corruption|corruption|Internal error|I/O error|[Uu]nmount and run xfs_repair|CRC error)|Buffer I/O error|critical medium error'
 check_fs_log() { # WHEN
 	if dmesg | grep -E "$FS_ERRORS"; then fail "file system errors in the kernel log $1"; fi
 }
@@ -195,9 +195,13 @@ run_round() {
 	full) wait_for 120 "a full cache" cache_full ||
 		fail "the cache did not fill in 120 s, a round of kind full: $(dmsetup status pc)" ;;
 	esac
+	ops0=$(cat /tmp/fs-ops)
 	sleep "$CUT_DELAY"
 	kill -0 $wpid 2>/dev/null || fail "the workload died"
 	kill -0 $npid 2>/dev/null || fail "the background writer died"
+	# Still moving: a stall before the cut (the workload blocked) fails.
+	wait_for 60 "a durable operation after the condition held" ops_ge $((ops0 + 1)) ||
+		fail "no durable operation in 60 s before the cut (hung?): $(dmsetup status pc)"
 	log "cut now: $(cat /tmp/fs-ops) durable operations; $(dmsetup status pc)"
 	check_fs_log "before the cut"
 	power_cut

@@ -166,7 +166,11 @@ write_round() {
 		full) wait_until "a full cache" cache_full ;;
 		esac
 		touch /tmp/pc.cond
+		w0=$(($(dm_status_field pc 7) + $(dm_status_field pc 8)))
 		sleep "$CUT_DELAY"
+		# Still moving (the writer in the background never ends): a
+		# stall before the cut, every writer blocked, fails the round.
+		wait_until "a write after the condition held" writes_ge $((w0 + 1))
 		log "cut now: $(dmsetup status pc)"
 		touch /tmp/pc.trigger
 	) &

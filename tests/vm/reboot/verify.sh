@@ -1,9 +1,11 @@
 #!/bin/sh
 . "$SCRIPTDIR/lib.sh"
 . "$SCRIPTDIR/reboot/common.sh"
-pmcache_create pc max_dirty_age 600000
+pmcache_create pc $PC_ARGS
 log "after reboot: $(dmsetup status pc)"
-[ "$(dm_status_field pc 3)" -gt 0 ] || fail "the cache came back empty"
+dirty=$(dm_status_field pc 4)
+[ "$dirty" -gt 0 ] && [ "$(dm_status_field pc 3)" -gt "$dirty" ] ||
+	fail "not both the clean and the dirty blocks came back: $(dmsetup status pc)"
 fio $JOB_RAND --verify_only=1 >/tmp/fio.out || { cat /tmp/fio.out; fail "random blocks"; }
 fio $JOB_SEQ --verify_only=1 >/tmp/fio.out || { cat /tmp/fio.out; fail "sequential blocks"; }
 dmsetup message pc 0 flush

@@ -91,6 +91,7 @@ struct pmc_cache {
 	u64 origin_blocks;
 	char origin_name[PMC_ORIGIN_NAME_LEN + 1];
 	struct pmc_origin_uid origin_uid;
+	bool origin_uid_reportable;	/* its driver reports disk ids */
 
 	/* Table arguments. */
 	u32 high_wm;			/* percent dirty: writeback urgent */
@@ -151,7 +152,7 @@ struct pmc_cache {
 	atomic64_t origin_writes_flushed;
 	atomic_t wb_errors;		/* writeback failures: a batch's writes, a flush, a copy */
 	atomic_t wb_writes_ok;		/* writeback bios the origin completed without error */
-	atomic_t wb_land_failures;	/* writeback landings that had an error */
+	atomic_t wb_flush_failures;	/* writeback's origin flushes that failed */
 	/*
 	 * the batches writeback landed last had an error, or its last batch
 	 * had only dirty blocks it could not read

@@ -224,7 +224,7 @@ const char pmc_why_copy0_overwritten[] =
  * (mkswap, a partition table, mkfs), who owns it now: loaded from copy 1,
  * the cache would write its records over that user's data, and serve
  * clean copies stale since. A part that cannot be read is damage, not
- * another user: copy 1 is taken, as for a copy 0 unreadable.
+ * another user: left out of the comparison.
  */
 static bool sb_copy0_torn(const u8 *base)
 {
@@ -232,9 +232,10 @@ static bool sb_copy0_torn(const u8 *base)
 	unsigned int at, i;
 
 	for (at = 0; at < PMC_SB_SIZE; at += sizeof(w0)) {
+		/* Decided by the words that can be read. */
 		if (pmc_pmem_read(w0, base + at, sizeof(w0)) ||
 		    pmc_pmem_read(w1, base + PMC_SB_SIZE + at, sizeof(w1)))
-			return true;
+			continue;
 		for (i = 0; i < ARRAY_SIZE(w0); i++)
 			if (w0[i] && w0[i] != w1[i])
 				return false;
@@ -272,6 +273,7 @@ static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	const char *reason[PMC_SB_COPIES];
 	struct pmc_geometry g, best_g;
 	struct pmc_sb sb, best_sb = {};
+	bool overwritten;
 	int best = -1;
 	unsigned int i;
 
@@ -329,10 +331,7 @@ static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 		*why = "not a pmcache device; zero it or pass format";
 		return best_res;
 	}
-	if (best == 1 && res[0] == PMC_PROBE_FOREIGN && !sb_copy0_torn(base)) {
-		*why = pmc_why_copy0_overwritten;
-		return PMC_PROBE_FOREIGN;
-	}
+	overwritten = best == 1 && res[0] == PMC_PROBE_FOREIGN && !sb_copy0_torn(base);
 	/*
 	 * A newer copy of a version this code does not know (a later
 	 * module's update, torn before its second copy) may describe records
@@ -361,6 +360,11 @@ static enum pmc_probe_result meta_probe(struct pmc_meta *m, u8 *base, u64 size,
 	}
 	memcpy(m->uuid, best_sb.cache_uuid, sizeof(m->uuid));
 	m->format_time = le64_to_cpu(best_sb.format_time);
+	if (overwritten) {
+		/* @m describes copy 1's cache all the same: its dirty blocks count. */
+		*why = pmc_why_copy0_overwritten;
+		return PMC_PROBE_FOREIGN;
+	}
 	return PMC_PROBE_VALID;
 }
 
@@ -389,6 +393,25 @@ enum pmc_probe_result pmc_meta_probe_read_only(struct pmc_meta *m, u8 *base,
  * torn after it leaves copy 1 to load. Copy 0 first would leave a torn copy
  * 0 alone, refused as a cache that may hold dirty blocks.
  */
+/*
+ * Make copy @copy, damaged or behind, the same as the current one, durably,
+ * before it is written: a crash tearing that write then leaves in it
+ * words of one superblock or the other, its magic among them (the same in
+ * both), and it reads as damaged; torn over what it held (a copy 0 torn
+ * at a format, without its magic), it would read as another user's data
+ * (sb_copy0_torn) and refuse the device.
+ */
+static void meta_heal_sb(struct pmc_meta *m, unsigned int copy)
+{
+	struct pmc_sb cur;
+
+	if (pmc_pmem_read(&cur, sb_copy(m->base, !copy), sizeof(cur)))
+		return;
+	pmc_pmem_copy(sb_copy(m->base, copy), &cur, sizeof(cur));
+	pmc_pmem_zero((u8 *)sb_copy(m->base, copy) + sizeof(cur), PMC_SB_SIZE - sizeof(cur));
+	pmc_pmem_fence();
+}
+
 static void meta_write_sb(struct pmc_meta *m, u64 now)
 {
 	struct pmc_sb sb;
@@ -421,6 +444,8 @@ static void meta_write_sb(struct pmc_meta *m, u64 now)
 		m->format_time = now;
 	sb.format_time = cpu_to_le64(m->format_time);
 	sb.crc = cpu_to_le32(sb_crc(&sb));
+	if (m->sb_seq && !m->sb_copies_same)
+		meta_heal_sb(m, copy);
 	pmc_pmem_copy(sb_copy(m->base, copy), &sb, sizeof(sb));
 	pmc_pmem_fence();
 	pmc_pmem_copy(sb_copy(m->base, !copy), &sb, sizeof(sb));
@@ -454,10 +479,21 @@ static void meta_zero_records(struct pmc_meta *m)
  */
 static void meta_invalidate_sb(u8 *base, unsigned int older)
 {
-	pmc_pmem_zero(sb_copy(base, older), PMC_SB_SIZE);
-	pmc_pmem_fence();
-	pmc_pmem_zero(sb_copy(base, !older), PMC_SB_SIZE);
-	pmc_pmem_fence();
+	unsigned int i, copy;
+
+	/*
+	 * Each copy but its magic first, then the magic: torn, a copy keeps
+	 * its magic and reads as damaged, never as another user's data
+	 * (sb_copy0_torn: the older copy's words are no copy of the other's).
+	 */
+	for (i = 0; i < PMC_SB_COPIES; i++) {
+		copy = i ? !older : older;
+		pmc_pmem_zero((u8 *)sb_copy(base, copy) + sizeof(__le64),
+			      PMC_SB_SIZE - sizeof(__le64));
+		pmc_pmem_fence();
+		pmc_pmem_store64(&sb_copy(base, copy)->magic, 0);
+		pmc_pmem_fence();
+	}
 }
 
 static void meta_blank_range(u64 start, u64 len, void *base)
@@ -545,6 +581,8 @@ bool pmc_meta_origin_matches(const struct pmc_meta *m,
 		return false;
 	if (had->len && has->len)
 		return uid_equal(had, has);
+	if (had->len && origin->uid_reportable)
+		return false;
 	return !strncmp(m->origin_name, origin->name, PMC_ORIGIN_NAME_LEN);
 }
 

@@ -66,6 +66,12 @@ struct pmc_origin_id {
 	u64 sectors;
 	const char *name;
 	struct pmc_origin_uid uid;
+	/*
+	 * Its driver reports disk ids (get_unique_id): without one now, it
+	 * is another disk than one recorded with an id. Not so a driver that
+	 * has no such method (NVMe under 6.1): its name decides.
+	 */
+	bool uid_reportable;
 };
 
 /*

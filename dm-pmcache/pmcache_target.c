@@ -493,17 +493,18 @@ static u32 pmc_get_slot(struct pmc_cache *c)
 		 * write once no writeback write has reached the origin for
 		 * PMC_FAILING_WAIT: one that does is an origin working again,
 		 * whose batch will land (it clears the flag), only later. Not
-		 * once a landing failed since the wait last began: writes that
-		 * reach an origin whose flushes fail, or beside writes that
-		 * fail, are no such sign, and would hold the writer for ever.
+		 * once an origin flush failed since the writer last took heart:
+		 * writes that reach an origin whose flushes fail free nothing,
+		 * and would hold the writer for ever. (Writes that succeed
+		 * beside failing ones free their blocks once flushed.)
 		 */
 		if (!READ_ONCE(c->wb_failing)) {
 			give_up = 0;
 		} else if (!give_up || (atomic_read(&c->wb_writes_ok) != writes_seen &&
-					atomic_read(&c->wb_land_failures) == fails_seen)) {
+					atomic_read(&c->wb_flush_failures) == fails_seen)) {
 			give_up = jiffies + PMC_FAILING_WAIT;
 			writes_seen = atomic_read(&c->wb_writes_ok);
-			fails_seen = atomic_read(&c->wb_land_failures);
+			fails_seen = atomic_read(&c->wb_flush_failures);
 		} else if (time_after(jiffies, give_up)) {
 			atomic_dec(&c->free_waiters);
 			DMERR_LIMIT("no free block, writeback fails: failing a write");
@@ -1802,9 +1803,18 @@ static LIST_HEAD(pmc_devices);
 #define PMC_REFUSE_NEW_CACHE \
 	"the table being replaced holds dirty blocks in its cache device: flush them before changing the cache device"
 
+/* Where they are, and how to get them out (a table that never loaded cannot flush). */
+static void pmc_say_stranded(dev_t held)
+{
+	DMERR("the dirty blocks are in cache device %u:%u: load a table on it, flush, then move",
+	      MAJOR(held), MINOR(held));
+	DMERR("(dmsetup remove forgets where they are)");
+}
+
 /*
  * Does @c's cache device hold a cache now (1, read into @now, its dirty
- * blocks counted into *@dirty) or not (0)? -ENOMEM. In the device's own
+ * blocks counted into *@dirty; 2: one behind a superblock copy 0 another
+ * user wrote over) or not (0)? -ENOMEM. In the device's own
  * geometry: c->meta has the new geometry of a format by the time of its
  * resume, and the old records are counted by the old one.
  */
@@ -1816,8 +1826,16 @@ static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
 	int r;
 
 	*dirty = 0;
-	if (pmc_meta_probe(now, c->pmem, c->pmem_size, &why) != PMC_PROBE_VALID)
+	switch (pmc_meta_probe(now, c->pmem, c->pmem_size, &why)) {
+	case PMC_PROBE_VALID:
+		break;
+	case PMC_PROBE_FOREIGN:
+		if (why == pmc_why_copy0_overwritten)
+			break;
+		fallthrough;
+	default:
 		return 0;
+	}
 	/*
 	 * At resume the device is suspended (a reload): reclaim must not
 	 * write through it while this allocates the index that counts.
@@ -1831,7 +1849,7 @@ static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
 	}
 	if (unreadable)
 		DMERR(PMC_UNREADABLE_DIRTY, c->cache_dev->bdev, unreadable);
-	return 1;
+	return why == pmc_why_copy0_overwritten ? 2 : 1;
 }
 
 /*
@@ -1896,7 +1914,8 @@ static bool pmc_cache_dev_unchanged(struct pmc_cache *c)
 /* Build the in-DRAM state from pmem: the first resume of this table. */
 static int pmc_load(struct pmc_cache *c)
 {
-	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid };
+	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid,
+				     c->origin_uid_reportable };
 	struct pmc_recovery_stats st;
 	u64 t0 = ktime_get_ns();
 	u8 uuid[16];
@@ -1987,7 +2006,8 @@ static int pmc_load(struct pmc_cache *c)
 /* Decide, without changing pmem, what the first resume will do. */
 static int pmc_probe(struct pmc_cache *c, char **error)
 {
-	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid };
+	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid,
+				     c->origin_uid_reportable };
 	enum pmc_probe_result res;
 	const char *why;
 	int r;
@@ -1995,8 +2015,11 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 	res = pmc_meta_probe(&c->meta, c->pmem, c->pmem_size, &why);
 	pmc_note_seen(c, res, &c->meta);
 	if (c->action == PMC_ACT_FORMAT) {
-		/* Over anything but a cache with dirty blocks. */
-		if (res == PMC_PROBE_VALID) {
+		/*
+		 * Over anything but a cache with dirty blocks, one whose
+		 * copy 0 another user wrote over too.
+		 */
+		if (res == PMC_PROBE_VALID || why == pmc_why_copy0_overwritten) {
 			r = pmc_refuse_dirty(c, PMC_REFUSE_FORMAT, error);
 			if (r)
 				return r;
@@ -2045,7 +2068,8 @@ format:
  * with a VPD page 0x83 designator, NVMe namespaces): unlike the kernel's
  * name for the disk, it stays the same across reboots and moves with it.
  */
-static void pmc_origin_disk_uid(struct block_device *bdev, struct pmc_origin_uid *uid)
+/* Returns whether the disk's driver reports ids at all (it may not now). */
+static bool pmc_origin_disk_uid(struct block_device *bdev, struct pmc_origin_uid *uid)
 {
 	static const enum blk_unique_id types[] = { BLK_UID_NAA, BLK_UID_EUI64, BLK_UID_T10 };
 	const struct block_device_operations *fops = bdev->bd_disk->fops;
@@ -2056,17 +2080,18 @@ static void pmc_origin_disk_uid(struct block_device *bdev, struct pmc_origin_uid
 		     BLK_UID_NAA != PMC_UID_NAA);
 	memset(uid, 0, sizeof(*uid));
 	if (!fops->get_unique_id)
-		return;
+		return false;
 	for (i = 0; i < ARRAY_SIZE(types); i++) {
 		len = fops->get_unique_id(bdev->bd_disk, uid->id, types[i]);
 		if (len > 0 && len <= PMC_ORIGIN_UID_LEN) {
 			uid->type = types[i];
 			uid->len = len;
 			uid->start = get_start_sect(bdev);
-			return;
+			return true;
 		}
 	}
 	memset(uid, 0, sizeof(*uid));
+	return true;
 }
 
 /*
@@ -2083,11 +2108,12 @@ static void pmc_origin_identity(struct pmc_cache *c)
 	int r = -ENODEV;
 
 	memset(&c->origin_uid, 0, sizeof(c->origin_uid));
+	c->origin_uid_reportable = false;
 	if (md) {
 		r = dm_copy_name_and_uuid(md, name, NULL);
 		dm_put(md);
 	} else {
-		pmc_origin_disk_uid(bdev, &c->origin_uid);
+		c->origin_uid_reportable = pmc_origin_disk_uid(bdev, &c->origin_uid);
 	}
 	if (!r)
 		pmc_origin_dm_name(name, c->origin_name, sizeof(c->origin_name));
@@ -2100,9 +2126,9 @@ static void pmc_origin_identity(struct pmc_cache *c)
  * its own: in the one of the table it replaces (the origin would read
  * without them, and attaching that cache again later would write them
  * back over newer data), or in one where a table replaced before left
- * them (strands_dev)? Under pmc_devices_lock.
+ * them (strands_dev)? That device, or 0. Under pmc_devices_lock.
  */
-static bool pmc_strands_dirty(struct pmc_cache *c)
+static dev_t pmc_strands_dirty(struct pmc_cache *c)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
 	dev_t own = c->cache_dev->bdev->bd_dev;
@@ -2110,7 +2136,7 @@ static bool pmc_strands_dirty(struct pmc_cache *c)
 
 	lockdep_assert_held(&pmc_devices_lock);
 	if (c->strands_dev && c->strands_dev != own)
-		return true;
+		return c->strands_dev;
 	list_for_each_entry(o, &pmc_devices, devices_node) {
 		if (o == c || dm_table_get_md(o->ti->table) != md)
 			continue;
@@ -2119,12 +2145,12 @@ static bool pmc_strands_dirty(struct pmc_cache *c)
 			if (o->unreadable_records)
 				DMERR(PMC_UNREADABLE_DIRTY, o->cache_dev->bdev,
 				      o->unreadable_records);
-			return true;
+			return o->cache_dev->bdev->bd_dev;
 		}
 		if (o->strands_dev && o->strands_dev != own)
-			return true;
+			return o->strands_dev;
 	}
-	return false;
+	return 0;
 }
 
 /*
@@ -2160,6 +2186,9 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 					return r;
 				continue;	/* no cache there */
 			}
+			/* Another user's now, but for the dirty blocks it hides. */
+			if (r == 2 && !dirty)
+				continue;
 			if (dirty) {
 				DMERR("%pg holds %llu dirty blocks of the table this one replaces",
 				      o->cache_dev->bdev, dirty);
@@ -2178,10 +2207,13 @@ static int pmc_register(struct pmc_cache *c, char **error)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
 	struct pmc_cache *o;
+	dev_t held;
 	int r = 0;
 
 	mutex_lock(&pmc_devices_lock);
-	if (pmc_strands_dirty(c)) {
+	held = pmc_strands_dirty(c);
+	if (held) {
+		pmc_say_stranded(held);
 		*error = PMC_REFUSE_NEW_CACHE;
 		mutex_unlock(&pmc_devices_lock);
 		return -EBUSY;
@@ -2397,7 +2429,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	atomic_set(&c->flush_requests, 0);
 	atomic_set(&c->wb_errors, 0);
 	atomic_set(&c->wb_writes_ok, 0);
-	atomic_set(&c->wb_land_failures, 0);
+	atomic_set(&c->wb_flush_failures, 0);
 	init_waitqueue_head(&c->free_wait);
 	init_waitqueue_head(&c->clean_wait);
 	mutex_init(&c->wb_mutex);
@@ -2547,6 +2579,7 @@ bad:
 static int pmc_preresume(struct dm_target *ti)
 {
 	struct pmc_cache *c = ti->private;
+	dev_t held;
 	int r;
 
 	if (c->loaded)
@@ -2557,7 +2590,8 @@ static int pmc_preresume(struct dm_target *ti)
 	 */
 	mutex_lock(&pmc_devices_lock);
 	c->preresumed = true;
-	r = pmc_strands_dirty(c) ? -EBUSY : 0;
+	held = pmc_strands_dirty(c);
+	r = held ? -EBUSY : 0;
 	/*
 	 * Before the load, which may fail: dm destroys the replaced table
 	 * all the same, and a later resume of this one would not find it.
@@ -2566,12 +2600,17 @@ static int pmc_preresume(struct dm_target *ti)
 		r = pmc_drop_replaced_cache(c);
 	mutex_unlock(&pmc_devices_lock);
 	if (r) {
-		if (r == -EBUSY)
+		if (r == -EBUSY) {
 			DMERR("%s", PMC_REFUSE_NEW_CACHE);
+			pmc_say_stranded(held ? held : c->strands_dev);
+		}
 		return r;
 	}
 	r = pmc_load(c);
 	mutex_lock(&pmc_devices_lock);
+	/* Loaded on the device that holds them: its own now, counted dirty. */
+	if (!r && c->strands_dev == c->cache_dev->bdev->bd_dev)
+		c->strands_dev = 0;
 	if (r && c->refused_dirty)
 		/*
 		 * Its own cache device holds dirty blocks it refused (format,

@@ -560,7 +560,7 @@ static struct pmc_wb_batch *pmc_wb_nth(struct pmc_cache *c, struct pmc_wb_ring *
  * and its batch has its write's error or the flush's (which counts once).
  * Writeback is failing while the batches landed last had an error: writes
  * alone landing prove nothing on an origin that fails only its flushes, and
- * each landing that failed is counted for the writers that wait on it.
+ * each failed flush is counted for the writers that wait on it.
  * Returns the first error.
  */
 static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
@@ -595,8 +595,12 @@ static int pmc_wb_land_oldest(struct pmc_cache *c, struct pmc_wb_ring *r)
 	}
 	r->head = (r->head + group) % PMC_WB_BATCHES;
 	r->nr -= group;
-	if (first)
-		atomic_inc(&c->wb_land_failures);
+	/*
+	 * Writes that fail keep only their own blocks (the others are freed):
+	 * a flush that fails keeps the writes that reached the origin.
+	 */
+	if (flush_err)
+		atomic_inc(&c->wb_flush_failures);
 	WRITE_ONCE(c->wb_failing, first != 0);
 	return first;
 }

@@ -365,8 +365,10 @@ static enum pmc_copy0 load_behind_copy0(struct cache_view *v, u8 *sb)
 	if (!v->copy0_overwritten &&
 	    (pmc_pmem_read(sb, v->map, PMC_SB_SIZE) || memcmp(sb, zero, PMC_SB_SIZE)))
 		return PMC_COPY0_SOUND;
-	if (pmc_pmem_read(sb, v->map + PMC_SB_SIZE, PMC_SB_SIZE))
+	if (pmc_pmem_read(sb, v->map + PMC_SB_SIZE, PMC_SB_STRUCT_SIZE))
 		return PMC_COPY0_HIDES_UNREADABLE;
+	/* Its superblock alone: what lies beyond it in copy 1 the module ignores. */
+	memset(sb + PMC_SB_STRUCT_SIZE, 0, PMC_SB_SIZE - PMC_SB_STRUCT_SIZE);
 	pmc_pmem_copy(v->map, sb, PMC_SB_SIZE);
 	if (pmc_meta_probe_read_only(&v->meta, v->map, v->size, &why) != PMC_PROBE_VALID)
 		return PMC_COPY0_HIDES_NOTHING;
@@ -644,9 +646,21 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 	struct stat cs, os;
 
 	if (r) {
-		/* It says how to bring such a cache back to rescue it. */
-		print_behind_copy0(cache, &v);
-		return r;
+		u8 sb[PMC_SB_SIZE];
+
+		/*
+		 * Behind a copy 0 another user wrote over, the cache is read
+		 * as copy 1 describes it (in this process's private mapping):
+		 * rescue writes only the origin. Behind a zero one, a reset,
+		 * it says how to bring the cache back first.
+		 */
+		if (!v.copy0_overwritten || load_behind_copy0(&v, sb) != PMC_COPY0_HIDES_CACHE) {
+			print_behind_copy0(cache, &v);
+			return r;
+		}
+		fprintf(stderr,
+			"%s: superblock copy 0 is overwritten by other data: rescuing the cache\n"
+			"copy 1 describes\n", cache);
 	}
 	/* O_EXCL: not under a live table (a block device in use is EBUSY). */
 	fd = open_dev_or_file(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);
@@ -828,7 +842,7 @@ static int cmd_wipe(const char *cache, bool force)
 {
 	struct zero_range z = { .err = 0 };
 	struct cache_view v;
-	u64 size;
+	u64 size, copy0;
 	int r;
 
 	/*
@@ -841,6 +855,22 @@ static int cmd_wipe(const char *cache, bool force)
 	r = load(cache, &v, true);
 	if (!v.probed) {
 		r = 2;	/* not there, not a device, too small: said why */
+		goto out;
+	}
+	if (v.copy0_overwritten && !force) {
+		u8 sb[PMC_SB_SIZE];
+
+		/* Another user's now: not to be zeroed unless forced. */
+		if (load_behind_copy0(&v, sb) == PMC_COPY0_HIDES_CACHE)
+			fprintf(stderr,
+				"%s: copy 1 holds the cache of %s, %" PRIu64
+				" dirty blocks: rescue them first\n",
+				cache, v.meta.origin_name, v.st.dirty);
+		fprintf(stderr,
+			"%s: superblock copy 0 overwritten by other data: another user may own\n"
+			"the device now; pass --force to zero its superblocks and signatures anyway\n",
+			cache);
+		r = 2;
 		goto out;
 	}
 	if (v.probe == PMC_PROBE_BLANK) {
@@ -885,7 +915,17 @@ static int cmd_wipe(const char *cache, bool force)
 	 * before it, a record or a block in the data area (where signatures
 	 * are looked for) would be lost from a cache that still loads.
 	 */
-	zero_range(0, min_t(u64, size, PMC_SB_SIZE), &z);
+	/*
+	 * Its magic last: torn, copy 0 keeps it and reads as damaged, never
+	 * as another user's data over copy 1 (which still loads).
+	 */
+	copy0 = min_t(u64, size, PMC_SB_SIZE);
+	if (copy0 > sizeof(__le64))
+		zero_range(sizeof(__le64), copy0 - sizeof(__le64), &z);
+	if (!z.err && fsync(z.fd))
+		z.err = errno;
+	if (!z.err)
+		zero_range(0, min_t(u64, copy0, sizeof(__le64)), &z);
 	if (!z.err && fsync(z.fd))
 		z.err = errno;
 	if (!z.err)

@@ -1048,6 +1048,8 @@ static bool origin_should_match(const struct pmc_meta *m, const struct pmc_origi
 	if (a->len && b->len)
 		return a->type == b->type && a->len == b->len && a->start == b->start &&
 		       !memcmp(a->id, b->id, a->len);
+	if (a->len && o->uid_reportable)
+		return false;
 	return !strncmp(m->origin_name, o->name, PMC_ORIGIN_NAME_LEN);
 }
 

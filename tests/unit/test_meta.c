@@ -376,6 +376,80 @@ static void test_format_order(void)
 	      "format: a reformat starts again at seq 1 with the new uuid");
 }
 
+/* The index of the first event of @kind at @off from @from on; -1: none. */
+static int find_ev(unsigned int from, enum ev_kind kind, size_t off)
+{
+	unsigned int i;
+
+	for (i = from; i < nr_events && i < MAX_EVENTS; i++)
+		if (events[i].kind == kind && (kind == EV_FENCE || events[i].off == off))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Superblock writes that a crash tears must leave a copy that reads as
+ * damaged (its magic kept), never as another user's data over the other
+ * copy (sb_copy0_torn): a reset or format zeroes each copy but its magic
+ * first, then the magic; a copy written while damaged or behind is first
+ * made the same as the current one.
+ */
+static void test_sb_tears(void)
+{
+	struct pmc_meta m, p;
+	struct pmc_sb older;
+	const char *why;
+	unsigned int c;
+	bool order = true;
+	int z, f, st, c1, c2, zc;
+
+	/* Copy 0 behind copy 1: a rebind torn after its first write. */
+	format_dev(&m, DEV_SIZE);
+	older = *sb_at(0);
+	rebind(&m, &origin_b);
+	*sb_at(0) = older;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && m.sb_copy == 1 &&
+	      !m.sb_copies_same, "tears: copy 0 behind copy 1 loads copy 1");
+	nr_events = 0;
+	pmc_meta_format(&p, dev, DEV_SIZE, BS, &origin_a, uuid_a, 0);
+	for (c = 0; c < PMC_SB_COPIES; c++) {
+		z = find_ev(0, EV_ZERO, c * PMC_SB_SIZE + 8);
+		f = z < 0 ? -1 : find_ev((unsigned int)z, EV_FENCE, 0);
+		st = find_ev(0, EV_STORE64, c * PMC_SB_SIZE);
+		/* (The signature blanking zeroes the first 8 KiB again, after.) */
+		zc = find_ev(0, EV_ZERO, c * PMC_SB_SIZE);
+		order &= z >= 0 && f > z && st > f && (zc < 0 || zc > st);
+	}
+	check(order, "tears: a format zeroes each superblock copy but its magic, fences, then the magic");
+	/* Torn there, over copy 0 behind: copy 1 loads, no foreign device. */
+	format_dev(&m, DEV_SIZE);
+	older = *sb_at(0);
+	rebind(&m, &origin_b);
+	*sb_at(0) = older;
+	memset((u8 *)sb_at(0) + 8, 0, PMC_SB_SIZE - 8);
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && m.sb_copy == 1,
+	      "tears: a copy 0 zeroed but its magic leaves copy 1 to load");
+
+	/*
+	 * Copy 0 torn at a format (no magic, the rest copy 1's): loaded
+	 * from copy 1, and the rewrite that makes the copies the same heals
+	 * copy 0 first, behind a fence, then writes the new superblock.
+	 */
+	format_dev(&m, DEV_SIZE);
+	sb_at(0)->magic = 0;
+	check(pmc_meta_probe(&m, dev, DEV_SIZE, &why) == PMC_PROBE_VALID && m.sb_copy == 1,
+	      "tears: a copy 0 torn at a format loads copy 1");
+	nr_events = 0;
+	pmc_meta_update_origin(&m, &origin_a);
+	c1 = find_ev(0, EV_COPY, 0);
+	f = c1 < 0 ? -1 : find_ev((unsigned int)c1, EV_FENCE, 0);
+	c2 = f < 0 ? -1 : find_ev((unsigned int)f, EV_COPY, 0);
+	st = find_ev(0, EV_COPY, PMC_SB_SIZE);
+	check(c1 >= 0 && f > c1 && c2 > f && st > c2 && m.sb_copies_same &&
+	      !memcmp(sb_at(0), sb_at(1), PMC_SB_SIZE),
+	      "tears: a damaged copy is made the current one, fenced, before the rewrite");
+}
+
 static void test_probe_corrupt_unsupported(void)
 {
 	struct pmc_meta m, p;
@@ -637,6 +711,14 @@ static void test_origin_uid(void)
 	      "origin id: a partition of the same disk does not");
 	check(pmc_meta_origin_matches(&p, &sda) && !pmc_meta_origin_matches(&p, &sdb),
 	      "origin id: an origin without one is matched by name");
+	{
+		/* A USB disk, say, under the recorded name: its driver reports none. */
+		struct pmc_origin_id usb = sda;
+
+		usb.uid_reportable = true;
+		check(!pmc_meta_origin_matches(&p, &usb),
+		      "origin id: a disk whose driver reports ids, none now, is another disk");
+	}
 	pmc_origin_uid_str(&a_sda1.uid, str, sizeof(str));
 	check(!strcmp(str, "naa.a1a1a1a1a1a1a1a1+2048"), "origin id: printed as naa.<hex>+<start>");
 
@@ -1273,6 +1355,7 @@ int main(void)
 	test_format_blanks_signatures();
 	test_geometry_cap();
 	test_format_order();
+	test_sb_tears();
 	test_probe_corrupt_unsupported();
 	test_two_copies();
 	test_lagging_copy();

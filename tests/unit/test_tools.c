@@ -571,12 +571,20 @@ int main(void)
 	 * needs --force to bring it back over the other user's data.
 	 */
 	map = image_with_sector0_zeroed(bad, &m, &oid, uuid);
+	put(&m, 1, 20, 0, 7, true);		/* block 20, dirty, for rescue */
 	memset(map, 0, 1024);
 	memcpy(map + 4086, "SWAPSPACE2", 10);
 	munmap(map, PMEM_SIZE);
+	ok(run(TOOL " wipe %s 2>&1 | grep -q '2 dirty blocks: rescue them first'", bad) == 0 &&
+	   run(TOOL " wipe %s >/dev/null 2>&1", bad) == 2 &&
+	   run(TOOL " check %s >/dev/null 2>&1", bad) == 1,
+	   "wipe: an overwritten copy 0 (another user's) needs --force, its dirty blocks counted");
+	ok(run(TOOL " rescue %s %s 2>&1 | grep -q 'rescuing the cache'", bad, org) == 0 &&
+	   origin_block_is(org, 20, 7),
+	   "rescue: reads the cache behind an overwritten copy 0, writes its dirty blocks");
 	ok(run(TOOL " check %s >/dev/null 2>&1", bad) == 1 &&
 	   run(TOOL " check %s 2>&1 | grep -q 'copy 0 is overwritten by other data, but copy 1 "
-	       "holds the cache of vdb (1 blocks used, 1 dirty): the module refuses'", bad) == 0,
+	       "holds the cache of vdb (2 blocks used, 2 dirty): the module refuses'", bad) == 0,
 	   "check: a copy 0 overwritten by other data (mkswap) over a cache, exit 1, named");
 	ok(run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 1,
 	   "belongs: a copy 0 overwritten over dirty blocks exits 1");
@@ -585,7 +593,7 @@ int main(void)
 	   run(TOOL " check %s >/dev/null 2>&1", bad) == 1,
 	   "repair: an overwritten copy 0 needs --force, nothing written without");
 	ok(run(TOOL " repair %s --force | grep -q 'copy 0 rewritten from copy 1'", bad) == 0 &&
-	   run(TOOL " check %s | grep -q 'sound; 1 dirty blocks'", bad) == 0,
+	   run(TOOL " check %s | grep -q 'sound; 2 dirty blocks'", bad) == 0,
 	   "repair --force: an overwritten copy 0 is rewritten from copy 1, the cache back");
 	/* Unknown ro_compat features: read, never written. */
 

@@ -7,7 +7,8 @@
 #   `format` back, is the everyday way to get there);
 # - a format with another block_size, dirtied between its load and resume;
 # - a cache device another user wrote over (copy 0), a cache in copy 1:
-#   refused, named by pmcache-tool check, back after repair --force;
+#   refused (format too, over its dirty blocks), named by pmcache-tool
+#   check, back after repair --force;
 # - a second dm device on the same cache device, or on the same origin;
 # - a table whose cache device changed between its load and its resume,
 #   and after its refusal the dirty blocks of the table dm dropped with it,
@@ -108,6 +109,12 @@ rc=0; pmcache-tool check "$PMEM" >/tmp/out 2>&1 || rc=$?
 assert_eq "$rc" 1 "pmcache-tool check's exit over an overwritten copy 0"
 grep -q "overwritten by other data, but copy 1 holds the cache .* $dirty dirty" /tmp/out ||
 	{ cat /tmp/out; fail "check does not name the cache behind copy 0"; }
+dmesg -c >/dev/null
+if ORIGIN_DEV=/dev/mapper/oa pmcache_table format | dmsetup create pc 2>/dev/null; then
+	fail "format accepted over the dirty blocks behind an overwritten copy 0"
+fi
+dmesg | grep -q "pmcache: cache holds $dirty dirty (or unreadable) blocks" ||
+	{ dmesg | tail -3; fail "the format's refusal does not count the blocks behind copy 0"; }
 pmcache-tool repair "$PMEM" --force >/dev/null || fail "repair --force"
 ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
 assert_eq "$(blocks_of pc 4)" "$dirty" "dirty blocks after repair --force"
@@ -291,9 +298,23 @@ if dmsetup reload pc --table "$table_pb" 2>/dev/null && dmsetup resume pc 2>/dev
 fi
 dmesg | grep -q "pmcache: .*flush them before changing the cache device" ||
 	{ dmesg | tail -3; fail "the table on pb was refused, but not for the blocks left in pa"; }
+pa_dev=$(dmsetup info -c --noheadings -o major,minor pa | tr -d ' ')
+dmesg | grep -q "pmcache: the dirty blocks are in cache device $pa_dev: load a table on it" ||
+	{ dmesg | tail -3; fail "the refusal does not name the cache device holding the blocks"; }
 dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
 fio $job9 --verify_only=1 >/dev/null || fail "dirty blocks lost"
 dmsetup message pc 0 flush
+
+log "a table whose first resume failed, resumed again on its device: flushed, a move goes"
+fio $job9 --randseed=4343 >/dev/null || fail "write through pc"
+[ "$(blocks_of pc 4)" -gt 0 ] || fail "nothing dirty in pc"
+pa_first_resume_fails
+dmsetup resume pc || fail "the same table resumed again"
+fio $job9 --randseed=4343 --verify_only=1 >/dev/null || fail "dirty blocks lost"
+dmsetup message pc 0 flush || fail "flush"
+dmsetup reload pc --table "$table_pb" && dmsetup resume pc ||
+	fail "a move refused after the blocks the failed resume held were flushed"
+dmsetup reload pc --table "$table_pa" && dmsetup resume pc || fail "back to pa"
 
 log "a table that never loaded: its cache device's dirty blocks hold, its clean copies go"
 # Left by a removed table: dirty blocks in pa. A new table on pa whose

@@ -2203,6 +2203,31 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 	return 0;
 }
 
+/*
+ * Does @c's pmem, now mapped, overlap another table's through another
+ * device (an LV or a partition over the same pmem; DAX maps both to the
+ * same memory)? The checks by device above cannot see that, and the two
+ * caches would write over each other (or a move blank the one it takes).
+ */
+static int pmc_pmem_shared(struct pmc_cache *c, char **error)
+{
+	struct pmc_cache *o;
+	int r = 0;
+
+	mutex_lock(&pmc_devices_lock);
+	list_for_each_entry(o, &pmc_devices, devices_node) {
+		if (o == c || !READ_ONCE(o->pmem) || o->cache_dev->bdev == c->cache_dev->bdev)
+			continue;
+		if (c->pmem < o->pmem + o->pmem_size && o->pmem < c->pmem + c->pmem_size) {
+			*error = "the cache device shares pmem with another pmcache device's";
+			r = -EBUSY;
+			break;
+		}
+	}
+	mutex_unlock(&pmc_devices_lock);
+	return r;
+}
+
 static int pmc_register(struct pmc_cache *c, char **error)
 {
 	struct mapped_device *md = dm_table_get_md(c->ti->table);
@@ -2502,6 +2527,9 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 
 	r = pmc_map_pmem(c, &ti->error);
+	if (r)
+		goto bad;
+	r = pmc_pmem_shared(c, &ti->error);
 	if (r)
 		goto bad;
 	r = pmc_probe(c, &ti->error);

@@ -9,7 +9,8 @@
 # - a cache device another user wrote over (copy 0), a cache in copy 1:
 #   refused (format too, over its dirty blocks), named by pmcache-tool
 #   check, back after repair --force;
-# - a second dm device on the same cache device, or on the same origin;
+# - a second dm device on the same cache device (also through another
+#   device over the same pmem), or on the same origin;
 # - a table whose cache device changed between its load and its resume,
 #   and after its refusal the dirty blocks of the table dm dropped with it,
 #   or that a table that never loaded found on its device, hold the tables
@@ -164,6 +165,14 @@ if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/oa pmcache_table | dmsetup cr
 fi
 dmesg | grep -q "pmcache: the origin is cached by another pmcache device" ||
 	{ dmesg | tail -3; fail "no reason given"; }
+# The whole pmem while pc caches in pa, a slice of it: another device, the same memory.
+dmesg -c >/dev/null
+if ORIGIN_DEV=/dev/mapper/ob pmcache_table | dmsetup create pc2 2>/dev/null; then
+	fail "a second cache on pmem another's cache device maps too"
+fi
+dmesg | grep -q "pmcache: the cache device shares pmem with another pmcache device's" ||
+	{ dmesg | tail -3; fail "no reason given for shared pmem"; }
+[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
 log "one device's cache device, another's origin: refused"
 dmesg -c >/dev/null
 if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa pmcache_table | dmsetup create pc2 2>/dev/null; then

@@ -2008,6 +2008,7 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 {
 	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid,
 				     c->origin_uid_reportable };
+	char uid[PMC_ORIGIN_UID_STR_LEN];
 	enum pmc_probe_result res;
 	const char *why;
 	int r;
@@ -2044,6 +2045,19 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 		/* Its dirty blocks, if any, cannot be counted: format would lose them. */
 		DMERR("cache device: %s", why);
 		*error = "cache superblock unusable; it may hold dirty blocks: pmcache-tool check";
+		return -EINVAL;
+	}
+	/*
+	 * No id now from a driver that reports them, one recorded: another
+	 * disk, or this one for a while without it (no path up, a failed
+	 * INQUIRY). Not rebound even when clean: rebound, the cache would
+	 * lose the id it knows its disk by, and follow a name from then on.
+	 */
+	if (c->meta.origin_uid.len && c->origin_uid_reportable && !c->origin_uid.len) {
+		pmc_origin_uid_str(&c->meta.origin_uid, uid, sizeof(uid));
+		DMERR("origin %s reports no disk id now; the cache was made for disk %s",
+		      c->origin_name, uid);
+		*error = "the origin reports no disk id: retry once it does, or pass format";
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {

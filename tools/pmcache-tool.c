@@ -35,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/sysmacros.h>
 #include <limits.h>
 #include <strings.h>
@@ -565,6 +566,26 @@ static int disk_has_uid(const char *sys, const struct pmc_origin_uid *uid)
 }
 
 /*
+ * Does the disk under @sys (named @name) have a driver that reports ids, as
+ * the module's get_unique_id? SCSI disks; NVMe namespaces from 6.11 on.
+ * Such a disk reporting none, under a name recorded with an id, is another
+ * disk (pmc_origin_id.uid_reportable).
+ */
+static bool disk_reports_uids(const char *sys, const char *name)
+{
+	unsigned int maj = 0, min = 0;
+	struct utsname u;
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/device/scsi_disk", sys);
+	if (!access(path, F_OK))
+		return true;
+	if (strncmp(name, "nvme", 4) || uname(&u) || sscanf(u.release, "%u.%u", &maj, &min) != 2)
+		return false;
+	return maj > 6 || (maj == 6 && min >= 11);
+}
+
+/*
  * Is the block device @os the origin the cache was bound to? As the module
  * decides it (pmc_meta_origin_matches): by the disk's unique id when the
  * superblock and the disk have one, else by name (a dm device's dm name, or
@@ -603,6 +624,8 @@ static bool origin_is(const struct pmc_meta *m, const struct stat *os, char *wha
 		has = disk_has_uid(disk, &m->origin_uid);
 		if (has >= 0)
 			return has && first == m->origin_uid.start;
+		if (disk_reports_uids(disk, name))
+			return false;
 	}
 	return !strncmp(m->origin_name, name, PMC_ORIGIN_NAME_LEN);
 }
@@ -661,6 +684,7 @@ static int cmd_rescue(const char *cache, const char *origin, bool dry_run, bool 
 		fprintf(stderr,
 			"%s: superblock copy 0 is overwritten by other data: rescuing the cache\n"
 			"copy 1 describes\n", cache);
+		r = 0;
 	}
 	/* O_EXCL: not under a live table (a block device in use is EBUSY). */
 	fd = open_dev_or_file(origin, dry_run ? O_RDONLY : O_WRONLY | O_EXCL);

@@ -580,6 +580,7 @@ int main(void)
 	   run(TOOL " check %s >/dev/null 2>&1", bad) == 1,
 	   "wipe: an overwritten copy 0 (another user's) needs --force, its dirty blocks counted");
 	ok(run(TOOL " rescue %s %s 2>&1 | grep -q 'rescuing the cache'", bad, org) == 0 &&
+	   run(TOOL " rescue %s %s >/dev/null 2>&1", bad, org) == 0 &&
 	   origin_block_is(org, 20, 7),
 	   "rescue: reads the cache behind an overwritten copy 0, writes its dirty blocks");
 	ok(run(TOOL " check %s >/dev/null 2>&1", bad) == 1 &&

@@ -193,7 +193,9 @@ resume_one() { # SYS
 	    --bs=64k --size="$fill" --output-format=terse >/tmp/fio.out 2>&1 ||
 		{ cat /tmp/fio.out; fail "resume: fio on $s"; }
 	sync
-	used=$(peer_fill "$s") dirty=$(peer_dirty "$s")
+	# One a line: set -e sees each status read fail.
+	used=$(peer_fill "$s")
+	dirty=$(peer_dirty "$s")
 	case $s in
 	bcache)
 		bcache_stop

@@ -47,6 +47,19 @@ static inline u64 pmc_slot_next_key(const struct pmc_index *idx, u64 oblock)
 }
 
 /*
+ * Stage a copy for pmc_slot_install's @key_stored: the data the caller
+ * stored in @slot, and now @key, durable in one fence, before the stripe
+ * lock, so that the commit under it needs one fence more. The module's
+ * writes and promotions stage here, as the crash explorer's model of
+ * them does (tests/unit/ref_cache.c): what it proves is this sequence.
+ */
+static inline void pmc_slot_stage(struct pmc_meta *meta, u32 slot, u64 key)
+{
+	pmc_rec_set_key(meta, slot, key);
+	pmc_pmem_fence();
+}
+
+/*
  * Make @slot (its data already in pmem) the current copy of @oblock, dirty
  * or clean, durably. *@old_p: the copy it replaces (PMC_NO_SLOT: none); left
  * naming the copy the policy must forget, or PMC_NO_SLOT. @key_stored: the

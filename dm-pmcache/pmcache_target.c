@@ -734,8 +734,7 @@ static int pmc_write_chunk(struct pmc_cache *c, struct bio *bio,
 		 */
 		key = pmc_slot_next_key(&c->idx, ch->oblock);
 		pmc_bio_to_pmem(bio, ch->bio_off, pmc_block_data(&c->meta, slot), ch->len);
-		pmc_rec_set_key(&c->meta, slot, key);
-		pmc_pmem_fence();
+		pmc_slot_stage(&c->meta, slot, key);
 	}
 
 	spin_lock(&st->lock);
@@ -1628,8 +1627,7 @@ static void pmc_promote_work(struct work_struct *w)
 			p->seq[i]++;
 		pmc_pmem_copy(pmc_block_data(&c->meta, slot), pmc_promotion_block(c, p, i),
 			      c->block_size);
-		pmc_rec_set_key(&c->meta, slot, key);
-		pmc_pmem_fence();
+		pmc_slot_stage(&c->meta, slot, key);
 		spin_lock(&st->lock);
 		/*
 		 * The in-flight count before write_seq, in the order

@@ -264,8 +264,7 @@ int ref_write(struct ref_cache *rc, u64 oblock, u32 blk_off, u32 len,
 		 */
 		if (ref_rand(rc) % 4 == 0)
 			key = pmc_key_make(oblock, pmc_key_gen(key) + 1);
-		pmc_rec_set_key(&rc->meta, slot, key);
-		pmc_pmem_fence();
+		pmc_slot_stage(&rc->meta, slot, key);
 	}
 
 	old = pmc_index_lookup(&rc->idx, oblock);
@@ -365,8 +364,7 @@ int ref_promote(struct ref_cache *rc, u64 oblock, const u8 *data)
 	if (slot == PMC_NO_SLOT)
 		return -ENOSPC;
 	pmc_pmem_copy(pmc_block_data(&rc->meta, slot), data, rc->block_size);
-	pmc_rec_set_key(&rc->meta, slot, key);
-	pmc_pmem_fence();
+	pmc_slot_stage(&rc->meta, slot, key);
 	if (pmc_index_lookup(&rc->idx, oblock) != PMC_NO_SLOT) {
 		ref_slot_free(rc, slot);
 		return -EEXIST;

@@ -143,6 +143,7 @@ struct pmc_cache {
 	atomic_t wb_inflight;
 	atomic_t free_waiters;
 	atomic_t flush_requests;	/* message flush in progress */
+	atomic_t flush_rounds;		/* a flush began or looked at its marks again */
 	/*
 	 * Origin writes completed (through the target, not writeback), and
 	 * how many of them the last completed origin flush covers: a flush

@@ -2055,7 +2055,7 @@ static int pmc_probe(struct pmc_cache *c, char **error)
 		pmc_origin_uid_str(&c->meta.origin_uid, uid, sizeof(uid));
 		DMERR("origin %s reports no disk id now; the cache was made for disk %s",
 		      c->origin_name, uid);
-		*error = "the origin reports no disk id: retry once it does, or pass format";
+		*error = "the origin reports no disk id: retry once it does (or, clean, format)";
 		return -EINVAL;
 	}
 	if (!pmc_meta_origin_matches(&c->meta, &oid)) {
@@ -2464,6 +2464,7 @@ static int pmc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	atomic_set(&c->wb_inflight, 0);
 	atomic_set(&c->free_waiters, 0);
 	atomic_set(&c->flush_requests, 0);
+	atomic_set(&c->flush_rounds, 0);
 	atomic_set(&c->wb_errors, 0);
 	atomic_set(&c->wb_writes_ok, 0);
 	atomic_set(&c->wb_flush_failures, 0);
@@ -2758,15 +2759,19 @@ static void pmc_status(struct dm_target *ti, status_type_t type,
 	struct pmc_cache *c = ti->private;
 	unsigned int sz = 0, i;
 	struct pmc_stats s;
+	s64 used, dirty;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
 		mutex_lock(&pmc_devices_lock);
 		pmc_read_stats(c, &s);
 		mutex_unlock(&pmc_devices_lock);
+		/* Summed one after the other: a write between them must not show dirty > used. */
+		used = pmc_nr_used(c);
+		dirty = min(pmc_nr_dirty(c), used);
 		DMEMIT("%u %llu %lld %lld %llu %llu %llu %llu %llu %d %llu %s %s %llu %llu %llu",
 		       c->block_size, c->meta.geo.nr_blocks,
-		       (long long)pmc_nr_used(c), (long long)pmc_nr_dirty(c),
+		       (long long)used, (long long)dirty,
 		       s.read_hits, s.read_misses, s.write_hits, s.write_misses,
 		       s.writebacks, atomic_read(&c->wb_inflight),
 		       s.errors,
@@ -2868,6 +2873,7 @@ static int pmc_flush_all(struct pmc_cache *c)
 	 */
 	if (pmc_nr_dirty(c)) {
 		pmc_walk_copies(c, pmc_mark_for_flush);
+		atomic_inc(&c->flush_rounds);
 		pmc_wb_kick(c);
 	}
 	while (pmc_nr_dirty(c) && pmc_walk_copies(c, pmc_has_flush_mark)) {
@@ -2880,6 +2886,8 @@ static int pmc_flush_all(struct pmc_cache *c)
 			r = -EIO;
 			break;
 		}
+		/* Its marked blocks first again, in a writeback run going on. */
+		atomic_inc(&c->flush_rounds);
 		pmc_wb_kick(c);
 		/* The marks are looked at again 4 times a second. */
 		r = wait_event_killable_timeout(c->clean_wait,

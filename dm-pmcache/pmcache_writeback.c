@@ -630,6 +630,7 @@ void pmc_wb_work(struct work_struct *w)
 	struct pmc_wb_ring ring = { 0 };
 	bool burst = false, unreadable = false, scanned_all = false, flush_taken = false;
 	bool failed = false;
+	int flush_round = atomic_read(&c->flush_rounds);
 	u32 cursor;
 
 	mutex_lock(&c->wb_mutex);
@@ -667,6 +668,15 @@ void pmc_wb_work(struct work_struct *w)
 		 * A flush's blocks first (PMC_S_FLUSH): writes that go on
 		 * during a flush must not hold it. Then the others, as ever.
 		 */
+		/*
+		 * A flush that began since, or looked at its marks again
+		 * (blocks that could not be taken before, another flush
+		 * after the first): its blocks first again.
+		 */
+		if (atomic_read(&c->flush_rounds) != flush_round) {
+			flush_round = atomic_read(&c->flush_rounds);
+			flush_taken = false;
+		}
 		if (reason == 2 && atomic_read(&c->flush_requests) && !flush_taken) {
 			bool unused;
 

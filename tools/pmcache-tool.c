@@ -466,10 +466,9 @@ static int cmd_dump(const char *path, bool records)
 	int r = load(path, &v, false);
 	bool refused;
 
-	if (r) {
-		print_behind_copy0(path, &v);
-		return r;
-	}
+	/* As check: a cache behind copy 0 is a problem. */
+	if (r)
+		return print_behind_copy0(path, &v) || v.copy0_overwritten ? 1 : r;
 	print_summary(path, &v);
 	refused = print_load_problems(path, &v);
 	if (!records)

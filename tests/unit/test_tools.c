@@ -587,8 +587,9 @@ int main(void)
 	   run(TOOL " check %s 2>&1 | grep -q 'copy 0 is overwritten by other data, but copy 1 "
 	       "holds the cache of vdb (2 blocks used, 2 dirty): the module refuses'", bad) == 0,
 	   "check: a copy 0 overwritten by other data (mkswap) over a cache, exit 1, named");
-	ok(run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 1,
-	   "belongs: a copy 0 overwritten over dirty blocks exits 1");
+	ok(run(TOOL " belongs %s /dev/null >/dev/null 2>&1", bad) == 1 &&
+	   run(TOOL " dump %s >/dev/null 2>&1", bad) == 1,
+	   "belongs and dump: a copy 0 overwritten over dirty blocks exits 1");
 	ok(run(TOOL " repair %s 2>&1 | grep -q 'another user of the device wrote over copy 0'",
 	       bad) == 0 && run(TOOL " repair %s >/dev/null 2>&1", bad) == 1 &&
 	   run(TOOL " check %s >/dev/null 2>&1", bad) == 1,

@@ -76,6 +76,8 @@ struct pmc_cache {
 	struct dax_device *dax_dev;
 	u8 *pmem;
 	u64 pmem_size;
+	u8 *origin_pmem;		/* an origin DAX maps too (on pmem): where */
+	u64 origin_pmem_size;		/* 0: none */
 
 	struct pmc_meta meta;
 	struct pmc_index idx;

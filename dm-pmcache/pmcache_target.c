@@ -2215,23 +2215,64 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 	return 0;
 }
 
+/* An origin on pmem: where DAX maps it, as far as one mapping goes. */
+static void pmc_map_origin_pmem(struct pmc_cache *c)
+{
+	struct dm_dev *dev = c->origin_dev;
+	sector_t first = get_start_sect(dev->bdev);
+	long pages = bdev_nr_sectors(dev->bdev) >> (PAGE_SHIFT - SECTOR_SHIFT), got;
+	void *kaddr;
+	int id;
+
+	if (!dev->dax_dev || pages <= 0 || (first & (PAGE_SIZE / SECTOR_SIZE - 1)))
+		return;
+	id = dax_read_lock();
+	got = dax_direct_access(dev->dax_dev, first >> (PAGE_SHIFT - SECTOR_SHIFT), pages,
+				DAX_ACCESS, &kaddr, NULL);
+	dax_read_unlock(id);
+	if (got > 0) {
+		c->origin_pmem_size = (u64)got << PAGE_SHIFT;
+		WRITE_ONCE(c->origin_pmem, kaddr);
+	}
+}
+
+static bool pmc_ranges_meet(const u8 *a, u64 a_len, const u8 *b, u64 b_len)
+{
+	return a && b && a < b + b_len && b < a + a_len;
+}
+
 /*
  * Does @c's pmem, now mapped, overlap another table's through another
  * device (an LV or a partition over the same pmem; DAX maps both to the
- * same memory)? The checks by device above cannot see that, and the two
- * caches would write over each other (or a move blank the one it takes).
+ * same memory), or an origin's on pmem, its own too? The checks by device
+ * cannot see that, and writes would land in a cache's records and blocks
+ * (or a move blank the one it takes).
  */
 static int pmc_pmem_shared(struct pmc_cache *c, char **error)
 {
 	struct pmc_cache *o;
 	int r = 0;
 
+	pmc_map_origin_pmem(c);
+	if (pmc_ranges_meet(c->pmem, c->pmem_size, c->origin_pmem, c->origin_pmem_size)) {
+		*error = "the origin shares pmem with the cache device";
+		return -EINVAL;
+	}
 	mutex_lock(&pmc_devices_lock);
 	list_for_each_entry(o, &pmc_devices, devices_node) {
-		if (o == c || !READ_ONCE(o->pmem) || o->cache_dev->bdev == c->cache_dev->bdev)
+		if (o == c)
 			continue;
-		if (c->pmem < o->pmem + o->pmem_size && o->pmem < c->pmem + c->pmem_size) {
+		if (o->cache_dev->bdev != c->cache_dev->bdev &&
+		    pmc_ranges_meet(c->pmem, c->pmem_size, READ_ONCE(o->pmem), o->pmem_size)) {
 			*error = "the cache device shares pmem with another pmcache device's";
+			r = -EBUSY;
+			break;
+		}
+		if (pmc_ranges_meet(c->pmem, c->pmem_size, READ_ONCE(o->origin_pmem),
+				    o->origin_pmem_size) ||
+		    pmc_ranges_meet(c->origin_pmem, c->origin_pmem_size, READ_ONCE(o->pmem),
+				    o->pmem_size)) {
+			*error = "cache device or origin shares pmem with another pmcache device";
 			r = -EBUSY;
 			break;
 		}

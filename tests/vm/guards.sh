@@ -173,6 +173,24 @@ fi
 dmesg | grep -q "pmcache: the cache device shares pmem with another pmcache device's" ||
 	{ dmesg | tail -3; fail "no reason given for shared pmem"; }
 [ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+# An origin on pmem: over pc's cache (pa's range), or over its own cache device's.
+dmsetup create pa2 --table "0 $((pm / 2)) linear $PMEM 0"
+dmsetup create pb2 --table "0 $((pm / 2)) linear $PMEM $((pm / 2))"
+dmesg -c >/dev/null
+if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa2 pmcache_table | dmsetup create pc2 2>/dev/null; then
+	fail "an origin on the pmem of another's cache device"
+fi
+dmesg | grep -q "pmcache: cache device or origin shares pmem with another pmcache device" ||
+	{ dmesg | tail -3; fail "no reason given for an origin on another's cache pmem"; }
+dmesg -c >/dev/null
+if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pb2 pmcache_table | dmsetup create pc2 2>/dev/null; then
+	fail "an origin on the pmem of its own cache device"
+fi
+dmesg | grep -q "pmcache: the origin shares pmem with the cache device" ||
+	{ dmesg | tail -3; fail "no reason given for an origin on its own cache pmem"; }
+[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+dmsetup remove pa2
+dmsetup remove pb2
 log "one device's cache device, another's origin: refused"
 dmesg -c >/dev/null
 if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa pmcache_table | dmsetup create pc2 2>/dev/null; then

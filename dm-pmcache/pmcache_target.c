@@ -319,14 +319,26 @@ static bool pmc_has_bad_blocks(struct block_device *bdev)
 	return false;
 }
 
+/* DAX access to @pages pages of @dev from its start (a partition's too). */
+static long pmc_dax_access(struct dm_dev *dev, long pages, void **kaddr, pfn_t *pfn)
+{
+	long got;
+	int id;
+
+	id = dax_read_lock();
+	got = dax_direct_access(dev->dax_dev,
+				get_start_sect(dev->bdev) >> (PAGE_SHIFT - SECTOR_SHIFT),
+				pages, DAX_ACCESS, kaddr, pfn);
+	dax_read_unlock(id);
+	return got;
+}
+
 static int pmc_map_pmem(struct pmc_cache *c, char **error)
 {
 	struct block_device *bdev = c->cache_dev->bdev;
 	long pages, got;
-	sector_t start;
 	pfn_t pfn;
 	void *kaddr;
-	int id;
 
 	c->dax_dev = c->cache_dev->dax_dev;
 	if (!c->dax_dev) {
@@ -337,8 +349,7 @@ static int pmc_map_pmem(struct pmc_cache *c, char **error)
 		*error = "cache device DAX is not synchronous (CPU stores are not durable)";
 		return -EOPNOTSUPP;
 	}
-	start = get_start_sect(bdev);
-	if (start & (PAGE_SIZE / SECTOR_SIZE - 1)) {
+	if (get_start_sect(bdev) & (PAGE_SIZE / SECTOR_SIZE - 1)) {
 		*error = "cache partition is not page aligned";
 		return -EINVAL;
 	}
@@ -349,10 +360,7 @@ static int pmc_map_pmem(struct pmc_cache *c, char **error)
 		*error = "cache device too small";
 		return -EINVAL;
 	}
-	id = dax_read_lock();
-	got = dax_direct_access(c->dax_dev, start >> (PAGE_SHIFT - SECTOR_SHIFT), pages,
-				DAX_ACCESS, &kaddr, &pfn);
-	dax_read_unlock(id);
+	got = pmc_dax_access(c->cache_dev, pages, &kaddr, &pfn);
 	if (got < 0) {
 		/*
 		 * pmem refuses to map a range that holds a bad block: the cache
@@ -1824,16 +1832,10 @@ static int pmc_dirty_now(struct pmc_cache *c, struct pmc_meta *now, u64 *dirty)
 	int r;
 
 	*dirty = 0;
-	switch (pmc_meta_probe(now, c->pmem, c->pmem_size, &why)) {
-	case PMC_PROBE_VALID:
-		break;
-	case PMC_PROBE_FOREIGN:
-		if (why == pmc_why_copy0_overwritten)
-			break;
-		fallthrough;
-	default:
+	/* @now describes the cache behind an overwritten copy 0 too. */
+	if (pmc_meta_probe(now, c->pmem, c->pmem_size, &why) != PMC_PROBE_VALID &&
+	    why != pmc_why_copy0_overwritten)
 		return 0;
-	}
 	/*
 	 * At resume the device is suspended (a reload): reclaim must not
 	 * write through it while this allocates the index that counts.
@@ -1909,11 +1911,19 @@ static bool pmc_cache_dev_unchanged(struct pmc_cache *c)
 		!memcmp(now.uuid, c->seen_uuid, sizeof(now.uuid)));
 }
 
-/* Build the in-DRAM state from pmem: the first resume of this table. */
-static int pmc_load(struct pmc_cache *c)
+/* The origin of @c's table, as the superblock's is compared with it. */
+static struct pmc_origin_id pmc_origin_of(const struct pmc_cache *c)
 {
 	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid,
 				     c->origin_uid_reportable };
+
+	return oid;
+}
+
+/* Build the in-DRAM state from pmem: the first resume of this table. */
+static int pmc_load(struct pmc_cache *c)
+{
+	struct pmc_origin_id oid = pmc_origin_of(c);
 	struct pmc_recovery_stats st;
 	u64 t0 = ktime_get_ns();
 	u8 uuid[16];
@@ -2004,8 +2014,7 @@ static int pmc_load(struct pmc_cache *c)
 /* Decide, without changing pmem, what the first resume will do. */
 static int pmc_probe(struct pmc_cache *c, char **error)
 {
-	struct pmc_origin_id oid = { c->origin_sectors, c->origin_name, c->origin_uid,
-				     c->origin_uid_reportable };
+	struct pmc_origin_id oid = pmc_origin_of(c);
 	char uid[PMC_ORIGIN_UID_STR_LEN];
 	enum pmc_probe_result res;
 	const char *why;
@@ -2219,17 +2228,13 @@ static int pmc_drop_replaced_cache(struct pmc_cache *c)
 static void pmc_map_origin_pmem(struct pmc_cache *c)
 {
 	struct dm_dev *dev = c->origin_dev;
-	sector_t first = get_start_sect(dev->bdev);
 	long pages = bdev_nr_sectors(dev->bdev) >> (PAGE_SHIFT - SECTOR_SHIFT), got;
 	void *kaddr;
-	int id;
 
-	if (!dev->dax_dev || pages <= 0 || (first & (PAGE_SIZE / SECTOR_SIZE - 1)))
+	if (!dev->dax_dev || pages <= 0 ||
+	    (get_start_sect(dev->bdev) & (PAGE_SIZE / SECTOR_SIZE - 1)))
 		return;
-	id = dax_read_lock();
-	got = dax_direct_access(dev->dax_dev, first >> (PAGE_SHIFT - SECTOR_SHIFT), pages,
-				DAX_ACCESS, &kaddr, NULL);
-	dax_read_unlock(id);
+	got = pmc_dax_access(dev, pages, &kaddr, NULL);
 	if (got > 0) {
 		c->origin_pmem_size = (u64)got << PAGE_SHIFT;
 		WRITE_ONCE(c->origin_pmem, kaddr);

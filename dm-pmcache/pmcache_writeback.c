@@ -456,6 +456,7 @@ static unsigned int pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b,
 	while (i < n) {
 		unsigned int run = 1, k;
 		struct bio *bio = NULL;
+		struct pmc_wb_bio *wb = NULL;
 
 		while (i + run < n && run < max_run &&
 		       items[i + run].oblock == items[i].oblock + run)
@@ -477,10 +478,11 @@ static unsigned int pmc_wb_send(struct pmc_cache *c, struct pmc_wb_batch *b,
 				bio->bi_iter.bi_sector = pmc_oblock_to_sector(c, item.oblock);
 				bio->bi_private = b;
 				bio->bi_end_io = pmc_wb_endio;
-				container_of(bio, struct pmc_wb_bio, bio)->items = &items[good];
-				container_of(bio, struct pmc_wb_bio, bio)->nr = 0;
+				wb = container_of(bio, struct pmc_wb_bio, bio);
+				wb->items = &items[good];
+				wb->nr = 0;
 			}
-			container_of(bio, struct pmc_wb_bio, bio)->nr++;
+			wb->nr++;
 			__bio_add_page(bio, virt_to_page(data), c->block_size,
 				       offset_in_page(data));
 			items[good++] = item;

@@ -1667,8 +1667,7 @@ static bool hides_cache(const struct fcase *c)
 	if (c->size < PMC_REC_OFFSET)
 		return false;
 	/* The image is the device its reads are checked against, no media error. */
-	dev = c->img;
-	dev_size = c->size;
+	use_dev(c->img, c->size);
 	nr_poison = 0;
 	memcpy(copy0, c->img, PMC_SB_SIZE);
 	memcpy(c->img, c->img + PMC_SB_SIZE, PMC_SB_SIZE);

@@ -40,6 +40,18 @@ resume_refused() {
 	dmesg | grep -q "$2" || { dmesg | tail; fail "the resume's refusal is not in the kernel log"; }
 }
 
+# create_refused CACHE ORIGIN WHAT PATTERN: creating pc2 on CACHE and ORIGIN
+# must fail, the kernel log saying PATTERN, and leave no device; else fail
+# with "WHAT".
+create_refused() {
+	dmesg -c >/dev/null
+	if CACHE_DEV=$1 ORIGIN_DEV=$2 pmcache_table | dmsetup create pc2 2>/dev/null; then
+		fail "$3"
+	fi
+	dmesg | grep -q "$4" || { dmesg | tail -3; fail "no reason given: $3"; }
+	[ ! -e /dev/mapper/pc2 ] || fail "device left behind: $3"
+}
+
 # pa_first_resume_fails: loads $table_pa into pc and makes its first resume
 # fail (pa's first 4 KiB zeroed between the load and the resume: the
 # device changed since the load), then puts pa's first 4 KiB back. dm then
@@ -143,13 +155,8 @@ dmsetup resume pc || fail "resume without format"
 fio $job3 --verify_only=1 >/dev/null || fail "data written before the refused resume lost"
 
 log "one cache device, one origin, one dm device"
-dmesg -c >/dev/null
-if ORIGIN_DEV=/dev/mapper/ob pmcache_table | dmsetup create pc2 2>/dev/null; then
-	fail "a second device on the same cache device"
-fi
-dmesg | grep -q "pmcache: the cache device is in use by another pmcache device" ||
-	{ dmesg | tail -3; fail "no reason given"; }
-[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+create_refused "$PMEM" /dev/mapper/ob "a second device on the same cache device" \
+	"pmcache: the cache device is in use by another pmcache device"
 dmsetup message pc 0 flush
 dm_remove pc
 # Two slices of the pmem, both on origin oa.
@@ -159,46 +166,23 @@ dmsetup create pb --table "0 $((pm / 2)) linear $PMEM $((pm / 2))"
 dd if=/dev/zero of=/dev/mapper/pa bs=4096 count=1 2>/dev/null
 dd if=/dev/zero of=/dev/mapper/pb bs=4096 count=1 2>/dev/null
 CACHE_DEV=/dev/mapper/pa ORIGIN_DEV=/dev/mapper/oa pmcache_create pc
-dmesg -c >/dev/null
-if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/oa pmcache_table | dmsetup create pc2 2>/dev/null; then
-	fail "a second cache on the same origin"
-fi
-dmesg | grep -q "pmcache: the origin is cached by another pmcache device" ||
-	{ dmesg | tail -3; fail "no reason given"; }
+create_refused /dev/mapper/pb /dev/mapper/oa "a second cache on the same origin" \
+	"pmcache: the origin is cached by another pmcache device"
 # The whole pmem while pc caches in pa, a slice of it: another device, the same memory.
-dmesg -c >/dev/null
-if ORIGIN_DEV=/dev/mapper/ob pmcache_table | dmsetup create pc2 2>/dev/null; then
-	fail "a second cache on pmem another's cache device maps too"
-fi
-dmesg | grep -q "pmcache: the cache device shares pmem with another pmcache device's" ||
-	{ dmesg | tail -3; fail "no reason given for shared pmem"; }
-[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+create_refused "$PMEM" /dev/mapper/ob "a second cache on pmem another's cache device maps too" \
+	"pmcache: the cache device shares pmem with another pmcache device's"
 # An origin on pmem: over pc's cache (pa's range), or over its own cache device's.
 dmsetup create pa2 --table "0 $((pm / 2)) linear $PMEM 0"
 dmsetup create pb2 --table "0 $((pm / 2)) linear $PMEM $((pm / 2))"
-dmesg -c >/dev/null
-if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa2 pmcache_table | dmsetup create pc2 2>/dev/null; then
-	fail "an origin on the pmem of another's cache device"
-fi
-dmesg | grep -q "pmcache: cache device or origin shares pmem with another pmcache device" ||
-	{ dmesg | tail -3; fail "no reason given for an origin on another's cache pmem"; }
-dmesg -c >/dev/null
-if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pb2 pmcache_table | dmsetup create pc2 2>/dev/null; then
-	fail "an origin on the pmem of its own cache device"
-fi
-dmesg | grep -q "pmcache: the origin shares pmem with the cache device" ||
-	{ dmesg | tail -3; fail "no reason given for an origin on its own cache pmem"; }
-[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+create_refused /dev/mapper/pb /dev/mapper/pa2 "an origin on the pmem of another's cache device" \
+	"pmcache: cache device or origin shares pmem with another pmcache device"
+create_refused /dev/mapper/pb /dev/mapper/pb2 "an origin on the pmem of its own cache device" \
+	"pmcache: the origin shares pmem with the cache device"
 dmsetup remove pa2
 dmsetup remove pb2
 log "one device's cache device, another's origin: refused"
-dmesg -c >/dev/null
-if CACHE_DEV=/dev/mapper/pb ORIGIN_DEV=/dev/mapper/pa pmcache_table | dmsetup create pc2 2>/dev/null; then
-	fail "a device whose origin is another's cache device"
-fi
-dmesg | grep -q "pmcache: the origin is the cache device of a pmcache device" ||
-	{ dmesg | tail -3; fail "no reason given for an origin that is a cache device"; }
-[ ! -e /dev/mapper/pc2 ] || fail "device left behind"
+create_refused /dev/mapper/pb /dev/mapper/pa "a device whose origin is another's cache device" \
+	"pmcache: the origin is the cache device of a pmcache device"
 log "a reload whose origin is the device's own cache device: refused, the cache kept"
 dmesg -c >/dev/null
 table=$(dmsetup table pc)
